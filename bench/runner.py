@@ -1,0 +1,143 @@
+"""Run a suite cell by cell, through the cache, and write the run directory."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.cache import CellCache, cell_key, code_version
+from bench.context import RunContext
+from bench.data.pipeline import load_profiles
+from bench.provenance import environment
+from bench.registry import get_model
+from bench.suite import Suite
+from bench.tasks import get_task
+
+ROW_COLUMNS = ["suite", "task", "dataset", "resolution", "model", "seed", "metric", "value", "std", "status",
+               "note"]
+
+
+@dataclass
+class RunSummary:
+    """What a run did: its tidy rows, how many cells were computed or served from cache, and where."""
+
+    rows: pd.DataFrame
+    computed: int
+    cached: int
+    out_dir: Path
+    seconds: float
+
+
+def _progress(iterable, enabled: bool, total: int, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="cell", leave=False)
+
+
+def _cells(suite: Suite):
+    """Yield (dataset spec, resolution, task spec, seed, model name) in a fixed order."""
+    for ds in suite.datasets:
+        for res in ds.resolutions:
+            for task in suite.tasks:
+                for seed in suite.seeds:
+                    for model in task.models:
+                        yield ds, res, task, seed, model
+
+
+def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, device: str = "cpu",
+              progress: bool = True, use_cache: bool = True, log=print) -> RunSummary:
+    """Run every cell of ``suite`` not already in the cache, then write tables, plots and provenance.
+
+    Cells finished before an interruption are reused; a cell that fails inside a model (``ModelFitError``)
+    is stored as failed and shown as such in the tables.
+    """
+    started = time.perf_counter()
+    out_dir, cache = Path(out_dir), CellCache(cache_dir)
+    cells_meta, computed, cached = [], 0, 0
+    profiles_memo: dict = {}
+    prepared_memo: dict = {}
+    all_cells = list(_cells(suite))
+    for ds, res, task_spec, seed, model_name in _progress(all_cells, progress, len(all_cells), suite.name):
+        task = get_task(task_spec.name)
+        spec = get_model(model_name)
+        cfg = {**task.DEFAULTS, **task_spec.config}
+        if (ds, res) not in profiles_memo:
+            profiles_memo[(ds, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
+        profiles = profiles_memo[(ds, res)]
+        descriptor = {
+            "suite": suite.name, "task": task_spec.name, "task_config": cfg, "dataset": ds.name,
+            "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
+            "model": model_name, "seed": seed, "profile": suite.profile,
+        }
+        if task.CAPABILITY not in spec.capabilities:
+            cells_meta.append({**descriptor, "key": None, "status": "n/a"})
+            continue
+        model_cfg = spec.config(suite.profile, task_spec.model_overrides.get(model_name))
+        descriptor.update(model_config=model_cfg, code_version=code_version(spec.cls, task))
+        # the suite name is a label, not an input: identical cells of different suites share results
+        key = cell_key({k: v for k, v in descriptor.items() if k != "suite"})
+        memo_key = (ds, res, task_spec.name, seed)
+        if memo_key not in prepared_memo:
+            data = task.prepare(profiles, cfg, seed)
+            prepared_memo[memo_key] = data
+            real_name = f"real-{data.fingerprint()}"
+            if cache.load_array(real_name) is None:
+                cache.save_array(real_name, data.scaler.inverse(data.real.values))
+        data = prepared_memo[memo_key]
+        descriptor["real_array"] = f"real-{data.fingerprint()}"
+        descriptor["split_rule"] = data.split_rule
+        if use_cache and cache.has(key):
+            cached += 1
+        else:
+            ctx = RunContext(seed=seed, device=device, profile=suite.profile, progress=progress,
+                             checkpoint_dir=cache.checkpoint_dir(key))
+            t0 = time.perf_counter()
+            outcome = task.run(spec.build(suite.profile, task_spec.model_overrides.get(model_name)), data, ctx)
+            rows = task.score(outcome, data, cfg, seed)
+            result = {"rows": rows, "status": outcome["status"], "note": outcome["note"],
+                      "seconds": time.perf_counter() - t0, "fit_seconds": outcome.get("fit_seconds"),
+                      "sample_seconds": outcome.get("sample_seconds"),
+                      "scaler": {"low": data.scaler.low, "high": data.scaler.high}}
+            samples = outcome.get("samples")
+            cache.save(key, result, None if samples is None else data.scaler.inverse(samples))
+            computed += 1
+            if log and outcome["status"] != "ok":
+                log(f"  {model_name} on {ds.name} @ {res} min: {outcome['status']}: {outcome['note']}")
+        cells_meta.append({**descriptor, "key": key})
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {"suite": suite.to_dict(), "device": device, "cells": cells_meta}
+    with open(out_dir / "config.json", "w") as fh:
+        json.dump(config, fh, indent=1, sort_keys=True, default=str)
+    with open(out_dir / "environment.json", "w") as fh:
+        json.dump(environment(), fh, indent=1, sort_keys=True, default=str)
+    from bench.render import render_run
+
+    rows = render_run(out_dir, cache)
+    return RunSummary(rows=rows, computed=computed, cached=cached, out_dir=out_dir,
+                      seconds=time.perf_counter() - started)
+
+
+def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
+    """Tidy rows of every cell listed in a run's config, read from the cache alone."""
+    records = []
+    for cell in cells_meta:
+        base = {k: cell[k] for k in ("suite", "task", "dataset", "resolution", "model", "seed")}
+        if cell["key"] is None:
+            metrics = cell["task_config"].get("metrics", [])
+            records += [{**base, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
+                         "note": "model lacks this capability"} for m in metrics]
+            continue
+        if not cache.has(cell["key"]):
+            raise FileNotFoundError(f"cell {cell['key']} ({cell['model']} on {cell['dataset']} @ "
+                                    f"{cell['resolution']} min) is not in the cache {cache.root}; rerun the suite")
+        for row in cache.load(cell["key"])["rows"]:
+            records.append({**base, **row})
+    return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)

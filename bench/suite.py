@@ -1,0 +1,106 @@
+"""Suites: TOML files listing datasets x resolutions x tasks x models x seeds and a config profile."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+SUITE_DIR = Path(__file__).resolve().parent / "suites"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of a suite: the resolutions to cut it at and options for its loader."""
+
+    name: str
+    resolutions: tuple[int, ...]
+    period: str = "day"
+    data_dir: str | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a suite: the models it runs and overrides of the task's default config."""
+
+    name: str
+    models: tuple[str, ...]
+    config: dict = field(default_factory=dict)
+    model_overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    profile: str
+    seeds: tuple[int, ...]
+    datasets: tuple[DatasetSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    description: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _require(table: dict, key: str, where: str):
+    if key not in table:
+        raise ValueError(f"{where}: missing required key {key!r}")
+    return table[key]
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Read a suite by name (``bench/suites/NAME.toml``) or by path; errors name the file and the key."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITE_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(list_suites())
+        raise FileNotFoundError(f"suite {name_or_path!r} not found (looked for {path}); known suites: {known}")
+    with open(path, "rb") as fh:
+        try:
+            raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: {err}") from err
+    where = str(path)
+    datasets = tuple(
+        DatasetSpec(name=_require(d, "name", where), resolutions=tuple(_require(d, "resolutions", where)),
+                    period=d.get("period", "day"), data_dir=d.get("data_dir"), options=d.get("options", {}))
+        for d in _require(raw, "datasets", where))
+    tasks = tuple(
+        TaskSpec(name=_require(t, "name", where), models=tuple(_require(t, "models", where)),
+                 config=t.get("config", {}), model_overrides=t.get("model_overrides", {}))
+        for t in _require(raw, "tasks", where))
+    return Suite(name=raw.get("name", path.stem), profile=raw.get("profile", "quick"),
+                 seeds=tuple(raw.get("seeds", [0])), datasets=datasets, tasks=tasks,
+                 description=raw.get("description", ""), source=str(path))
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.toml"))
+
+
+def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None = None,
+             resolutions: list[int] | None = None, models: list[str] | None = None, seeds: list[int] | None = None,
+             profile: str | None = None, options: dict | None = None) -> Suite:
+    """``suite`` with command-line overrides applied (a new dataset replaces the suite's datasets)."""
+    datasets = suite.datasets
+    if dataset is not None:
+        base = next((d for d in datasets if d.name == dataset), None)
+        datasets = (DatasetSpec(name=dataset,
+                                resolutions=tuple(resolutions or (base.resolutions if base else (30,))),
+                                period=base.period if base else "day", data_dir=data_dir,
+                                options={**(base.options if base else {}), **(options or {})}),)
+    elif resolutions or data_dir or options:
+        datasets = tuple(replace(d, resolutions=tuple(resolutions or d.resolutions),
+                                 data_dir=data_dir or d.data_dir, options={**d.options, **(options or {})})
+                         for d in datasets)
+    tasks = suite.tasks
+    if models:
+        tasks = tuple(replace(t, models=tuple(models)) for t in tasks)
+    name = suite.name if dataset is None else f"{suite.name}-{dataset}"
+    return replace(suite, name=name, datasets=datasets, tasks=tasks, seeds=tuple(seeds or suite.seeds),
+                   profile=profile or suite.profile)

@@ -1,0 +1,23 @@
+"""Benchmark tasks. Each task module exposes ``NAME``, ``CAPABILITY``, ``DEFAULTS`` and the three functions
+``prepare(profiles, cfg, seed) -> TaskData``, ``run(model, data, ctx) -> outputs`` and
+``score(outputs, data, cfg, seed) -> list[dict]`` (tidy metric rows)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+TASK_MODULES = {
+    "generation": "bench.tasks.generation",
+}
+
+
+def get_task(name: str) -> ModuleType:
+    """The task module registered as ``name``."""
+    if name not in TASK_MODULES:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}")
+    return import_module(TASK_MODULES[name])
+
+
+def list_tasks() -> list[ModuleType]:
+    return [get_task(n) for n in sorted(TASK_MODULES)]

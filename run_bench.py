@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""meterbench command line.
+
+    python run_bench.py                          # the quick suite on the embedded default data
+    python run_bench.py --dataset lcl --data-dir ../shared/data/lcl_sample --resolution 30
+    python run_bench.py --suite quick --models gmm,t-copula --seeds 0,1
+    python run_bench.py list models|datasets|tasks|suites
+    python run_bench.py report results/quick     # rebuild tables and plots from the cache alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_RESULTS = REPO_ROOT / "results"
+COMMANDS = ("run", "list", "report")
+
+
+def _csv(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_bench.py", description="meterbench: benchmark generative models "
+                                     "of smart-meter load data.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a suite (the default command)")
+    run.add_argument("--suite", default="quick", help="suite name in bench/suites or a TOML path (default quick)")
+    run.add_argument("--dataset", help="replace the suite's datasets with this one (see `list datasets`)")
+    run.add_argument("--data-dir", help="folder with the dataset's files (default $METERBENCH_DATA/<dataset>)")
+    run.add_argument("--resolution", type=_csv(int), help="resolution(s) in minutes, e.g. 30 or 60,15")
+    run.add_argument("--households", type=int, help="load only the first N households (LCL, CER, WPuQ)")
+    run.add_argument("--models", type=_csv(str), help="comma-separated model names (see `list models`)")
+    run.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
+    run.add_argument("--profile", choices=("quick", "paper"), help="model config profile")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or auto (deep models)")
+    run.add_argument("--out", help="run directory (default results/<suite name>)")
+    run.add_argument("--cache", default=str(DEFAULT_RESULTS / "cache"), help="cell cache directory")
+    run.add_argument("--no-cache", action="store_true", help="recompute every cell (results still stored)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    lst = sub.add_parser("list", help="list models, datasets, tasks or suites")
+    lst.add_argument("what", choices=("models", "datasets", "tasks", "suites"))
+    rep = sub.add_parser("report", help="rebuild a run's tables and plots from the cache")
+    rep.add_argument("run_dir", help="a run directory (holding config.json)")
+    rep.add_argument("--cache", default=str(DEFAULT_RESULTS / "cache"), help="cell cache directory")
+    return parser
+
+
+def cmd_list(what: str) -> None:
+    from tabulate import tabulate
+
+    if what == "models":
+        from bench.registry import list_models
+
+        rows = [(m.name, ", ".join(sorted(m.capabilities)), ", ".join(m.configs), m.description)
+                for m in list_models()]
+        print(tabulate(rows, headers=["model", "capabilities", "profiles", "description"]))
+    elif what == "datasets":
+        from bench.data.loaders import DATASETS
+
+        rows = [(d.name, f"{d.resolution} min", d.description) for d in DATASETS.values()]
+        print(tabulate(rows, headers=["dataset", "native resolution", "description"]))
+    elif what == "tasks":
+        from bench.tasks import list_tasks
+
+        rows = [(t.NAME, t.CAPABILITY, (t.__doc__ or "").strip().splitlines()[0]) for t in list_tasks()]
+        print(tabulate(rows, headers=["task", "needs capability", "description"]))
+    else:
+        from bench.suite import list_suites, load_suite
+
+        rows = []
+        for name in list_suites():
+            s = load_suite(name)
+            rows.append((name, s.profile, s.description))
+        print(tabulate(rows, headers=["suite", "profile", "description"]))
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run_suite
+    from bench.suite import load_suite, override
+
+    suite = load_suite(args.suite)
+    options = {"households": args.households} if args.households else None
+    suite = override(suite, dataset=args.dataset, data_dir=args.data_dir, resolutions=args.resolution,
+                     models=args.models, seeds=args.seeds, profile=args.profile, options=options)
+    out_dir = Path(args.out) if args.out else DEFAULT_RESULTS / suite.name
+    summary = run_suite(suite, out_dir, args.cache, device=args.device, progress=not args.quiet,
+                        use_cache=not args.no_cache)
+    print((out_dir / "tables.md").read_text())
+    print(f"{summary.computed} cells computed, {summary.cached} from cache, {summary.seconds:.1f} s; "
+          f"results in {out_dir}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.cache import CellCache
+    from bench.render import render_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").is_file():
+        print(f"error: {run_dir} holds no config.json; give a run directory written by `run_bench.py run`",
+              file=sys.stderr)
+        return 2
+    render_run(run_dir, CellCache(args.cache))
+    print((run_dir / "tables.md").read_text())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "run")
+    args = build_parser().parse_args(argv)
+    from bench.errors import DataError
+
+    try:
+        if args.command == "list":
+            cmd_list(args.what)
+            return 0
+        if args.command == "report":
+            return cmd_report(args)
+        return cmd_run(args)
+    except (DataError, FileNotFoundError, KeyError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
