@@ -1,0 +1,92 @@
+"""Turn a run directory's config plus the cell cache into tables, plots and a tidy CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.cache import CellCache
+from bench.runner import collect_rows
+
+
+def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
+    suite = config["suite"]
+    cells = config["cells"]
+    fps = sorted({f"{c['dataset']}@{c['resolution']}min={c['data_fingerprint']}" for c in cells})
+    rules = sorted({f"{c['dataset']}: {c['split_rule']}" for c in cells if c.get("split_rule")})
+    lines = [f"- suite `{suite['name']}`, profile `{suite['profile']}`, seeds {list(suite['seeds'])}, "
+             f"device `{config.get('device', 'cpu')}`",
+             f"- data fingerprints: {', '.join(fps)}",
+             f"- splits: {'; '.join(rules)}"]
+    if environment:
+        git = environment.get("git") or {}
+        commit = git.get("commit") or "unknown"
+        dirty = " (uncommitted changes)" if git.get("dirty") else ""
+        pk = environment.get("packages", {})
+        lines.append(f"- code: commit `{commit[:12]}`{dirty}; python {environment.get('python')}, "
+                     + ", ".join(f"{k} {v}" for k, v in pk.items() if v))
+        lines.append(f"- hardware: {environment.get('platform')}, {environment.get('cpu_count')} CPUs, "
+                     f"accelerator: {environment.get('cuda') or 'none'}")
+    return lines
+
+
+def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
+    """Rebuild ``results.csv``, the tables and the plots of ``run_dir`` from its ``config.json`` and the cache.
+
+    Returns the tidy rows.
+    """
+    from bench.report import plots, tables
+    from metrics import ALL_METRICS
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    env_file = run_dir / "environment.json"
+    environment = json.loads(env_file.read_text()) if env_file.is_file() else None
+    rows = collect_rows(config["cells"], cache)
+    rows.to_csv(run_dir / "results.csv", index=False)
+    directions = {name: spec.direction for name, spec in ALL_METRICS.items()}
+
+    md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
+          ""]
+    tex = []
+    for task, task_rows in rows.groupby("task", sort=False):
+        metrics = list(dict.fromkeys(task_rows["metric"]))
+        table = tables.summary_table(task_rows, directions, metrics=metrics)
+        caption = (f"Task `{task}`: mean ± std over bootstrap repeats; best per dataset and resolution in bold; "
+                   f"lower is better for " + ", ".join(m for m in metrics if directions[m] == "lower"))
+        md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
+        tex.append(tables.to_latex(table, caption))
+        tables.to_csv(table, run_dir / f"table_{task}.csv")
+    (run_dir / "tables.md").write_text("\n".join(md))
+    (run_dir / "tables.tex").write_text("\n\n".join(tex))
+    _render_plots(config["cells"], cache, run_dir / "plots", plots)
+    return rows
+
+
+def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> None:
+    """Sample curves, marginal histograms and correlation heatmaps per (dataset, resolution), first seed."""
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    groups: dict = {}
+    for cell in cells:
+        if cell["task"] != "generation" or cell["key"] is None:
+            continue
+        group = groups.setdefault((cell["dataset"], cell["resolution"]), {"seed": cell["seed"], "cells": []})
+        if cell["seed"] == group["seed"]:
+            group["cells"].append(cell)
+    for (dataset, resolution), group in groups.items():
+        real = cache.load_array(group["cells"][0]["real_array"])
+        if real is None:
+            continue
+        generated: dict[str, np.ndarray | None] = {}
+        for cell in group["cells"]:
+            generated[cell["model"]] = cache.load_samples(cell["key"])
+            if generated[cell["model"]] is None:
+                generated[cell["model"]] = None
+        stem = plot_dir / f"{dataset}-{resolution}min"
+        title = f"{dataset}, {resolution}-minute daily profiles (kW)"
+        plots.plot_samples(real, generated, f"{stem}-samples.png", resolution=resolution, title=title)
+        plots.plot_marginal_histograms(real, generated, f"{stem}-histograms.png")
+        plots.plot_covariance(real, generated, f"{stem}-correlation.png")

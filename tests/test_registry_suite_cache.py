@@ -1,0 +1,80 @@
+"""Registry, suite files and the cell cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.cache import CellCache, cell_key
+from bench.registry import get_model, list_models, register_model
+from bench.suite import list_suites, load_suite, override
+
+
+def test_builtin_models_registered_with_capabilities():
+    names = {m.name for m in list_models()}
+    assert {"gmm", "gmm-pca", "t-copula", "resample-train", "independent-marginals"} <= names
+    for spec in list_models():
+        assert "generate" in spec.capabilities
+        assert "quick" in spec.configs
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(KeyError, match="known models: .*gmm"):
+        get_model("no-such-model")
+
+
+def test_register_variant_pins_parameters_and_rejects_bad_declarations():
+    @register_model("test-toy")
+    @register_model("test-toy-big", size=9)
+    class Toy:
+        """A toy."""
+
+        capabilities = frozenset({"generate"})
+        configs = {"quick": {"size": 1}, "paper": {"size": 2}}
+
+        def __init__(self, size):
+            self.size = size
+
+    assert get_model("test-toy").build().size == 1
+    assert get_model("test-toy").build("paper").size == 2
+    assert get_model("test-toy-big").build("paper").size == 9
+    with pytest.raises(KeyError, match="no parameters"):
+        get_model("test-toy").config("quick", {"colour": 3})
+    with pytest.raises(ValueError, match="unknown capabilities"):
+        register_model("test-bad")(type("Bad", (), {"capabilities": {"fly"}, "configs": {"quick": {}}}))
+    with pytest.raises(ValueError, match="quick"):
+        register_model("test-bad2")(type("Bad2", (), {"capabilities": {"generate"}, "configs": {}}))
+
+
+def test_quick_suite_loads_and_overrides():
+    assert "quick" in list_suites()
+    suite = load_suite("quick")
+    assert suite.datasets[0].name == "uci" and suite.profile == "quick"
+    lcl = override(suite, dataset="lcl", data_dir="/x", resolutions=[30], models=["gmm"], seeds=[1, 2])
+    assert lcl.name == "quick-lcl"
+    assert lcl.datasets[0].resolutions == (30,) and lcl.datasets[0].data_dir == "/x"
+    assert lcl.tasks[0].models == ("gmm",) and lcl.seeds == (1, 2)
+
+
+def test_suite_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="known suites"):
+        load_suite("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[tasks]]\nname = "generation"\nmodels = ["gmm"]\n')
+    with pytest.raises(ValueError, match="bad.toml.*datasets"):
+        load_suite(str(bad))
+
+
+def test_cache_roundtrip_and_key_stability(tmp_path):
+    cache = CellCache(tmp_path)
+    key = cell_key({"b": 1, "a": [1, 2]})
+    assert key == cell_key({"a": [1, 2], "b": 1})
+    assert key != cell_key({"a": [1, 2], "b": 2})
+    assert not cache.has(key)
+    samples = np.arange(6, dtype=np.float32).reshape(2, 3)
+    cache.save(key, {"rows": [{"metric": "MMD", "value": 0.5}]}, samples)
+    assert cache.has(key)
+    assert cache.load(key)["rows"][0]["value"] == 0.5
+    np.testing.assert_array_equal(cache.load_samples(key), samples)
+    # no temporary directories are left behind
+    assert [p.name for p in (tmp_path / "cells").iterdir()] == [key]
