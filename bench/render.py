@@ -55,8 +55,8 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     for task, task_rows in rows.groupby("task", sort=False):
         metrics = list(dict.fromkeys(task_rows["metric"]))
         table = tables.summary_table(task_rows, directions, metrics=metrics)
-        caption = (f"Task `{task}`: mean ± std over bootstrap repeats; best per dataset and resolution in bold; "
-                   f"lower is better for " + ", ".join(m for m in metrics if directions[m] == "lower"))
+        lower = [m for m in metrics if directions[m] == "lower"]
+        caption = f"Task `{task}`" + (f"; lower is better for {', '.join(lower)}" if lower else "")
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         tex.append(tables.to_latex(table, caption))
         tables.to_csv(table, run_dir / f"table_{task}.csv")
@@ -81,12 +81,15 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
         if real is None:
             continue
         generated: dict[str, np.ndarray | None] = {}
+        failures: dict[str, str] = {}
         for cell in group["cells"]:
             generated[cell["model"]] = cache.load_samples(cell["key"])
             if generated[cell["model"]] is None:
-                generated[cell["model"]] = None
+                failures[cell["model"]] = cache.load(cell["key"])["note"] or "no samples"
         stem = plot_dir / f"{dataset}-{resolution}min"
         title = f"{dataset}, {resolution}-minute daily profiles (kW)"
-        plots.plot_samples(real, generated, f"{stem}-samples.png", resolution=resolution, title=title)
-        plots.plot_marginal_histograms(real, generated, f"{stem}-histograms.png")
-        plots.plot_covariance(real, generated, f"{stem}-correlation.png")
+        plots.plot_samples(real, generated, f"{stem}-samples.png", resolution=resolution, title=title,
+                           failures=failures)
+        plots.plot_marginal_histograms(real, generated, f"{stem}-histograms.png", failures=failures)
+        plots.plot_covariance(real, generated, f"{stem}-correlation.png", resolution=resolution,
+                              failures=failures)

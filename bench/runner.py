@@ -43,12 +43,12 @@ def _progress(iterable, enabled: bool, total: int, desc: str):
 
 def _cells(suite: Suite):
     """Yield (dataset spec, resolution, task spec, seed, model name) in a fixed order."""
-    for ds in suite.datasets:
+    for d, ds in enumerate(suite.datasets):
         for res in ds.resolutions:
             for task in suite.tasks:
                 for seed in suite.seeds:
                     for model in task.models:
-                        yield ds, res, task, seed, model
+                        yield d, ds, res, task, seed, model
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, device: str = "cpu",
@@ -64,13 +64,13 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
     profiles_memo: dict = {}
     prepared_memo: dict = {}
     all_cells = list(_cells(suite))
-    for ds, res, task_spec, seed, model_name in _progress(all_cells, progress, len(all_cells), suite.name):
+    for d, ds, res, task_spec, seed, model_name in _progress(all_cells, progress, len(all_cells), suite.name):
         task = get_task(task_spec.name)
         spec = get_model(model_name)
         cfg = {**task.DEFAULTS, **task_spec.config}
-        if (ds, res) not in profiles_memo:
-            profiles_memo[(ds, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
-        profiles = profiles_memo[(ds, res)]
+        if (d, res) not in profiles_memo:
+            profiles_memo[(d, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
+        profiles = profiles_memo[(d, res)]
         descriptor = {
             "suite": suite.name, "task": task_spec.name, "task_config": cfg, "dataset": ds.name,
             "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
@@ -83,7 +83,7 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
         descriptor.update(model_config=model_cfg, code_version=code_version(spec.cls, task))
         # the suite name is a label, not an input: identical cells of different suites share results
         key = cell_key({k: v for k, v in descriptor.items() if k != "suite"})
-        memo_key = (ds, res, task_spec.name, seed)
+        memo_key = (d, res, task_spec.name, seed)
         if memo_key not in prepared_memo:
             data = task.prepare(profiles, cfg, seed)
             prepared_memo[memo_key] = data

@@ -1,0 +1,1 @@
+"""Built-in models of meterbench, one module per model family, registered with ``@register_model``."""

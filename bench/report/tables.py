@@ -1,0 +1,452 @@
+"""Summary tables built from tidy result rows, and their markdown, LaTeX and CSV renderings.
+
+Input rows have the columns ``suite, task, dataset, resolution, model, seed, metric, value, std, status,
+note``: one row per (cell, seed, metric), ``value``/``std`` the bootstrap mean and std, ``status`` one of
+``ok``, ``failed`` (value NaN, ``note`` says why) or ``n/a`` (the model lacks the capability).
+
+Conventions, stated again in every rendered caption:
+
+* **Seeds.** A cell's value is the mean over seeds of the per-seed bootstrap means. Its ± is the bootstrap
+  std when the cell has one seed, and the sample std (ddof = 1) of the per-seed bootstrap means when it has
+  several. The two are not pooled: the bootstrap std only measures evaluation-subsample noise, while the
+  spread across seeds also carries the randomness of splitting and training, which is what a reader who
+  re-runs the benchmark with another seed would see.
+* **Failures.** A cell that failed on any of its seeds is shown as failed (the note says on how many seeds):
+  averaging only the surviving seeds would flatter an unstable model.
+* **Best.** Within each group (every index level except ``model``, by default one (dataset, resolution)),
+  per metric, the ``ok`` cells whose value is best in the metric's direction are flagged; ties (equal to
+  12 significant digits) are all flagged.
+* **Ranks.** Within each group and metric, ``ok`` cells get fractional ranks (1 = best, tied cells share the
+  mean of their positions); failed cells rank after every ``ok`` cell, sharing the mean of the last
+  positions; ``n/a`` and missing cells are not ranked. A row's average rank is the mean of its ranks over
+  the metrics where it is ranked.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+REQUIRED_COLUMNS = ("model", "seed", "metric", "value", "std", "status", "note")
+STATUSES = ("ok", "failed", "n/a")
+MISSING = "missing"  # status of a (row, metric) pair that has no input row at all
+DIRECTIONS = ("lower", "higher")
+PAPER_METRICS = ("MMD", "GFD", "KL", "WD", "KS")
+DEFAULT_INDEX = ("dataset", "resolution", "model")
+
+
+@dataclass
+class TableData:
+    """One summary table: rows are the index combinations (model last or anywhere), columns the metrics.
+
+    ``means``/``stds`` are float (NaN where not ``ok``), ``status`` holds ``ok``/``failed``/``n/a``/``missing``,
+    ``notes`` the reason of failed and n/a cells (``""`` otherwise), ``best`` the best-per-group flags,
+    ``ranks`` the per-metric ranks (NaN where unranked), ``avg_rank`` the mean rank of each row and
+    ``n_seeds`` how many seeds each cell aggregates. ``directions`` maps each metric to ``lower``/``higher``.
+    """
+
+    means: pd.DataFrame
+    stds: pd.DataFrame
+    status: pd.DataFrame
+    notes: pd.DataFrame
+    best: pd.DataFrame
+    ranks: pd.DataFrame
+    avg_rank: pd.Series
+    n_seeds: pd.DataFrame
+    directions: dict[str, str]
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric columns, in table order."""
+        return list(self.means.columns)
+
+    @property
+    def index_names(self) -> list[str]:
+        """The row index levels, in table order."""
+        return list(self.means.index.names)
+
+    @property
+    def group_levels(self) -> list[str]:
+        """The index levels that define a comparison group (all but ``model``)."""
+        return [name for name in self.index_names if name != "model"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# building
+
+
+def _check_rows(rows: pd.DataFrame, index: tuple[str, ...]) -> None:
+    if not isinstance(rows, pd.DataFrame):
+        raise TypeError(f"rows must be a pandas DataFrame, got {type(rows).__name__}")
+    missing = [c for c in (*REQUIRED_COLUMNS, *index) if c not in rows.columns]
+    if missing:
+        raise ValueError(f"result rows lack the column(s) {missing}; they have {list(rows.columns)}")
+    if "model" not in index:
+        raise ValueError(f"the table index must contain 'model' (best and ranks compare models), got {index}")
+    if len(set(index)) != len(index):
+        raise ValueError(f"the table index repeats a level: {index}")
+    reserved = {"seed", "metric", "value", "std", "status", "note"} & set(index)
+    if reserved:
+        raise ValueError(f"{sorted(reserved)} cannot be index levels of a summary table")
+    if rows.empty:
+        raise ValueError("no result rows to tabulate")
+    bad_status = sorted(set(rows["status"]) - set(STATUSES), key=str)
+    if bad_status:
+        hint = ("; a CSV read with pandas defaults turns 'n/a' into NaN: pass keep_default_na=False"
+                if rows["status"].isna().any() else "")
+        raise ValueError(f"unknown status value(s) {bad_status}; expected one of {list(STATUSES)}{hint}")
+    ok_nan = rows[(rows["status"] == "ok") & rows["value"].isna()]
+    if not ok_nan.empty:
+        first = ok_nan.iloc[0]
+        raise ValueError(f"row with status 'ok' but no value: model {first['model']!r}, metric "
+                         f"{first['metric']!r} ({len(ok_nan)} such row(s)); mark it 'failed' with a note")
+    for level in index:
+        if rows[level].isna().any():
+            raise ValueError(f"index column {level!r} has missing values")
+
+
+def _check_directions(metrics: Sequence[str], directions: dict[str, str]) -> dict[str, str]:
+    unknown = [m for m in metrics if m not in directions]
+    if unknown:
+        raise ValueError(f"no direction given for metric(s) {unknown}; pass {{metric: 'lower'|'higher'}}")
+    bad = {m: directions[m] for m in metrics if directions[m] not in DIRECTIONS}
+    if bad:
+        raise ValueError(f"direction must be 'lower' or 'higher', got {bad}")
+    return {m: directions[m] for m in metrics}
+
+
+def _notes(group: pd.DataFrame) -> list[str]:
+    notes = [str(n).strip() for n in group["note"] if isinstance(n, str) and n.strip()]
+    return list(dict.fromkeys(notes))
+
+
+def _aggregate_cell(group: pd.DataFrame) -> tuple[float, float, str, str, int]:
+    """(value, std, status, note, n_seeds) of one (row, metric) cell over its seeds; see the module doc."""
+    status = group["status"]
+    n = len(group)
+    if (status == "n/a").any():
+        if not (status == "n/a").all():
+            first = group.iloc[0]
+            raise ValueError(f"model {first['model']!r}, metric {first['metric']!r} is 'n/a' on some seeds "
+                             f"and not on others ({sorted(set(status))})")
+        return math.nan, math.nan, "n/a", "; ".join(_notes(group)), n
+    failed = status == "failed"
+    if failed.any():
+        k = int(failed.sum())
+        reason = "; ".join(_notes(group[failed])) or "no reason given"
+        if k < n:
+            reason = f"failed on {k} of {n} seeds: {reason}"
+        return math.nan, math.nan, "failed", reason, n
+    values = group["value"].to_numpy(dtype=float)
+    if n == 1:
+        return float(values[0]), float(group["std"].iloc[0]), "ok", "", 1
+    return float(values.mean()), float(values.std(ddof=1)), "ok", "", n
+
+
+def _tie_key(x: float) -> float:
+    # bootstrap means that agree to 12 significant digits are the same result up to float noise
+    return float(f"{x:.12g}")
+
+
+def _best_and_ranks(means: np.ndarray, status: np.ndarray, groups: Iterable[list[int]],
+                    metrics: list[str], directions: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    best = np.zeros(means.shape, dtype=bool)
+    ranks = np.full(means.shape, np.nan)
+    for members in groups:
+        for j, metric in enumerate(metrics):
+            sign = 1.0 if directions[metric] == "lower" else -1.0
+            ok = [i for i in members if status[i, j] == "ok"]
+            failed = [i for i in members if status[i, j] == "failed"]
+            if ok:
+                keys = np.array([_tie_key(sign * means[i, j]) for i in ok])
+                best[ok, j] = keys == keys.min()
+                ranks[ok, j] = pd.Series(keys).rank(method="average").to_numpy()
+            if failed:
+                ranks[failed, j] = len(ok) + (len(failed) + 1) / 2
+    return best, ranks
+
+
+def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[str] | None = None,
+                  index: Sequence[str] = DEFAULT_INDEX) -> TableData:
+    """Aggregate tidy result rows into a :class:`TableData` with best flags and average ranks.
+
+    ``directions`` maps every tabulated metric to ``"lower"`` or ``"higher"`` (is better). ``metrics``
+    selects and orders the columns (default: every metric, in order of first appearance). Rows keep the
+    order in which their index combination first appears. Aggregation over seeds, the best flags (within
+    each group of all index levels but ``model``, ties all flagged) and the ranks (1 = best, failed cells
+    last, n/a unranked) follow the conventions of the module docstring.
+
+    Raises ``ValueError`` for missing columns, unknown statuses or directions, an ``ok`` row without a value,
+    or two rows for the same (index, seed, metric) — e.g. rows of several tasks: tabulate one task at a time.
+    """
+    index = tuple(index)
+    _check_rows(rows, index)
+    present = list(dict.fromkeys(rows["metric"]))
+    if metrics is None:
+        metrics = present
+    else:
+        metrics = list(metrics)
+        absent = [m for m in metrics if m not in present]
+        if absent:
+            raise ValueError(f"metric(s) {absent} not in the result rows (they have {present})")
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"metrics repeat a name: {metrics}")
+    directions = _check_directions(metrics, directions)
+    rows = rows[rows["metric"].isin(metrics)]
+    keys_cols = [*index, "seed", "metric"]
+    dup = rows.duplicated(subset=keys_cols, keep=False)
+    if dup.any():
+        first = rows[dup].iloc[0]
+        where = ", ".join(f"{c}={first[c]!r}" for c in keys_cols)
+        raise ValueError(f"{int(dup.sum())} result rows share their (index, seed, metric), e.g. {where}; "
+                         "tabulate one task (and suite) at a time or add the distinguishing column to the index")
+
+    row_keys = list(rows[list(index)].drop_duplicates().itertuples(index=False, name=None))
+    row_pos = {key: i for i, key in enumerate(row_keys)}
+    col_pos = {m: j for j, m in enumerate(metrics)}
+    shape = (len(row_keys), len(metrics))
+    means, stds = np.full(shape, np.nan), np.full(shape, np.nan)
+    status = np.full(shape, MISSING, dtype=object)
+    notes = np.full(shape, "", dtype=object)
+    n_seeds = np.zeros(shape, dtype=int)
+    for key, group in rows.groupby([*index, "metric"], sort=False):
+        i, j = row_pos[tuple(key[:-1])], col_pos[key[-1]]
+        means[i, j], stds[i, j], status[i, j], notes[i, j], n_seeds[i, j] = _aggregate_cell(group)
+
+    groups: dict[tuple, list[int]] = {}
+    for key, i in row_pos.items():
+        group_key = tuple(v for name, v in zip(index, key) if name != "model")
+        groups.setdefault(group_key, []).append(i)
+    best, ranks = _best_and_ranks(means, status, groups.values(), metrics, directions)
+    counts = (~np.isnan(ranks)).sum(axis=1)
+    avg = np.where(counts > 0, np.nansum(ranks, axis=1) / np.maximum(counts, 1), np.nan)
+
+    row_index = pd.MultiIndex.from_tuples(row_keys, names=list(index))
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=row_index, columns=metrics)
+
+    return TableData(means=frame(means), stds=frame(stds), status=frame(status), notes=frame(notes),
+                     best=frame(best), ranks=frame(ranks), avg_rank=pd.Series(avg, index=row_index,
+                                                                              name="avg. rank"),
+                     n_seeds=frame(n_seeds), directions=directions)
+
+
+def paper_layout_table(rows: pd.DataFrame, directions: dict[str, str], dataset: str,
+                       metrics: Sequence[str] = PAPER_METRICS, task: str | None = "generation") -> TableData:
+    """The EnergyDiff Tables II-VII layout for one dataset: rows by resolution (ascending) then model.
+
+    Columns are MMD, GFD, KL, WD, KS by default; best flags and ranks compare the models of one
+    resolution. ``task`` keeps only that task's rows (``None`` keeps all). Otherwise identical to
+    :func:`summary_table` with ``index=("resolution", "model")``.
+    """
+    if "dataset" not in rows.columns:
+        raise ValueError("result rows lack the column 'dataset'")
+    subset = rows[rows["dataset"] == dataset]
+    if subset.empty:
+        raise ValueError(f"no result rows for dataset {dataset!r}; have {sorted(set(rows['dataset']), key=str)}")
+    if task is not None and "task" in subset.columns:
+        subset = subset[subset["task"] == task]
+        if subset.empty:
+            raise ValueError(f"no result rows for task {task!r} on dataset {dataset!r}")
+    subset = subset.sort_values("resolution", kind="mergesort")  # stable: models keep their order
+    return summary_table(subset, directions, metrics=list(metrics), index=("resolution", "model"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# formatting
+
+
+def format_value(x: float, digits: int = 4) -> str:
+    """``x`` to ``digits`` significant digits; scientific notation when ``0 < |x| < 1e-3`` or ``|x| >= 1e6``.
+
+    Fixed notation keeps trailing zeros so that a column reads at a constant precision (0.01230, 6.444);
+    tiny values such as 8e-4 stay readable as ``8.000e-04`` instead of rounding to zero.
+    """
+    if digits < 1:
+        raise ValueError(f"digits must be >= 1, got {digits}")
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    rounded = float(f"{x:.{digits}g}")  # rounding first keeps 9.99996 from printing as 10.000
+    if abs(rounded) < 1e-3 or abs(rounded) >= 1e6:
+        return f"{x:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:.{decimals}f}"
+
+
+def format_mean_std(mean: float, std: float, digits: int = 4, pm: str = "±") -> str:
+    """``mean ± std``: the mean via :func:`format_value`, the std at the mean's decimals when that shows it,
+    else to two significant digits (so a std far below the mean's precision never prints as 0)."""
+    text = format_value(mean, digits)
+    if std is None or not math.isfinite(float(std)):
+        return text
+    std = float(std)
+    if "e" in text or "." not in text:
+        std_text = format_value(std, 2)
+    else:
+        std_text = f"{std:.{len(text.split('.')[1])}f}"
+        if std != 0 and float(std_text) == 0:
+            std_text = format_value(std, 2)
+    return f"{text} {pm} {std_text}"
+
+
+def seed_note(table: TableData) -> str:
+    """One sentence saying what the values and the ± of ``table`` are (depends on the seed counts)."""
+    counts = sorted(set(table.n_seeds.to_numpy()[table.status.to_numpy() == "ok"].tolist()))
+    if not counts or counts == [1]:
+        return "Values are bootstrap means ± bootstrap std (one seed per cell)."
+    if 1 not in counts:
+        n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        return (f"Values are means over {n} seeds of the bootstrap means; ± is the std across seeds "
+                "(ddof = 1).")
+    return ("Values are means over seeds of the bootstrap means; ± is the std across seeds (ddof = 1) where a "
+            "cell has several seeds, else the bootstrap std of its single seed.")
+
+
+def rank_note(table: TableData) -> str:
+    """One sentence saying how best flags and average ranks are computed."""
+    group = f"within each ({', '.join(table.group_levels)}) group" if table.group_levels else "in the table"
+    return (f"Best per metric {group} in bold; avg. rank = mean rank over the metrics within the "
+            "same group (1 = best, ties share the mean rank, failed cells rank last, n/a cells are not ranked).")
+
+
+def _row_label(table: TableData, key: tuple) -> str:
+    named = dict(zip(table.index_names, key))
+    rest = ", ".join(f"{k}={v}" for k, v in named.items() if k != "model")
+    return f"{named['model']} ({rest})" if rest else str(named["model"])
+
+
+def _cells(table: TableData, pm: str, bold: Callable[[str], str], failed: Callable[[int], str],
+           missing: str) -> tuple[list[list[str]], list[tuple[str, list[str]]]]:
+    """Metric and avg. rank cell texts per row, plus footnotes (reason, affected rows) numbered from 1."""
+    footnotes: dict[str, list[str]] = {}
+    body = []
+    means, stds = table.means.to_numpy(), table.stds.to_numpy()
+    status, notes, best = table.status.to_numpy(), table.notes.to_numpy(), table.best.to_numpy()
+    for i, key in enumerate(table.means.index):
+        key = key if isinstance(key, tuple) else (key,)
+        line = []
+        for j in range(len(table.metrics)):
+            if status[i, j] == "ok":
+                text = format_mean_std(means[i, j], stds[i, j], pm=pm)
+                line.append(bold(text) if best[i, j] else text)
+            elif status[i, j] == "failed":
+                reason = notes[i, j] or "no reason given"
+                labels = footnotes.setdefault(reason, [])
+                label = _row_label(table, key)
+                if label not in labels:
+                    labels.append(label)
+                line.append(failed(list(footnotes).index(reason) + 1))
+            elif status[i, j] == "n/a":
+                line.append("n/a")
+            else:
+                line.append(missing)
+        rank = table.avg_rank.iloc[i]
+        line.append(missing if math.isnan(rank) else f"{rank:.2f}")
+        body.append(line)
+    return body, list(footnotes.items())
+
+
+def _index_texts(table: TableData, escape: Callable[[str], str]) -> list[list[str]]:
+    out = []
+    for key in table.means.index:
+        key = key if isinstance(key, tuple) else (key,)
+        out.append([escape(str(v)) for v in key])
+    return out
+
+
+def _caption_text(table: TableData, caption: str) -> str:
+    caption = caption.strip()
+    if caption and not caption.endswith((".", "!", "?")):
+        caption += "."
+    return " ".join(part for part in (caption, seed_note(table), rank_note(table)) if part)
+
+
+def _markdown_escape(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare pipe would split the cell
+
+
+def to_markdown(table: TableData, caption: str) -> str:
+    """GitHub-flavoured markdown: caption (with the seed and rank conventions), the table, footnotes.
+
+    Cells read ``mean ± std``; the best cells of each group are in ``**bold**``; failed cells read
+    ``failed [k]`` with footnote ``[k]`` giving the reason and the affected rows; n/a cells read ``n/a``.
+    """
+    body, footnotes = _cells(table, pm="±", bold=lambda t: f"**{t}**", failed=lambda k: f"failed [{k}]",
+                             missing="–")
+    headers = [*table.index_names,
+               *[f"{m} {'↓' if table.directions[m] == 'lower' else '↑'}" for m in table.metrics], "avg. rank"]
+    n_index = len(table.index_names)
+    grid = tabulate([idx + line for idx, line in zip(_index_texts(table, _markdown_escape), body)], headers=headers,
+                    tablefmt="github", disable_numparse=True,
+                    colalign=("left",) * n_index + ("right",) * (len(headers) - n_index))
+    parts = [_caption_text(table, caption), "", grid]
+    if footnotes:
+        parts.append("")
+        parts += [f"- [{k}] failed: {reason} — {'; '.join(labels)}"
+                  for k, (reason, labels) in enumerate(footnotes, start=1)]
+    return "\n".join(parts) + "\n"
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIALS))
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX specials in plain text; ``±`` becomes ``$\\pm$`` and `` `code` `` becomes ``\\texttt{code}``."""
+    text = _LATEX_RE.sub(lambda m: _LATEX_SPECIALS[m.group(0)], str(text))
+    text = text.replace("±", r"$\pm$").replace("–", "--").replace("—", "---")
+    return re.sub(r"`([^`]*)`", r"\\texttt{\1}", text)
+
+
+def to_latex(table: TableData, caption: str) -> str:
+    """A LaTeX ``table`` environment (tabulate ``latex_raw``): best cells in ``\\textbf{...}``, ± as
+    ``$\\pm$``, failed cells as ``failed$^{k}$`` with the reasons below the tabular."""
+    body, footnotes = _cells(table, pm=r"$\pm$", bold=lambda t: rf"\textbf{{{t}}}",
+                             failed=lambda k: rf"failed$^{{{k}}}$", missing="--")
+    headers = [*(latex_escape(n) for n in table.index_names),
+               *[rf"{latex_escape(m)} $\{'downarrow' if table.directions[m] == 'lower' else 'uparrow'}$"
+                 for m in table.metrics], "avg. rank"]
+    n_index = len(table.index_names)
+    grid = tabulate([idx + line for idx, line in zip(_index_texts(table, latex_escape), body)], headers=headers,
+                    tablefmt="latex_raw", disable_numparse=True,
+                    colalign=("left",) * n_index + ("right",) * (len(headers) - n_index))
+    lines = [r"\begin{table}[htbp]", r"\centering", rf"\caption{{{latex_escape(_caption_text(table, caption))}}}",
+             grid]
+    if footnotes:
+        lines.append(r"\par\smallskip\footnotesize")
+        lines += [rf"$^{{{k}}}$ failed: {latex_escape(reason)} --- {latex_escape('; '.join(labels))}\\"
+                  for k, (reason, labels) in enumerate(footnotes, start=1)]
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: TableData, path: str | Path) -> Path:
+    """Write a wide CSV: the index columns, ``<metric>_mean`` and ``<metric>_std`` per metric (numeric,
+    empty where not ``ok``), ``avg_rank``, then ``<metric>_status`` per metric. Returns the path.
+
+    Read it back with ``pd.read_csv(path, keep_default_na=False, na_values=[""])`` so that the status
+    ``n/a`` stays a string rather than becoming NaN.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = table.means.index.to_frame(index=False)
+    for metric in table.metrics:
+        frame[f"{metric}_mean"] = table.means[metric].to_numpy(dtype=float)
+        frame[f"{metric}_std"] = table.stds[metric].to_numpy(dtype=float)
+    frame["avg_rank"] = table.avg_rank.to_numpy(dtype=float)
+    for metric in table.metrics:
+        frame[f"{metric}_status"] = table.status[metric].to_numpy()
+    frame.to_csv(path, index=False)
+    return path

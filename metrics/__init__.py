@@ -1,0 +1,63 @@
+"""Pure metric functions of meterbench, each documented with its formula and direction.
+
+Modules: ``distribution`` (MMD, its permutation test, Gaussian Fréchet distance), ``marginal`` (KL,
+Wasserstein, KS; pooled and per time step), ``probabilistic`` (CRPS, interval coverage), ``energy`` (peak-load
+errors), ``point`` (RMSE, MAE, MAPE), ``classification`` (accuracy, precision, recall, F1), ``bootstrap``
+(repeated-subsample mean ± std) and ``registry`` (names and directions used by the tables).
+"""
+
+from metrics.bootstrap import bootstrap
+from metrics.classification import accuracy, f1, precision, recall
+from metrics.distribution import (
+    frechet_distance,
+    mmd_p_value,
+    mmd_permutation_test,
+    mmd_rbf,
+    mmd_rbf_paper,
+    rbf_bandwidth,
+)
+from metrics.energy import peak_abs_error, peak_load_error
+from metrics.marginal import (
+    kl_per_step,
+    kl_pooled,
+    ks_per_step,
+    ks_pooled,
+    wasserstein_per_step,
+    wasserstein_pooled,
+)
+from metrics.point import mae, mape, rmse
+from metrics.probabilistic import coverage_error, crps_between_ensembles, crps_ensemble, interval_coverage
+from metrics.registry import ALL_METRICS, GENERATION_METRICS, MetricSpec, direction
+
+__all__ = [
+    "ALL_METRICS",
+    "GENERATION_METRICS",
+    "MetricSpec",
+    "accuracy",
+    "bootstrap",
+    "coverage_error",
+    "crps_between_ensembles",
+    "crps_ensemble",
+    "direction",
+    "f1",
+    "frechet_distance",
+    "interval_coverage",
+    "kl_per_step",
+    "kl_pooled",
+    "ks_per_step",
+    "ks_pooled",
+    "mae",
+    "mape",
+    "mmd_p_value",
+    "mmd_permutation_test",
+    "mmd_rbf",
+    "mmd_rbf_paper",
+    "peak_abs_error",
+    "peak_load_error",
+    "precision",
+    "rbf_bandwidth",
+    "recall",
+    "rmse",
+    "wasserstein_per_step",
+    "wasserstein_pooled",
+]

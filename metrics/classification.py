@@ -1,0 +1,62 @@
+"""Binary classification scores (e.g. anomaly detection), positive class = 1 / True.
+
+Inputs are 1-D arrays of equal length holding only 0/1 or booleans. Zero-division rule: a ratio whose
+denominator is 0 (precision with no predicted positive, recall with no actual positive, F1 with
+precision + recall = 0) is 0.0, as scikit-learn's ``zero_division=0``. Higher is better for all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _labels(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = []
+    for arr, name in ((y_true, "y_true"), (y_pred, "y_pred")):
+        arr = np.asarray(arr)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        if arr.dtype != np.bool_:
+            if arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all():
+                raise ValueError(f"{name} must hold binary labels (0/1 or bool)")
+            arr = arr == 1
+        out.append(arr)
+    if out[0].shape != out[1].shape:
+        raise ValueError(f"y_true and y_pred differ in length: {out[0].size} vs {out[1].size}")
+    if out[0].size == 0:
+        raise ValueError("no labels to score")
+    return out[0], out[1]
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den > 0 else 0.0
+
+
+def _counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[int, int, int]:
+    """True positives, false positives, false negatives."""
+    t, p = _labels(y_true, y_pred)
+    return int(np.sum(t & p)), int(np.sum(~t & p)), int(np.sum(t & ~p))
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of labels predicted correctly."""
+    t, p = _labels(y_true, y_pred)
+    return float(np.mean(t == p))
+
+
+def precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """``TP / (TP + FP)``; 0.0 when nothing is predicted positive."""
+    tp, fp, _ = _counts(y_true, y_pred)
+    return _ratio(tp, tp + fp)
+
+
+def recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """``TP / (TP + FN)``; 0.0 when there is no actual positive."""
+    tp, _, fn = _counts(y_true, y_pred)
+    return _ratio(tp, tp + fn)
+
+
+def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Harmonic mean of precision and recall, ``2 TP / (2 TP + FP + FN)``; 0.0 when that denominator is 0."""
+    tp, fp, fn = _counts(y_true, y_pred)
+    return _ratio(2 * tp, 2 * tp + fp + fn)

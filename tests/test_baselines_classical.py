@@ -1,0 +1,302 @@
+"""Classical generative baselines: naive generators, GMM (plain and PCA) and the t-copula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from baselines.gmm import GMM
+from baselines.naive import IndependentMarginals, ResampleTrain
+from baselines.tcopula import TCopula, ecdf_inverse, kendall_tau_matrix
+from bench.context import RunContext
+from bench.data.profileset import META_COLUMNS, ProfileSet
+from bench.errors import ModelFitError
+from bench.registry import get_model
+from metrics import ks_pooled, mmd_rbf, rbf_bandwidth
+
+CLASSES = {"resample-train": ResampleTrain, "independent-marginals": IndependentMarginals,
+           "gmm": GMM, "gmm-pca": GMM, "t-copula": TCopula}
+MODELS = list(CLASSES)
+# gmm-pca is registered with n_pca=50; on T=24 toy days a smaller subspace makes the reduction real.
+TOY_OVERRIDES = {"gmm-pca": {"n_pca": 6}}
+T_TOY = 24
+
+
+def make_set(values: np.ndarray, name: str = "toy") -> ProfileSet:
+    """A complete daily ProfileSet around ``values``."""
+    n = len(values)
+    meta = pd.DataFrame({c: np.zeros(n, dtype=int) for c in META_COLUMNS})
+    return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=meta, resolution=60,
+                      period="day", name=name)
+
+
+def toy_days(n: int, rng: np.random.Generator, length: int = T_TOY) -> np.ndarray:
+    """Smooth daily curves with random amplitude and phase shift plus small noise (kW-like units)."""
+    t = np.arange(length) / length
+    amp = rng.uniform(0.5, 1.5, (n, 1))
+    shift = rng.uniform(-0.12, 0.12, (n, 1))
+    curve = np.sin(2 * np.pi * (t - shift)) + 0.4 * np.sin(4 * np.pi * (t - shift))
+    return 2.0 + amp * curve + 0.15 * rng.standard_normal((n, length))
+
+
+@pytest.fixture(scope="module")
+def toy() -> tuple[ProfileSet, np.ndarray]:
+    """400 training days and 400 held-out days of the same generator, scaled to [-1, 1] on train."""
+    rng = np.random.default_rng(7)
+    train, real = toy_days(400, rng), toy_days(400, rng)
+    low, high = train.min(), train.max()
+    scale = lambda v: (2.0 * (v - low) / (high - low) - 1.0).astype(np.float32)  # noqa: E731
+    return make_set(scale(train)), scale(real)
+
+
+def build(name: str):
+    return get_model(name).build("quick", TOY_OVERRIDES.get(name))
+
+
+def fit_sample(name: str, train: ProfileSet, n: int, seed: int = 0) -> np.ndarray:
+    model = build(name)
+    ctx = RunContext(seed=seed)
+    model.fit(train, ctx)
+    return model.sample(n, None, ctx)
+
+
+# --- registry and the common contract -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_registered_with_generate_capability(name):
+    spec = get_model(name)
+    assert spec.name == name
+    assert spec.cls is CLASSES[name]
+    assert spec.capabilities == frozenset({"generate"})
+    assert {"quick", "paper"} <= set(spec.configs)
+
+
+def test_gmm_variant_pins_pca_dimension():
+    assert get_model("gmm").config("paper")["n_pca"] is None
+    assert get_model("gmm-pca").config("paper")["n_pca"] == 50
+    assert get_model("gmm").config("paper")["n_components"] == 10
+    assert get_model("gmm").config("paper")["max_iter"] == 1000
+    assert get_model("t-copula").config("paper")["nu_min"] == 2.0
+    assert get_model("t-copula").config("paper")["nu_max"] == 200.0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fit_sample_shape_dtype_and_range(name, toy):
+    train, _ = toy
+    samples = fit_sample(name, train, 37)
+    assert samples.shape == (37, T_TOY)
+    assert samples.dtype == np.float32
+    assert np.isfinite(samples).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_seeded_determinism(name, toy):
+    train, _ = toy
+    first = fit_sample(name, train, 50, seed=3)
+    again = fit_sample(name, train, 50, seed=3)
+    other = fit_sample(name, train, 50, seed=4)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_sample_arguments_are_checked(name, toy):
+    train, _ = toy
+    model = build(name)
+    with pytest.raises(RuntimeError, match="fit"):
+        model.sample(5, None, RunContext())
+    model.fit(train, RunContext())
+    with pytest.raises(ValueError, match="cond"):
+        model.sample(5, {"month": 1}, RunContext())
+    with pytest.raises(ValueError, match="positive integer"):
+        model.sample(0, None, RunContext())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_incomplete_profiles_are_rejected(name, toy):
+    train, _ = toy
+    mask = train.mask.copy()
+    mask[0, 3] = False
+    holed = ProfileSet(train.values, mask, train.meta, train.resolution, train.period, name="holed")
+    with pytest.raises(ValueError, match="unobserved"):
+        build(name).fit(holed, RunContext())
+
+
+# --- learning something -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gmm", "gmm-pca", "t-copula"])
+def test_learns_temporal_structure_beyond_independent_marginals(name, toy):
+    train, real = toy
+    bandwidth = rbf_bandwidth(real)
+    model_mmd = mmd_rbf(fit_sample(name, train, len(real)), real, bandwidth)
+    baseline_mmd = mmd_rbf(fit_sample("independent-marginals", train, len(real)), real, bandwidth)
+    assert model_mmd < 0.2 * baseline_mmd
+
+
+def test_independent_marginals_beat_trivial_generators_on_pooled_ks(toy):
+    train, real = toy
+    marginals = fit_sample("independent-marginals", train, len(real))
+    constant = np.full_like(real, float(train.values.mean()))
+    noise = np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32)
+    assert ks_pooled(marginals, real) < 0.5 * ks_pooled(constant, real)
+    assert ks_pooled(marginals, real) < 0.5 * ks_pooled(noise, real)
+
+
+def test_resample_train_returns_only_training_rows(toy):
+    train, _ = toy
+    samples = fit_sample("resample-train", train, 300)
+    rows = {r.tobytes() for r in train.values}
+    assert all(s.tobytes() in rows for s in samples)
+    assert len({s.tobytes() for s in samples}) > 100
+
+
+def test_independent_marginals_draw_each_step_from_its_column(toy):
+    train, _ = toy
+    samples = fit_sample("independent-marginals", train, 300)
+    for t in range(T_TOY):
+        assert np.isin(samples[:, t], train.values[:, t]).all()
+    # Steps are mixed across days, so whole sampled rows are (almost surely) not training rows.
+    rows = {r.tobytes() for r in train.values}
+    assert sum(s.tobytes() in rows for s in samples) == 0
+
+
+# --- GMM --------------------------------------------------------------------------------------------------
+
+
+def test_gmm_rejects_constant_training_data():
+    flat = make_set(np.full((100, 12), 0.3, dtype=np.float32))
+    with pytest.raises(ModelFitError, match="zero variance"):
+        build("gmm").fit(flat, RunContext())
+
+
+def test_gmm_rejects_fewer_profiles_than_components(toy):
+    train, _ = toy
+    with pytest.raises(ModelFitError, match="components"):
+        build("gmm").fit(train.subset(np.arange(6)), RunContext())
+
+
+def test_gmm_reports_degenerate_high_dimensional_fit():
+    # 200 random-walk days of 96 steps: ~20 points per component for 96 dimensions.
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.standard_normal((200, 96)), axis=1)
+    walk = (walk / np.abs(walk).max()).astype(np.float32)
+    with pytest.raises(ModelFitError, match="degenerate"):
+        build("gmm").fit(make_set(walk), RunContext())
+    # The same data fit in an 8-dimensional PCA subspace is well posed.
+    model = get_model("gmm-pca").build("quick", {"n_pca": 8})
+    model.fit(make_set(walk), RunContext())
+    assert model.singular_mass_ <= 0.5
+
+
+def test_gmm_reports_non_convergence(toy):
+    train, _ = toy
+    model = get_model("gmm").build("quick", {"max_iter": 1, "tol": 1e-12})
+    with pytest.raises(ModelFitError, match="converge"):
+        model.fit(train, RunContext())
+
+
+def test_gmm_pca_residual_keeps_total_variance(toy):
+    train, _ = toy
+    x = train.values.astype(np.float64)
+    ctx = RunContext(seed=1)
+    with_residual = get_model("gmm-pca").build("quick", {"n_pca": 3})
+    with_residual.fit(train, ctx)
+    in_subspace = get_model("gmm-pca").build("quick", {"n_pca": 3, "pca_residual": False})
+    in_subspace.fit(train, ctx)
+    a, b = with_residual.sample(4000, None, ctx), in_subspace.sample(4000, None, ctx)
+    total = x.var(axis=0).sum()
+    assert a.var(axis=0).sum() == pytest.approx(total, rel=0.1)
+    assert b.var(axis=0).sum() < a.var(axis=0).sum()
+    # Without the residual every sample lies in the 3-dimensional PCA subspace of train.
+    basis = in_subspace._pca.components_
+    centred = b - in_subspace._pca.mean_
+    off_subspace = centred - (centred @ basis.T) @ basis
+    assert np.abs(off_subspace).max() < 1e-4
+
+
+# --- t-copula ---------------------------------------------------------------------------------------------
+
+
+def test_kendall_matrix_matches_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((150, 1))
+    x = z + rng.standard_normal((150, 6))
+    x[:, 2] = np.round(x[:, 2])  # heavy ties exercise the tau-b normaliser
+    x[:, 4] = -np.exp(x[:, 4])
+    tau = kendall_tau_matrix(x)
+    np.testing.assert_allclose(tau, tau.T)
+    np.testing.assert_allclose(np.diag(tau), 1.0)
+    for i, j in [(0, 1), (0, 2), (2, 3), (1, 4), (2, 5)]:
+        assert tau[i, j] == pytest.approx(stats.kendalltau(x[:, i], x[:, j]).statistic, abs=1e-12)
+
+
+def test_kendall_matrix_rejects_constant_columns():
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    x[:, 1] = 1.0
+    with pytest.raises(ValueError, match="constant"):
+        kendall_tau_matrix(x)
+
+
+def test_ecdf_inverse_interpolates_order_statistics():
+    sorted_values = np.array([[0.0], [1.0], [3.0]])  # at probabilities 1/4, 2/4, 3/4
+    u = np.array([[0.01], [0.25], [0.375], [0.5], [0.625], [0.99]])
+    np.testing.assert_allclose(ecdf_inverse(sorted_values, u).ravel(), [0.0, 0.0, 0.5, 1.0, 2.0, 3.0])
+
+
+def test_t_copula_rejects_fewer_profiles_than_steps(toy):
+    train, _ = toy
+    with pytest.raises(ModelFitError, match="singular"):
+        build("t-copula").fit(train.subset(np.arange(T_TOY - 4)), RunContext())
+
+
+def test_t_copula_reports_inconsistent_correlations():
+    # 40 heavily tied noise days of 24 steps: sin(pi tau / 2) of the tau-b matrix is clearly indefinite.
+    x = np.round(np.random.default_rng(0).standard_normal((40, T_TOY))).astype(np.float32)
+    with pytest.raises(ModelFitError, match="not positive definite"):
+        build("t-copula").fit(make_set(x), RunContext())
+
+
+def _copula_data(nu: float | None, n: int, seed: int) -> np.ndarray:
+    """Draws with an AR(1) correlation joined by a t (``nu``) or Gaussian (``None``) copula, odd marginals."""
+    rng = np.random.default_rng(seed)
+    d = 6
+    corr = 0.6 ** np.abs(np.subtract.outer(np.arange(d), np.arange(d)))
+    z = rng.standard_normal((n, d)) @ np.linalg.cholesky(corr).T
+    if nu is None:
+        u = stats.norm.cdf(z)
+    else:
+        u = stats.t.cdf(z / np.sqrt(rng.chisquare(nu, n) / nu)[:, None], nu)
+    # Monotone, step-specific marginals: the copula is unchanged by them.
+    return (np.exp(2 * u) - np.arange(d) * u ** 2).astype(np.float32)
+
+
+def test_t_copula_recovers_heavy_and_light_tails():
+    heavy, light = TCopula(), TCopula()
+    heavy.fit(make_set(_copula_data(4.0, 800, 0)), RunContext())
+    light.fit(make_set(_copula_data(None, 800, 1)), RunContext())
+    assert 2.0 <= heavy.nu_ < 15.0
+    assert 50.0 < light.nu_ <= 200.0
+    # The correlation follows rho = sin(pi tau / 2) of the AR(1) structure.
+    assert heavy.corr_[0, 1] == pytest.approx(0.6, abs=0.08)
+    assert heavy.corr_[0, 5] == pytest.approx(0.6 ** 5, abs=0.08)
+
+
+def test_t_copula_samples_stay_in_training_range_and_pin_constant_steps(toy):
+    train, _ = toy
+    values = train.values.copy()
+    values[:, 5] = -1.0  # e.g. no PV output at night
+    model = TCopula()
+    model.fit(make_set(values), RunContext())
+    samples = model.sample(500, None, RunContext(seed=2))
+    assert (samples[:, 5] == -1.0).all()
+    assert model.corr_.shape == (T_TOY - 1, T_TOY - 1)
+    assert (samples >= values.min(axis=0) - 1e-6).all() and (samples <= values.max(axis=0) + 1e-6).all()
+
+
+def test_t_copula_rejects_all_constant_training_data():
+    with pytest.raises(ModelFitError, match="constant"):
+        TCopula().fit(make_set(np.zeros((50, 8), dtype=np.float32)), RunContext())

@@ -1,0 +1,192 @@
+"""MMD, its permutation test and the Gaussian Fréchet distance against independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import linalg, stats
+
+from metrics import frechet_distance, mmd_p_value, mmd_permutation_test, mmd_rbf, mmd_rbf_paper, rbf_bandwidth
+
+
+def _sq(a, b) -> float:
+    return sum((ai - bi) ** 2 for ai, bi in zip(a, b))
+
+
+def _k(a, b, bw) -> float:
+    return math.exp(-_sq(a, b) / bw)
+
+
+def _mmd_loops(x, y, bw, keep_diagonal: bool) -> float:
+    """Pure-Python double loops over lists: the textbook estimators."""
+    x, y = x.tolist(), y.tolist()
+    n, m = len(x), len(y)
+    sxx = sum(_k(x[i], x[j], bw) for i in range(n) for j in range(n) if keep_diagonal or i != j)
+    syy = sum(_k(y[i], y[j], bw) for i in range(m) for j in range(m) if keep_diagonal or i != j)
+    sxy = sum(_k(a, b, bw) for a in x for b in y)
+    return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2 * sxy / (n * m)
+
+
+@pytest.fixture
+def tiny():
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(5, 3)), rng.normal(0.4, 1.2, size=(7, 3))
+
+
+def test_bandwidth_is_mean_offdiagonal_squared_distance(tiny):
+    _, y = tiny
+    rows = y.tolist()
+    pairs = [_sq(a, b) for i, a in enumerate(rows) for j, b in enumerate(rows) if i != j]
+    assert rbf_bandwidth(y) == pytest.approx(sum(pairs) / len(pairs), rel=1e-12)
+
+
+def test_bandwidth_rejects_degenerate_real():
+    with pytest.raises(ValueError, match="identical"):
+        rbf_bandwidth(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="at least 2"):
+        rbf_bandwidth(np.ones((1, 3)))
+
+
+def test_mmd_unbiased_matches_double_loop(tiny):
+    x, y = tiny
+    bw = rbf_bandwidth(y)
+    assert mmd_rbf(x, y, bw) == pytest.approx(_mmd_loops(x, y, bw, keep_diagonal=False), abs=1e-13)
+    assert mmd_rbf(x, y, bandwidth=0.7) == pytest.approx(_mmd_loops(x, y, 0.7, keep_diagonal=False), abs=1e-13)
+
+
+def test_mmd_paper_variant_matches_its_formula(tiny):
+    x, y = tiny
+    bw = 2.5
+    paper = mmd_rbf_paper(x, y, bw)
+    assert paper == pytest.approx(_mmd_loops(x, y, bw, keep_diagonal=True), abs=1e-13)
+    assert paper == pytest.approx(mmd_rbf(x, y, bw) + 1 / (len(x) - 1) + 1 / (len(y) - 1), abs=1e-13)
+
+
+def test_mmd_float32_input_is_computed_in_float64(tiny):
+    x, y = tiny
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    expected = _mmd_loops(x32.astype(np.float64), y32.astype(np.float64), 1.3, keep_diagonal=False)
+    assert mmd_rbf(x32, y32, 1.3) == pytest.approx(expected, abs=1e-13)
+
+
+def test_mmd_same_distribution_is_zero_in_expectation():
+    values = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        x, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+        values.append(mmd_rbf(x, y, bandwidth=6.0))
+    values = np.array(values)
+    sem = values.std(ddof=1) / np.sqrt(len(values))
+    assert abs(values.mean()) < 3 * sem
+    assert (values < 0).any()
+
+
+def test_mmd_grows_with_mean_shift():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(200, 4)), rng.normal(size=(200, 4))
+    bw = rbf_bandwidth(y)
+    values = [mmd_rbf(x + shift, y, bw) for shift in (0.0, 0.25, 0.5, 1.0, 2.0)]
+    assert np.all(np.diff(values) > 0)
+    assert values[-1] > 0.1
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.zeros((4, 3)), np.zeros((4, 2)), 1.0), "differ in length"),
+    ((np.zeros((1, 3)), np.zeros((4, 3)), 1.0), "at least 2"),
+    ((np.zeros((4, 3)), np.zeros((4, 3)), 0.0), "bandwidth"),
+    ((np.zeros(4), np.zeros((4, 1)), 1.0), "2-D"),
+    ((np.full((4, 3), np.nan), np.zeros((4, 3)), 1.0), "non-finite"),
+])
+def test_mmd_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        mmd_rbf(*args)
+
+
+def test_permutation_test_matches_explicit_loop():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 3)), rng.normal(0.3, 1.0, size=(9, 3))
+    bw, n_perm = 4.0, 60
+    statistic, p = mmd_permutation_test(x, y, bw, n_permutations=n_perm, seed=11)
+    observed = _mmd_loops(x, y, bw, keep_diagonal=False)
+    joint = np.concatenate([x, y])
+    perm_rng = np.random.default_rng(11)
+    count = 0
+    for _ in range(n_perm):
+        order = perm_rng.permutation(len(joint))
+        null = _mmd_loops(joint[order[:12]], joint[order[12:]], bw, keep_diagonal=False)
+        count += null >= observed - 1e-12
+    assert statistic == pytest.approx(observed, abs=1e-12)
+    assert p == pytest.approx((1 + count) / (1 + n_perm))
+
+
+def test_permutation_test_is_seeded():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
+    assert mmd_permutation_test(x, y, 3.0, 200, seed=4) == mmd_permutation_test(x, y, 3.0, 200, seed=4)
+    assert mmd_p_value(x, y, 3.0, 200, seed=4) == mmd_permutation_test(x, y, 3.0, 200, seed=4)[1]
+
+
+def test_permutation_test_detects_shift():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(1.0, 1.0, size=(50, 4)), rng.normal(size=(50, 4))
+    statistic, p = mmd_permutation_test(x, y, rbf_bandwidth(y), n_permutations=300)
+    assert statistic > 0
+    assert p < 0.01
+    assert p >= 1 / 301  # the observed split counts as one permutation
+
+
+def test_permutation_p_values_are_roughly_uniform_under_the_null():
+    ps = []
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        x, y = rng.normal(size=(15, 2)), rng.normal(size=(15, 2))
+        ps.append(mmd_p_value(x, y, 4.0, n_permutations=99, seed=seed))
+    ps = np.array(ps)
+    assert 0.35 < ps.mean() < 0.65
+    assert np.mean(ps <= 0.05) < 0.2
+    assert stats.kstest(ps, "uniform").pvalue > 0.01
+
+
+def _frechet_sqrtm(x, y) -> float:
+    """The classic sqrtm form (as in FID code), real part kept."""
+    mu1, mu2 = x.mean(0), y.mean(0)
+    c1 = np.cov(x, rowvar=False) + 1e-6 * np.eye(x.shape[1])
+    c2 = np.cov(y, rowvar=False) + 1e-6 * np.eye(y.shape[1])
+    covmean = linalg.sqrtm(c1 @ c2).real
+    return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(c1) + np.trace(c2) - 2 * np.trace(covmean))
+
+
+def test_frechet_matches_sqrtm_formula():
+    rng = np.random.default_rng(7)
+    mix = rng.normal(size=(6, 6))
+    x = rng.normal(size=(80, 6)) @ mix
+    y = rng.normal(0.5, 1.0, size=(60, 6)) @ (mix + 0.3 * rng.normal(size=(6, 6)))
+    assert frechet_distance(x, y) == pytest.approx(_frechet_sqrtm(x, y), abs=1e-8)
+
+
+def test_frechet_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(8)
+    mu1, mu2 = np.array([0.0, 1.0, -1.0]), np.array([0.5, 0.0, -1.0])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 0.25])
+    x = mu1 + np.sqrt(s1) * rng.normal(size=(200_000, 3))
+    y = mu2 + np.sqrt(s2) * rng.normal(size=(200_000, 3))
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
+    assert frechet_distance(x, y) == pytest.approx(expected, abs=0.03)
+
+
+def test_frechet_identical_sets_and_degenerate_covariances():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(40, 5))
+    same = frechet_distance(x, x.copy())
+    assert isinstance(same, float) and 0.0 <= same < 1e-6
+    # fewer profiles than time steps: singular covariances, still a real non-negative number
+    a, b = rng.normal(size=(5, 30)), rng.normal(size=(6, 30))
+    value = frechet_distance(a, b)
+    assert isinstance(value, float) and np.isfinite(value) and value >= 0.0
+    assert frechet_distance(a, a) < 1e-6
+    # one time step: the 1-D formula (mu1 - mu2)^2 + (s1 - s2)^2 on standard deviations
+    u, v = rng.normal(size=(50, 1)), rng.normal(2.0, 3.0, size=(70, 1))
+    s1, s2 = np.sqrt(u.var(ddof=1) + 1e-6), np.sqrt(v.var(ddof=1) + 1e-6)
+    assert frechet_distance(u, v) == pytest.approx((u.mean() - v.mean()) ** 2 + (s1 - s2) ** 2, rel=1e-10)

@@ -1,0 +1,252 @@
+"""Report layer: summary tables (aggregation, best flags, ranks, renderers) and plots."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report import plots, tables
+
+DIRECTIONS = {"MMD": "lower", "GFD": "lower", "KL": "lower", "WD": "lower", "COV": "higher"}
+METRICS = list(DIRECTIONS)
+PD_REASON = "correlation matrix not positive definite"
+SINGULAR = "singular covariance"
+
+# (resolution, model) -> {metric: value, or ("failed", reason), or "n/a"}
+CELLS = {
+    (15, "A"): {"MMD": 0.0008, "GFD": 1.0, "KL": 0.5, "WD": 0.2, "COV": 0.90},
+    (15, "B"): {"MMD": 0.0010, "GFD": 1.0, "KL": 0.3, "WD": 0.1, "COV": 0.95},
+    (15, "C"): {m: ("failed", PD_REASON) for m in METRICS},
+    (60, "A"): {"MMD": 0.0020, "GFD": 2.0, "KL": 0.1, "WD": 0.05, "COV": 0.80},
+    (60, "B"): {m: "n/a" for m in METRICS},
+    (60, "C"): {"MMD": 0.0010, "GFD": ("failed", SINGULAR), "KL": 0.1, "WD": 0.07, "COV": 0.85},
+}
+# worked out by hand from CELLS: lower is better except COV; ties all best; failed never best
+BEST = {
+    (15, "A"): {"MMD", "GFD"},
+    (15, "B"): {"GFD", "KL", "WD", "COV"},
+    (15, "C"): set(),
+    (60, "A"): {"GFD", "KL", "WD"},
+    (60, "B"): set(),
+    (60, "C"): {"MMD", "KL", "COV"},
+}
+# res 15: A ranks 1, 1.5, 2, 2, 2; B 2, 1.5, 1, 1, 1; C (failed) 3 everywhere.
+# res 60: A 2, 1, 1.5, 1, 2; C 1, 2 (failed GFD), 1.5, 2, 1; B is n/a, so unranked.
+AVG_RANK = {(15, "A"): 1.7, (15, "B"): 1.3, (15, "C"): 3.0, (60, "A"): 1.5, (60, "B"): math.nan,
+            (60, "C"): 1.5}
+
+
+def _rows(cells=CELLS, dataset="toy", seed=0) -> pd.DataFrame:
+    records = []
+    for (res, model), metrics in cells.items():
+        for metric, spec in metrics.items():
+            row = {"suite": "test", "task": "generation", "dataset": dataset, "resolution": res, "model": model,
+                   "seed": seed, "metric": metric}
+            if spec == "n/a":
+                row.update(value=np.nan, std=np.nan, status="n/a", note="model lacks this capability")
+            elif isinstance(spec, tuple):
+                row.update(value=np.nan, std=np.nan, status="failed", note=spec[1])
+            else:
+                row.update(value=spec, std=spec / 10, status="ok", note="")
+            records.append(row)
+    return pd.DataFrame.from_records(records)
+
+
+@pytest.fixture
+def table() -> tables.TableData:
+    return tables.summary_table(_rows(), DIRECTIONS)
+
+
+def _markdown_cells(text: str) -> dict[tuple[int, str], dict[str, str]]:
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    out = {}
+    for line in lines[2:]:
+        cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+        out[(int(cells["resolution"]), cells["model"])] = cells
+    return out
+
+
+def test_table_shape_status_and_notes(table):
+    assert table.index_names == ["dataset", "resolution", "model"]
+    assert table.metrics == METRICS
+    assert table.group_levels == ["dataset", "resolution"]
+    assert list(table.means.index) == [("toy", r, m) for r, m in CELLS]
+    assert table.means.loc[("toy", 15, "A"), "MMD"] == pytest.approx(0.0008)
+    assert table.stds.loc[("toy", 15, "A"), "MMD"] == pytest.approx(0.00008)
+    assert table.status.loc[("toy", 15, "C"), "KL"] == "failed"
+    assert table.notes.loc[("toy", 15, "C"), "KL"] == PD_REASON
+    assert table.status.loc[("toy", 60, "B"), "WD"] == "n/a"
+    assert table.notes.loc[("toy", 60, "B"), "WD"] == "model lacks this capability"
+    assert math.isnan(table.means.loc[("toy", 60, "C"), "GFD"])
+
+
+def test_best_flags_respect_direction_and_ties(table):
+    for (res, model), best in BEST.items():
+        flagged = {m for m in METRICS if table.best.loc[("toy", res, model), m]}
+        assert flagged == best, (res, model)
+
+
+def test_average_ranks_by_hand(table):
+    assert table.ranks.loc[("toy", 15, "A")].tolist() == [1.0, 1.5, 2.0, 2.0, 2.0]
+    assert table.ranks.loc[("toy", 15, "C")].tolist() == [3.0] * 5
+    assert table.ranks.loc[("toy", 60, "C")].tolist() == [1.0, 2.0, 1.5, 2.0, 1.0]
+    assert table.ranks.loc[("toy", 60, "B")].isna().all()
+    for (res, model), expected in AVG_RANK.items():
+        got = table.avg_rank.loc[("toy", res, model)]
+        if math.isnan(expected):
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(expected)
+
+
+def test_several_failed_cells_share_the_last_ranks():
+    cells = {(1, "A"): {"MMD": 0.5}, (1, "B"): {"MMD": ("failed", "x")}, (1, "C"): {"MMD": ("failed", "y")}}
+    t = tables.summary_table(_rows(cells), {"MMD": "lower"})
+    assert t.ranks["MMD"].tolist() == [1.0, 2.5, 2.5]
+
+
+def test_seeds_mean_and_across_seed_std_and_partial_failure():
+    rows = pd.concat([_rows({(1, "A"): {"MMD": 1.0}, (1, "B"): {"MMD": 3.0}}, seed=0),
+                      _rows({(1, "A"): {"MMD": 2.0}, (1, "B"): {"MMD": ("failed", "diverged")}}, seed=1)])
+    t = tables.summary_table(rows, {"MMD": "lower"})
+    key = ("toy", 1, "A")
+    assert t.means.loc[key, "MMD"] == pytest.approx(1.5)
+    assert t.stds.loc[key, "MMD"] == pytest.approx(np.std([1.0, 2.0], ddof=1))
+    assert t.n_seeds.loc[key, "MMD"] == 2
+    assert t.status.loc[("toy", 1, "B"), "MMD"] == "failed"
+    assert t.notes.loc[("toy", 1, "B"), "MMD"] == "failed on 1 of 2 seeds: diverged"
+    assert "std across seeds" in tables.to_markdown(t, "caption")
+
+
+def test_markdown_bold_exactly_at_best_failed_footnote_and_na(table):
+    text = tables.to_markdown(table, "Generation on toy data.")
+    assert text.startswith("Generation on toy data.")
+    assert "bootstrap std" in text.splitlines()[0]
+    cells = _markdown_cells(text)
+    assert set(cells) == set(CELLS)
+    for key, best in BEST.items():
+        for metric in METRICS:
+            column = f"{metric} {'↓' if DIRECTIONS[metric] == 'lower' else '↑'}"
+            value = cells[key][column]
+            assert value.startswith("**") == (metric in best), (key, metric, value)
+    assert cells[(15, "C")]["MMD ↓"] == "failed [1]"
+    assert cells[(60, "C")]["GFD ↓"] == "failed [2]"
+    assert cells[(60, "B")]["KL ↓"] == "n/a"
+    assert cells[(15, "B")]["avg. rank"] == "1.30"
+    assert cells[(60, "B")]["avg. rank"] == "–"
+    assert f"- [1] failed: {PD_REASON} — C (dataset=toy, resolution=15)" in text
+    assert f"- [2] failed: {SINGULAR} — C (dataset=toy, resolution=60)" in text
+    assert "8.000e-04" in cells[(15, "A")]["MMD ↓"]  # tiny values keep their digits
+
+
+def test_latex_bold_pm_and_footnotes(table):
+    text = tables.to_latex(table, "Task `generation` on toy_data: mean ± std")
+    n_best = sum(len(b) for b in BEST.values())
+    assert text.count(r"\textbf{") == n_best
+    assert r"$\pm$" in text and "±" not in text
+    assert r"\texttt{generation}" in text and r"toy\_data" in text
+    assert r"failed$^{1}$" in text and PD_REASON in text
+    assert text.startswith(r"\begin{table}") and r"\begin{tabular}" in text
+
+
+def test_csv_round_trips_the_numbers(table, tmp_path):
+    path = tables.to_csv(table, tmp_path / "sub" / "table.csv")
+    # "n/a" is a status, not a missing value: only empty fields are missing
+    back = pd.read_csv(path, float_precision="round_trip", keep_default_na=False, na_values=[""])
+    assert list(back.columns[:3]) == ["dataset", "resolution", "model"]
+    for metric in METRICS:
+        np.testing.assert_array_equal(back[f"{metric}_mean"].to_numpy(), table.means[metric].to_numpy(float))
+        np.testing.assert_array_equal(back[f"{metric}_std"].to_numpy(), table.stds[metric].to_numpy(float))
+        assert back[f"{metric}_status"].tolist() == table.status[metric].tolist()
+    np.testing.assert_array_equal(back["avg_rank"].to_numpy(), table.avg_rank.to_numpy())
+
+
+def test_formatting_of_tiny_and_ordinary_values():
+    assert tables.format_value(8e-4) == "8.000e-04"
+    assert float(tables.format_value(8e-4)) == pytest.approx(8e-4)
+    assert tables.format_value(0.0123) == "0.01230"
+    assert tables.format_value(6.44404) == "6.444"
+    assert tables.format_value(9.99996) == "10.00"
+    assert tables.format_value(0.0) == "0"
+    assert tables.format_mean_std(0.0123, 0.0004) == "0.01230 ± 0.00040"
+    assert tables.format_mean_std(8e-4, 1e-4) == "8.000e-04 ± 1.0e-04"
+    assert tables.format_mean_std(0.5, 2e-9) == "0.5000 ± 2.0e-09"  # a tiny std never prints as zero
+    assert tables.format_mean_std(0.5, math.nan) == "0.5000"
+
+
+def test_paper_layout_groups_by_resolution_then_model():
+    cells = {(60, "A"): {m: 1.0 for m in tables.PAPER_METRICS}, (1, "A"): {m: 2.0 for m in tables.PAPER_METRICS},
+             (1, "B"): {m: 1.0 for m in tables.PAPER_METRICS}}
+    rows = pd.concat([_rows(cells, dataset="wpuq"), _rows(cells, dataset="lcl")])
+    t = tables.paper_layout_table(rows, {m: "lower" for m in tables.PAPER_METRICS}, "wpuq")
+    assert t.index_names == ["resolution", "model"]
+    assert list(t.means.index) == [(1, "A"), (1, "B"), (60, "A")]
+    assert t.best.loc[(60, "A")].all() and t.best.loc[(1, "B")].all() and not t.best.loc[(1, "A")].any()
+    with pytest.raises(ValueError, match="no result rows for dataset"):
+        tables.paper_layout_table(rows, DIRECTIONS, "cer")
+
+
+def test_bad_input_is_a_clear_error():
+    rows = _rows()
+    with pytest.raises(ValueError, match="no direction given for metric"):
+        tables.summary_table(rows, {"MMD": "lower"})
+    with pytest.raises(ValueError, match="'lower' or 'higher'"):
+        tables.summary_table(rows, {**DIRECTIONS, "KL": "smaller"})
+    with pytest.raises(ValueError, match="share their"):
+        tables.summary_table(pd.concat([rows, rows]), DIRECTIONS)
+    with pytest.raises(ValueError, match="lack the column"):
+        tables.summary_table(rows.drop(columns="status"), DIRECTIONS)
+    with pytest.raises(ValueError, match="unknown status"):
+        tables.summary_table(rows.assign(status="done"), DIRECTIONS)
+    with pytest.raises(ValueError, match="not in the result rows"):
+        tables.summary_table(rows, DIRECTIONS, metrics=["CRPS"])
+
+
+# ------------------------------------------------------------------------------------------------- plots
+
+
+def _is_png(path) -> bool:
+    data = path.read_bytes()
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+@pytest.fixture
+def profiles():
+    rng = np.random.default_rng(0)
+    hours = np.arange(24)
+    real = 0.5 + 0.3 * np.sin(2 * np.pi * hours / 24) + 0.1 * rng.standard_normal((40, 24))
+    real[:, 3] = 0.0  # a constant step: its correlations are undefined, not an error
+    return real, {"good": real + 0.05 * rng.standard_normal(real.shape), "broken": None}
+
+
+def test_plots_write_png_for_normal_and_failed_models(profiles, tmp_path):
+    real, generated = profiles
+    failures = {"broken": "did not converge"}
+    out = [plots.plot_samples(real, generated, tmp_path / "a" / "samples.png", n_curves=10, resolution=60,
+                              failures=failures),
+           plots.plot_marginal_histograms(real, generated, tmp_path / "hist.png", bins=20, failures=failures),
+           plots.plot_covariance(real, generated, tmp_path / "corr.png", failures=failures),
+           plots.plot_samples(real, {"only-failed": None}, tmp_path / "failed.png")]
+    for path in out:
+        assert path.is_file() and _is_png(path), path
+
+
+def test_correlation_matrix_matches_numpy_and_marks_constant_steps(profiles):
+    real, _ = profiles
+    corr = plots.correlation_matrix(real)
+    assert np.isnan(corr[3]).all() and np.isnan(corr[:, 3]).all()
+    keep = [i for i in range(real.shape[1]) if i != 3]
+    expected = np.corrcoef(real[:, keep], rowvar=False)
+    np.testing.assert_allclose(corr[np.ix_(keep, keep)], expected, atol=1e-12)
+
+
+def test_plots_reject_mismatched_shapes(profiles, tmp_path):
+    real, _ = profiles
+    with pytest.raises(ValueError, match="steps"):
+        plots.plot_samples(real, {"short": real[:, :12]}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="2-D"):
+        plots.plot_covariance(real[0], {}, tmp_path / "y.png")
