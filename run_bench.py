@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def cmd_list(what: str) -> None:
         print(tabulate(rows, headers=["suite", "profile", "description"]))
 
 
-def cmd_run(args) -> int:
+def cmd_run(args, argv: list[str]) -> int:
     from bench.runner import run_suite
     from bench.suite import load_suite, override
 
@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
                      models=args.models, seeds=args.seeds, profile=args.profile, options=options)
     out_dir = Path(args.out) if args.out else DEFAULT_RESULTS / suite.name
     summary = run_suite(suite, out_dir, args.cache, device=args.device, progress=not args.quiet,
-                        use_cache=not args.no_cache)
+                        use_cache=not args.no_cache, command=shlex.join(["python", "run_bench.py", *argv]))
     print((out_dir / "tables.md").read_text())
     print(f"{summary.computed} cells computed, {summary.cached} from cache, {summary.seconds:.1f} s; "
           f"results in {out_dir}")
@@ -112,6 +112,7 @@ def cmd_report(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    original = list(argv)
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")
     args = build_parser().parse_args(argv)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "report":
             return cmd_report(args)
-        return cmd_run(args)
+        return cmd_run(args, original)
     except (DataError, FileNotFoundError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)

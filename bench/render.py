@@ -17,7 +17,8 @@ def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
     cells = config["cells"]
     fps = sorted({f"{c['dataset']}@{c['resolution']}min={c['data_fingerprint']}" for c in cells})
     rules = sorted({f"{c['dataset']}: {c['split_rule']}" for c in cells if c.get("split_rule")})
-    lines = [f"- suite `{suite['name']}`, profile `{suite['profile']}`, seeds {list(suite['seeds'])}, "
+    lines = [f"- command: `{config.get('command') or 'unknown'}`",
+             f"- suite `{suite['name']}`, profile `{suite['profile']}`, seeds {list(suite['seeds'])}, "
              f"device `{config.get('device', 'cpu')}`",
              f"- data fingerprints: {', '.join(fps)}",
              f"- splits: {'; '.join(rules)}"]

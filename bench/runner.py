@@ -52,7 +52,7 @@ def _cells(suite: Suite):
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, device: str = "cpu",
-              progress: bool = True, use_cache: bool = True, log=print) -> RunSummary:
+              progress: bool = True, use_cache: bool = True, log=print, command: str | None = None) -> RunSummary:
     """Run every cell of ``suite`` not already in the cache, then write tables, plots and provenance.
 
     Cells finished before an interruption are reused; a cell that fails inside a model (``ModelFitError``)
@@ -113,7 +113,7 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
         cells_meta.append({**descriptor, "key": key})
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = {"suite": suite.to_dict(), "device": device, "cells": cells_meta}
+    config = {"command": command, "suite": suite.to_dict(), "device": device, "cells": cells_meta}
     with open(out_dir / "config.json", "w") as fh:
         json.dump(config, fh, indent=1, sort_keys=True, default=str)
     with open(out_dir / "environment.json", "w") as fh:

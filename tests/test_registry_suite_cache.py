@@ -78,3 +78,24 @@ def test_cache_roundtrip_and_key_stability(tmp_path):
     np.testing.assert_array_equal(cache.load_samples(key), samples)
     # no temporary directories are left behind
     assert [p.name for p in (tmp_path / "cells").iterdir()] == [key]
+
+
+def test_third_party_models_load_through_entry_points(monkeypatch, tmp_path):
+    import sys
+    from importlib.metadata import EntryPoint
+
+    import bench.registry as registry
+
+    plugin = tmp_path / "meterbench_test_plugin.py"
+    plugin.write_text(
+        "from bench.registry import register_model\n"
+        "@register_model('test-plugin-model')\n"
+        "class Plugin:\n"
+        "    capabilities = frozenset({'generate'})\n"
+        "    configs = {'quick': {}}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = EntryPoint(name="plugin", value="meterbench_test_plugin", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(registry, "_LOADED", False)
+    assert registry.get_model("test-plugin-model").capabilities == frozenset({"generate"})
+    sys.modules.pop("meterbench_test_plugin", None)

@@ -12,6 +12,7 @@ when not given), so that a failure is visible rather than silently dropped.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Mapping
 
@@ -55,8 +56,9 @@ def _figure(n_panels: int, panel_size: tuple[float, float], ncols: int = 3) -> t
 
 def _failed_panel(ax, name: str, reason: str) -> None:
     ax.set_title(name)
-    ax.text(0.5, 0.5, f"failed: {reason}", ha="center", va="center", wrap=True, transform=ax.transAxes,
-            color="tab:red")
+    # wrapped by hand: matplotlib's own wrapping ignores the panel width under constrained layout
+    ax.text(0.5, 0.5, textwrap.fill(f"failed: {reason}", width=42), ha="center", va="center",
+            transform=ax.transAxes, color="tab:red", fontsize="small")
     ax.set_xticks([])
     ax.set_yticks([])
 
