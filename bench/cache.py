@@ -30,13 +30,14 @@ def _file_digest(paths: list[Path]) -> str:
     return h.hexdigest()[:12]
 
 
-def code_version(model_cls: type, task_module) -> str:
-    """Package version plus a digest of the sources that decide a cell's numbers."""
+def code_version(*sources) -> str:
+    """Package version plus a digest of the sources that decide a cell's numbers: the files defining
+    ``sources`` (classes, functions, modules or paths) and every metrics module."""
     import metrics
 
-    files = [Path(inspect.getfile(model_cls)), Path(inspect.getfile(task_module))]
-    files += sorted(Path(metrics.__file__).parent.glob("*.py"))
-    return f"{bench.__version__}+{_file_digest(files)}"
+    files = {Path(s) if isinstance(s, (str, Path)) else Path(inspect.getfile(s)) for s in sources}
+    files |= set(Path(metrics.__file__).parent.glob("*.py"))
+    return f"{bench.__version__}+{_file_digest([f for f in files if f.is_file()])}"
 
 
 def cell_key(descriptor: dict) -> str:

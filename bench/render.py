@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bench.cache import CellCache
+from bench.data.scaling import MinMaxScaler
 from bench.runner import collect_rows
 
 
@@ -84,9 +85,12 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
         generated: dict[str, np.ndarray | None] = {}
         failures: dict[str, str] = {}
         for cell in group["cells"]:
-            generated[cell["model"]] = cache.load_samples(cell["key"])
-            if generated[cell["model"]] is None:
-                failures[cell["model"]] = cache.load(cell["key"])["note"] or "no samples"
+            result = cache.load(cell["key"])
+            samples = cache.load_samples(cell["key"])
+            # cached samples are in the model's scaled space; show kW like the real profiles
+            generated[cell["model"]] = None if samples is None else MinMaxScaler(**result["scaler"]).inverse(samples)
+            if samples is None:
+                failures[cell["model"]] = result["note"] or "no samples"
         stem = plot_dir / f"{dataset}-{resolution}min"
         title = f"{dataset}, {resolution}-minute daily profiles (kW)"
         plots.plot_samples(real, generated, f"{stem}-samples.png", resolution=resolution, title=title,

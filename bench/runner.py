@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench.cache import CellCache, cell_key, code_version
 from bench.context import RunContext
+from bench.postprocess import SOURCES as POSTPROCESS_SOURCES, apply, split_model_name
 from bench.data.pipeline import load_profiles
 from bench.provenance import environment
 from bench.registry import get_model
@@ -60,13 +61,15 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
     """
     started = time.perf_counter()
     out_dir, cache = Path(out_dir), CellCache(cache_dir)
-    cells_meta, computed, cached = [], 0, 0
+    cells_meta: list[dict] = []
+    counts = {"computed": 0, "cached": 0}
     profiles_memo: dict = {}
     prepared_memo: dict = {}
     all_cells = list(_cells(suite))
     for d, ds, res, task_spec, seed, model_name in _progress(all_cells, progress, len(all_cells), suite.name):
         task = get_task(task_spec.name)
-        spec = get_model(model_name)
+        base_name, suffixes = split_model_name(model_name)
+        spec = get_model(base_name)
         cfg = {**task.DEFAULTS, **task_spec.config}
         if (d, res) not in profiles_memo:
             profiles_memo[(d, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
@@ -79,10 +82,6 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
         if task.CAPABILITY not in spec.capabilities:
             cells_meta.append({**descriptor, "key": None, "status": "n/a"})
             continue
-        model_cfg = spec.config(suite.profile, task_spec.model_overrides.get(model_name))
-        descriptor.update(model_config=model_cfg, code_version=code_version(spec.cls, task))
-        # the suite name is a label, not an input: identical cells of different suites share results
-        key = cell_key({k: v for k, v in descriptor.items() if k != "suite"})
         memo_key = (d, res, task_spec.name, seed)
         if memo_key not in prepared_memo:
             data = task.prepare(profiles, cfg, seed)
@@ -91,26 +90,17 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
             if cache.load_array(real_name) is None:
                 cache.save_array(real_name, data.scaler.inverse(data.real.values))
         data = prepared_memo[memo_key]
-        descriptor["real_array"] = f"real-{data.fingerprint()}"
-        descriptor["split_rule"] = data.split_rule
-        if use_cache and cache.has(key):
-            cached += 1
-        else:
-            ctx = RunContext(seed=seed, device=device, profile=suite.profile, progress=progress,
-                             checkpoint_dir=cache.checkpoint_dir(key))
-            t0 = time.perf_counter()
-            outcome = task.run(spec.build(suite.profile, task_spec.model_overrides.get(model_name)), data, ctx)
-            rows = task.score(outcome, data, cfg, seed)
-            result = {"rows": rows, "status": outcome["status"], "note": outcome["note"],
-                      "seconds": time.perf_counter() - t0, "fit_seconds": outcome.get("fit_seconds"),
-                      "sample_seconds": outcome.get("sample_seconds"),
-                      "scaler": {"low": data.scaler.low, "high": data.scaler.high}}
-            samples = outcome.get("samples")
-            cache.save(key, result, None if samples is None else data.scaler.inverse(samples))
-            computed += 1
-            if log and outcome["status"] != "ok":
-                log(f"  {model_name} on {ds.name} @ {res} min: {outcome['status']}: {outcome['note']}")
-        cells_meta.append({**descriptor, "key": key})
+        overrides = task_spec.model_overrides.get(model_name) or task_spec.model_overrides.get(base_name)
+        model_cfg = spec.config(suite.profile, overrides)
+        base = {**descriptor, "model": base_name, "model_config": model_cfg,
+                "code_version": code_version(spec.cls, task)}
+        key = _cell(base, (), spec, overrides, task, data, cfg, cache, use_cache, counts,
+                    device=device, progress=progress, log=log)
+        if suffixes:
+            key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
+                        device=device, progress=progress, log=log)
+        cells_meta.append({**descriptor, "model_config": model_cfg, "key": key,
+                           "real_array": f"real-{data.fingerprint()}", "split_rule": data.split_rule})
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"command": command, "suite": suite.to_dict(), "device": device, "cells": cells_meta}
@@ -121,8 +111,49 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
     from bench.render import render_run
 
     rows = render_run(out_dir, cache)
-    return RunSummary(rows=rows, computed=computed, cached=cached, out_dir=out_dir,
+    return RunSummary(rows=rows, computed=counts["computed"], cached=counts["cached"], out_dir=out_dir,
                       seconds=time.perf_counter() - started)
+
+
+def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cfg: dict, cache: CellCache,
+          use_cache: bool, counts: dict, *, device: str, progress: bool, log) -> str:
+    """Compute one cell unless it is cached; returns its key.
+
+    With ``suffixes`` the cell post-processes the base model's cached samples (computing the base cell
+    first if needed) instead of training the model again.
+    """
+    # the suite name is a label, not an input: identical cells of different suites share results
+    inputs = {k: v for k, v in base.items() if k != "suite"}
+    if suffixes:
+        inputs = {**inputs, "postprocess": list(suffixes), "postprocess_version": code_version(apply, task, *POSTPROCESS_SOURCES)}
+    key = cell_key(inputs)
+    if use_cache and cache.has(key):
+        counts["cached"] += 1
+        return key
+    label = base["model"] + "".join(f"+{s}" for s in suffixes)
+    t0 = time.perf_counter()
+    if suffixes:
+        base_key = cell_key({k: v for k, v in base.items() if k != "suite"})
+        base_result = cache.load(base_key)
+        outcome = {"status": base_result["status"], "note": base_result["note"], "samples": None}
+        samples = cache.load_samples(base_key)
+        if samples is not None:
+            outcome["samples"] = apply(suffixes, samples, data.train.values)
+    else:
+        ctx = RunContext(seed=base["seed"], device=device, profile=base["profile"], progress=progress,
+                         checkpoint_dir=cache.checkpoint_dir(key))
+        outcome = task.run(spec.build(base["profile"], overrides), data, ctx)
+    rows = task.score(outcome, data, cfg, base["seed"])
+    result = {"rows": rows, "status": outcome["status"], "note": outcome["note"],
+              "seconds": time.perf_counter() - t0, "fit_seconds": outcome.get("fit_seconds"),
+              "sample_seconds": outcome.get("sample_seconds"),
+              "scaler": {"low": data.scaler.low, "high": data.scaler.high}}
+    # samples are stored in the model's scaled space; plots map them back to kW with the scaler
+    cache.save(key, result, outcome.get("samples"))
+    counts["computed"] += 1
+    if log and outcome["status"] != "ok":
+        log(f"  {label} on {base['dataset']} @ {base['resolution']} min: {outcome['status']}: {outcome['note']}")
+    return key
 
 
 def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:

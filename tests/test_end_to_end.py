@@ -77,3 +77,20 @@ def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
                            str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), "--quiet"])
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_postprocessed_model_reuses_base_samples(lcl_sample_dir, tmp_path):
+    suite = override(load_suite("quick"), dataset="lcl", data_dir=str(lcl_sample_dir), resolutions=[60],
+                     models=["gmm+C", "gmm"], options={"households": 8})
+    summary = run_suite(suite, tmp_path / "run", tmp_path / "cache", progress=False, log=None)
+    # the base gmm cell is computed once (for gmm+C) and then served from the cache for the gmm row
+    assert (summary.computed, summary.cached) == (2, 1)
+    rows = summary.rows.pivot(index="model", columns="metric", values="value")
+    assert rows.loc["gmm+C", "KS"] < rows.loc["gmm", "KS"]
+    assert rows.loc["gmm+C", "WD"] < rows.loc["gmm", "WD"]
+
+
+def test_unknown_postprocessing_suffix(tmp_path, capsys):
+    code = run_bench.main(["--models", "gmm+Z", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c"),
+                           "--quiet"])
+    assert code == 2 and "+Z" in capsys.readouterr().err
