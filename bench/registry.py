@@ -28,6 +28,9 @@ BUILTIN_MODULES = (
     "baselines.naive",
     "baselines.gmm",
     "baselines.tcopula",
+    "baselines.energydiff",
+    "baselines.vae",
+    "baselines.wgan",
 )
 
 

@@ -1,0 +1,192 @@
+"""EnergyDiff: folding, time-of-day encoding, network shapes, learning, checkpoint + resume and determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from baselines.energydiff import EnergyDiff, EnergyDiffNet, resolve_fold
+from baselines.nn.transformer import FiLM, TokenConv1d, TransformerBlock, fold, sinusoidal_embedding, unfold
+from bench.context import RunContext
+from bench.data.profileset import META_COLUMNS, ProfileSet
+from bench.registry import get_model
+from metrics import mmd_rbf, rbf_bandwidth
+
+TINY = {"fold": 4, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "lr": 2e-3, "warmup_steps": 20,
+        "ema_decay": 0.99, "sample_steps": 20, "checkpoint_every": 0}
+
+
+def make_set(values: np.ndarray, resolution: int = 60) -> ProfileSet:
+    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
+    return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=meta, resolution=resolution,
+                      period="day", name="toy")
+
+
+def toy_days(n: int, rng: np.random.Generator, length: int = 24) -> np.ndarray:
+    """Smooth daily curves in [-1, 1] with random amplitude and phase (strong dependence between steps)."""
+    t = np.arange(length) / length
+    amp = rng.uniform(0.3, 0.8, (n, 1))
+    shift = rng.uniform(-0.25, 0.25, (n, 1))
+    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
+
+
+def tiny(**overrides) -> EnergyDiff:
+    return get_model("energydiff").build("quick", {**TINY, **overrides})
+
+
+# -- building blocks ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("r", [1, 2, 4, 8, 24])
+def test_fold_then_unfold_is_the_identity(r):
+    x = torch.randn(3, 24)
+    z = fold(x, r)
+    assert z.shape == (3, 24 // r, r)
+    torch.testing.assert_close(z[:, -1], x[:, 24 - r:])  # token k holds steps k*r .. k*r + r - 1
+    torch.testing.assert_close(unfold(z, r).squeeze(-1), x, rtol=0, atol=0)
+    multi = torch.randn(2, 24, 3)
+    torch.testing.assert_close(unfold(fold(multi, r), r), multi, rtol=0, atol=0)
+
+
+def test_bad_folding_factor_raises():
+    with pytest.raises(ValueError, match="divisible"):
+        fold(torch.zeros(2, 96), 7)
+    with pytest.raises(ValueError):
+        fold(torch.zeros(2, 96), 0)
+    with pytest.raises(ValueError):
+        unfold(torch.zeros(2, 5, 6), 4)
+    with pytest.raises(ValueError, match="divisible"):
+        resolve_fold(5, 48)
+    with pytest.raises(ValueError):
+        resolve_fold("big", 48)
+    model = tiny(fold=5)
+    with pytest.raises(ValueError, match="divisible"):
+        model.fit(make_set(np.zeros((10, 24), dtype=np.float32)), RunContext())
+
+
+def test_auto_fold_rule():
+    assert [resolve_fold("auto", t) for t in (24, 48, 96, 1440)] == [4, 4, 4, 60]
+    assert resolve_fold(8, 1440) == 8 and resolve_fold(1, 24) == 1
+
+
+def test_time_of_day_positions_are_aligned_across_resolutions():
+    # 15-minute data folded by 4 and hourly data unfolded both put a token at every full hour
+    quarter = EnergyDiffNet(96, 15, 4, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    hourly = EnergyDiffNet(24, 60, 1, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    half = EnergyDiffNet(48, 30, 8, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    torch.testing.assert_close(quarter.minutes, hourly.minutes)
+    torch.testing.assert_close(quarter.minutes, torch.arange(24.0) * 60)
+    torch.testing.assert_close(half.minutes, torch.arange(6.0) * 240)
+    # the same clock time has the same sinusoidal code whatever the resolution
+    torch.testing.assert_close(sinusoidal_embedding(quarter.minutes[::4], 16),
+                               sinusoidal_embedding(half.minutes, 16))
+
+
+def test_blocks_and_embeddings():
+    emb = sinusoidal_embedding(torch.tensor([0.0, 5.0, 1000.0]), 9)
+    assert emb.shape == (3, 9) and emb.abs().max() <= 1 and torch.all(emb[:, -1] == 0)
+    conv = TokenConv1d(4, 8, kernel_size=7, tokens=3)
+    assert conv.kernel_size == 3 and conv(torch.randn(2, 3, 4)).shape == (2, 3, 8)
+    with pytest.raises(ValueError):
+        TokenConv1d(4, 8, kernel_size=4, tokens=6)
+    # zero-initialised conditioning: FiLM and an adaLN-Zero block start as the identity
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(FiLM(6, 8)(x, torch.randn(2, 1, 6)), x)
+    gated = TransformerBlock(8, 2, 16, cond_dim=6, gated=True)
+    torch.testing.assert_close(gated(x, torch.randn(2, 6)), x)
+    plain = TransformerBlock(8, 2, 16)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    out = plain(x, key_mask=mask)
+    x2 = x.clone()
+    x2[1, 3:] = 100.0  # padding tokens must not change the real ones
+    torch.testing.assert_close(plain(x2, key_mask=mask)[1, :3], out[1, :3])
+    with pytest.raises(ValueError):
+        plain(x, torch.randn(2, 6))
+
+
+def test_network_shapes_and_final_skip():
+    net = EnergyDiffNet(24, 60, 4, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0)
+    out = net(torch.randn(5, 24), torch.tensor([0.0, 1.0, 10.5, 500.0, 999.0]))
+    assert out.shape == (5, 24) and torch.isfinite(out).all()
+    assert net.out.in_features == 2 * 16  # projection of [blocks' input, blocks' output]
+    with pytest.raises(ValueError):
+        net(torch.randn(5, 48), torch.zeros(5))
+
+
+# -- the model ------------------------------------------------------------------------------------------------
+def test_registered_with_both_profiles():
+    spec = get_model("energydiff")
+    assert spec.capabilities == frozenset({"generate"})
+    paper = spec.config("paper")
+    network = (paper["fold"], paper["n_layers"], paper["d_model"], paper["n_heads"], paper["d_ff"])
+    assert network == (8, 12, 512, 8, 2048)
+    assert (paper["diffusion_steps"], paper["train_steps"], paper["batch_size"]) == (1000, 100_000, 64)
+    assert (paper["lr"], paper["ema_decay"], paper["sample_steps"], paper["sampler"]) == (1e-4, 0.9999, 100,
+                                                                                          "dpm-solver++")
+    model = spec.build("paper")
+    net = model.build_network(1440, 1)
+    assert net.tokens == 180 and len(net.blocks) == 12
+    with pytest.raises(ValueError):
+        spec.build("quick", {"sampler": "euler"})
+
+
+def test_energydiff_beats_independent_marginals_on_mmd():
+    rng = np.random.default_rng(0)
+    train, held_out = toy_days(300, rng), toy_days(300, rng)
+    bandwidth = rbf_bandwidth(held_out)
+    ctx = RunContext(seed=0)
+    baseline = get_model("independent-marginals").build()
+    baseline.fit(make_set(train), ctx)
+    mmd_baseline = mmd_rbf(baseline.sample(300, None, ctx), held_out, bandwidth)
+    model = tiny(train_steps=300)
+    model.fit(make_set(train), ctx)
+    samples = model.sample(300, None, ctx)
+    assert samples.shape == (300, 24) and samples.dtype == np.float32
+    assert np.abs(samples).max() <= 1.0  # clip of the data prediction
+    assert mmd_rbf(samples, held_out, bandwidth) < 0.5 * mmd_baseline
+
+
+def test_checkpoint_resume_through_the_model_equals_an_uninterrupted_fit(tmp_path):
+    train = make_set(toy_days(64, np.random.default_rng(1)))
+    full = tiny(train_steps=40, dropout=0.1)
+    full.fit(train, RunContext(seed=3, checkpoint_dir=tmp_path / "full"))
+    part = tiny(train_steps=40, dropout=0.1)
+    part.fit(train, RunContext(seed=3, checkpoint_dir=tmp_path / "part", budget_steps=15))
+    assert part.train_result_.steps == 15
+    resumed = tiny(train_steps=40, dropout=0.1)  # a fresh process would rebuild the model like this
+    resumed.fit(train, RunContext(seed=3, checkpoint_dir=tmp_path / "part"))
+    assert resumed.train_result_.resumed_from == 15 and resumed.train_result_.steps == 40
+    for a, b in zip(full._net.state_dict().values(), resumed._net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    ctx = RunContext(seed=3)
+    np.testing.assert_array_equal(full.sample(8, None, ctx), resumed.sample(8, None, ctx))
+
+
+@pytest.mark.parametrize("sampler", ["dpm-solver++", "ddim", "ancestral"])
+def test_seeded_determinism_for_every_sampler(sampler):
+    train = make_set(toy_days(64, np.random.default_rng(2), length=48), resolution=30)
+    runs = []
+    for seed in (5, 5, 6):
+        model = tiny(train_steps=20, sampler=sampler, sample_steps=8, sample_batch=7)
+        model.fit(train, RunContext(seed=seed))
+        runs.append(model.sample(10, None, RunContext(seed=seed)))
+    assert runs[0].shape == (10, 48) and np.isfinite(runs[0]).all()
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_no_folding_and_sample_contract():
+    train = make_set(toy_days(32, np.random.default_rng(3)))
+    model = tiny(fold=1, train_steps=5, sample_steps=3)
+    with pytest.raises(RuntimeError, match="fit"):
+        model.sample(2, None, RunContext())
+    model.fit(train, RunContext())
+    assert model._net.tokens == 24
+    assert model.sample(3, None, RunContext()).shape == (3, 24)
+    with pytest.raises(ValueError):
+        model.sample(3, {"month": 1}, RunContext())
+    with pytest.raises(ValueError):
+        model.sample(0, None, RunContext())
+    bad = train.with_values(np.full((32, 24), np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.fit(bad, RunContext())
