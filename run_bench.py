@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", type=_csv(str), help="comma-separated model names (see `list models`)")
     run.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
     run.add_argument("--profile", choices=("quick", "paper"), help="model config profile")
+    run.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                     help="override a model parameter, e.g. energydiff.train_steps=200 (repeatable)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto (deep models)")
     run.add_argument("--out", help="run directory (default results/<suite name>)")
     run.add_argument("--cache", default=str(DEFAULT_RESULTS / "cache"), help="cell cache directory")
@@ -81,12 +83,17 @@ def cmd_list(what: str) -> None:
 
 def cmd_run(args, argv: list[str]) -> int:
     from bench.runner import run_suite
-    from bench.suite import load_suite, override
+    from bench.suite import load_suite, override, parse_model_setting
 
     suite = load_suite(args.suite)
     options = {"households": args.households} if args.households else None
+    settings: dict[str, dict] = {}
+    for text in args.set:
+        model, param, value = parse_model_setting(text)
+        settings.setdefault(model, {})[param] = value
     suite = override(suite, dataset=args.dataset, data_dir=args.data_dir, resolutions=args.resolution,
-                     models=args.models, seeds=args.seeds, profile=args.profile, options=options)
+                     models=args.models, seeds=args.seeds, profile=args.profile, options=options,
+                     model_settings=settings)
     out_dir = Path(args.out) if args.out else DEFAULT_RESULTS / suite.name
     summary = run_suite(suite, out_dir, args.cache, device=args.device, progress=not args.quiet,
                         use_cache=not args.no_cache, command=shlex.join(["python", "run_bench.py", *argv]))

@@ -85,8 +85,13 @@ def list_suites() -> list[str]:
 
 def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None = None,
              resolutions: list[int] | None = None, models: list[str] | None = None, seeds: list[int] | None = None,
-             profile: str | None = None, options: dict | None = None) -> Suite:
-    """``suite`` with command-line overrides applied (a new dataset replaces the suite's datasets)."""
+             profile: str | None = None, options: dict | None = None,
+             model_settings: dict[str, dict] | None = None) -> Suite:
+    """``suite`` with command-line overrides applied (a new dataset replaces the suite's datasets).
+
+    ``model_settings`` maps a model name to parameter values layered over every task's overrides for it,
+    e.g. ``{"energydiff": {"train_steps": 200}}``.
+    """
     datasets = suite.datasets
     if dataset is not None:
         base = next((d for d in datasets if d.name == dataset), None)
@@ -101,6 +106,25 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
     tasks = suite.tasks
     if models:
         tasks = tuple(replace(t, models=tuple(models)) for t in tasks)
+    if model_settings:
+        tasks = tuple(replace(t, model_overrides={
+            **t.model_overrides,
+            **{m: {**t.model_overrides.get(m, {}), **values} for m, values in model_settings.items()}})
+            for t in tasks)
     name = suite.name if dataset is None else f"{suite.name}-{dataset}"
     return replace(suite, name=name, datasets=datasets, tasks=tasks, seeds=tuple(seeds or suite.seeds),
                    profile=profile or suite.profile)
+
+
+def parse_model_setting(text: str) -> tuple[str, str, object]:
+    """``"energydiff.train_steps=200"`` -> ``("energydiff", "train_steps", 200)``; the value is a TOML literal
+    (numbers, booleans, quoted strings, arrays), or a bare string when it is not one."""
+    target, sep, raw = text.partition("=")
+    model, dot, param = target.strip().partition(".")
+    if not sep or not dot or not model or not param:
+        raise ValueError(f"--set expects MODEL.PARAM=VALUE, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return model, param, value

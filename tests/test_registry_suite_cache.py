@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from bench.cache import CellCache, cell_key
 from bench.registry import get_model, list_models, register_model
-from bench.suite import list_suites, load_suite, override
+from bench.suite import list_suites, load_suite, override, parse_model_setting
 
 
 def test_builtin_models_registered_with_capabilities():
@@ -54,6 +56,20 @@ def test_quick_suite_loads_and_overrides():
     assert lcl.name == "quick-lcl"
     assert lcl.datasets[0].resolutions == (30,) and lcl.datasets[0].data_dir == "/x"
     assert lcl.tasks[0].models == ("gmm",) and lcl.seeds == (1, 2)
+
+
+def test_model_settings_parse_and_layer_over_suite_overrides():
+    assert parse_model_setting("energydiff.train_steps=200") == ("energydiff", "train_steps", 200)
+    assert parse_model_setting("vae.kl_weight = 0.5") == ("vae", "kl_weight", 0.5)
+    assert parse_model_setting("energydiff.fold=auto") == ("energydiff", "fold", "auto")
+    assert parse_model_setting("wgan-gp.betas=[0.5, 0.9]") == ("wgan-gp", "betas", [0.5, 0.9])
+    for bad in ("energydiff=3", "train_steps", ".x=1"):
+        with pytest.raises(ValueError, match="MODEL.PARAM=VALUE"):
+            parse_model_setting(bad)
+    suite = load_suite("quick")
+    suite = replace(suite, tasks=(replace(suite.tasks[0], model_overrides={"gmm": {"n_components": 3}}),))
+    out = override(suite, model_settings={"gmm": {"max_iter": 5}, "vae": {"train_steps": 7}})
+    assert out.tasks[0].model_overrides == {"gmm": {"n_components": 3, "max_iter": 5}, "vae": {"train_steps": 7}}
 
 
 def test_suite_errors_name_the_file(tmp_path):
