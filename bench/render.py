@@ -56,7 +56,9 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     tex = []
     for task, task_rows in rows.groupby("task", sort=False):
         metrics = list(dict.fromkeys(task_rows["metric"]))
-        table = tables.summary_table(task_rows, directions, metrics=metrics)
+        with_setting = task_rows["setting"].fillna("").astype(str).str.len().gt(0).any()
+        index = ("dataset", "resolution", "setting", "model") if with_setting else tables.DEFAULT_INDEX
+        table = tables.summary_table(task_rows, directions, metrics=metrics, index=index)
         lower = [m for m in metrics if directions[m] == "lower"]
         caption = f"Task `{task}`" + (f"; lower is better for {', '.join(lower)}" if lower else "")
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]

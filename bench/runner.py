@@ -17,10 +17,12 @@ from bench.data.pipeline import load_profiles
 from bench.provenance import environment
 from bench.registry import get_model
 from bench.suite import Suite
-from bench.tasks import get_task
+from bench.tasks import expected_rows, get_task
 
-ROW_COLUMNS = ["suite", "task", "dataset", "resolution", "model", "seed", "metric", "value", "std", "status",
-               "note"]
+# ``setting`` distinguishes rows of one cell that a task scores under several conditions (a missing rate, an
+# up-sampling factor, a condition group); it is empty for tasks with a single setting.
+ROW_COLUMNS = ["suite", "task", "dataset", "resolution", "setting", "model", "seed", "metric", "value", "std",
+               "status", "note"]
 
 
 @dataclass
@@ -162,13 +164,13 @@ def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
     for cell in cells_meta:
         base = {k: cell[k] for k in ("suite", "task", "dataset", "resolution", "model", "seed")}
         if cell["key"] is None:
-            metrics = cell["task_config"].get("metrics", [])
-            records += [{**base, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
-                         "note": "model lacks this capability"} for m in metrics]
+            records += [{**base, "setting": setting, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
+                         "note": "model lacks this capability"}
+                        for setting, m in expected_rows(cell["task"], cell["task_config"])]
             continue
         if not cache.has(cell["key"]):
             raise FileNotFoundError(f"cell {cell['key']} ({cell['model']} on {cell['dataset']} @ "
                                     f"{cell['resolution']} min) is not in the cache {cache.root}; rerun the suite")
         for row in cache.load(cell["key"])["rows"]:
-            records.append({**base, **row})
+            records.append({**base, "setting": "", **row})
     return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)

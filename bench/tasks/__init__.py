@@ -1,6 +1,8 @@
 """Benchmark tasks. Each task module exposes ``NAME``, ``CAPABILITY``, ``DEFAULTS`` and the three functions
 ``prepare(profiles, cfg, seed) -> TaskData``, ``run(model, data, ctx) -> outputs`` and
-``score(outputs, data, cfg, seed) -> list[dict]`` (tidy metric rows)."""
+``score(outputs, data, cfg, seed) -> list[dict]`` (tidy metric rows: ``metric, value, std, status, note`` and,
+for a task scored under several settings, ``setting``). A task with settings also defines
+``expected_rows(cfg) -> [(setting, metric)]`` so that models lacking its capability get ``n/a`` rows for each."""
 
 from __future__ import annotations
 
@@ -17,6 +19,14 @@ def get_task(name: str) -> ModuleType:
     if name not in TASK_MODULES:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}")
     return import_module(TASK_MODULES[name])
+
+
+def expected_rows(name: str, cfg: dict) -> list[tuple[str, str]]:
+    """The ``(setting, metric)`` pairs task ``name`` scores under ``cfg`` (one empty setting by default)."""
+    task = get_task(name)
+    if hasattr(task, "expected_rows"):
+        return list(task.expected_rows(cfg))
+    return [("", m) for m in cfg.get("metrics", [])]
 
 
 def list_tasks() -> list[ModuleType]:
