@@ -15,7 +15,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def git_commit() -> dict:
-    """Commit hash and whether the working tree had uncommitted changes (None outside a git checkout)."""
+    """Commit hash and whether the code had uncommitted changes (None outside a git checkout).
+
+    ``results/`` is left out of the check: a run writes there, and committed reference results being
+    rewritten by the run itself says nothing about the code that produced them.
+    """
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
@@ -24,7 +28,7 @@ def git_commit() -> dict:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
