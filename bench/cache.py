@@ -2,13 +2,15 @@
 
 A cell is one (dataset, resolution, task, model, seed). Its key hashes everything its result depends on:
 model name and config, task name and config, config profile, data fingerprint, seed and the code version
-(package version plus a hash of the model's, task's and metrics' source files). A cell is written
+(package version plus a hash of the model's, task's and metrics' source files and of every project module they
+import, directly or not, so that a change to the shared training loop also invalidates the cells it trained). A cell is written
 atomically (temporary directory, then rename) only when it has finished, so an interrupted run leaves no
 half-written cell and resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -25,19 +27,85 @@ import bench
 def _file_digest(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(p.name.encode())
+        try:
+            name = p.resolve().relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            name = p.name
+        h.update(name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of project module ``name`` (``a.b`` -> ``a/b.py`` or ``a/b/__init__.py``)."""
+    base = REPO_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.resolve().relative_to(REPO_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports(path: Path) -> set[Path]:
+    """``path`` and every project source file it imports, directly or through other project modules.
+
+    Read from the import statements (not from what happens to be loaded), so the set is the same in every
+    process; imports of outside packages are ignored.
+    """
+    seen: set[Path] = set()
+    todo = [path.resolve()]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            package = _module_name(current)
+        except ValueError:  # outside the project
+            continue
+        if current.name != "__init__.py":
+            package = package.rpartition(".")[0]
+        for node in ast.walk(ast.parse(current.read_text(), filename=str(current))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative import
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, node.module] if node.module else anchor)
+                else:
+                    base = node.module or ""
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                # every enclosing package's __init__ runs on import too
+                for i in range(1, len(parts) + 1):
+                    found = _module_file(".".join(parts[:i]))
+                    if found is not None and found.resolve() not in seen:
+                        todo.append(found.resolve())
+    return seen
+
+
 def code_version(*sources) -> str:
     """Package version plus a digest of the sources that decide a cell's numbers: the files defining
-    ``sources`` (classes, functions, modules or paths) and every metrics module."""
+    ``sources`` (classes, functions, modules or paths), every project module they import (directly or
+    not) and every metrics module."""
     import metrics
 
     files = {Path(s) if isinstance(s, (str, Path)) else Path(inspect.getfile(s)) for s in sources}
     files |= set(Path(metrics.__file__).parent.glob("*.py"))
-    return f"{bench.__version__}+{_file_digest([f for f in files if f.is_file()])}"
+    closure: set[Path] = set()
+    for f in files:
+        if f.is_file():
+            closure |= project_imports(f) if f.suffix == ".py" else {f.resolve()}
+    return f"{bench.__version__}+{_file_digest(sorted(closure))}"
 
 
 def cell_key(descriptor: dict) -> str:

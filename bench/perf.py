@@ -44,6 +44,15 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _steady_steps_per_s(result) -> float | None:
+    """Training speed between the first and the last logged step (the loop logs its elapsed time every 50
+    steps), which leaves out start-up, first-step allocation and compilation; None for shorter runs."""
+    history = [h for h in getattr(result, "history", []) if "elapsed" in h]
+    if len(history) < 2 or history[-1]["elapsed"] <= history[0]["elapsed"]:
+        return None
+    return (history[-1]["step"] - history[0]["step"]) / (history[-1]["elapsed"] - history[0]["elapsed"])
+
+
 def measure_one(model: str, resolution: int, *, profile: str, device: str, steps: int, n_train: int,
                 n_samples: int, overrides: dict) -> dict:
     """Fit ``model`` for ``steps`` steps on toy profiles at ``resolution`` and draw ``n_samples``."""
@@ -67,13 +76,15 @@ def measure_one(model: str, resolution: int, *, profile: str, device: str, steps
     t0 = time.perf_counter()
     built.fit(train, ctx)
     fit_s = time.perf_counter() - t0
+    steady = _steady_steps_per_s(getattr(built, "train_result_", None))
     t0 = time.perf_counter()
     samples = built.sample(n_samples, None, ctx)
     sample_s = time.perf_counter() - t0
     if samples.shape != (n_samples, length):
         raise RuntimeError(f"{model} returned {samples.shape}")
     return {"model": model, "resolution": resolution, "T": length, "device": device, "profile": profile,
-            "train_steps": steps, "train_steps_per_s": steps / fit_s, "fit_seconds": fit_s,
+            "train_steps": steps, "train_steps_per_s": steady or steps / fit_s, "fit_seconds": fit_s,
+            "steady_state": steady is not None,
             "samples_per_s": n_samples / sample_s, "sample_seconds": sample_s,
             "peak_memory_mb": _peak_memory_mb(device),
             "cpu_rss_before_fit_mb": rss_before, **{f"cfg_{k}": v for k, v in overrides.items()}}
@@ -139,13 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folding-batch", type=int, default=16)
     parser.add_argument("--folding-repeats", type=int, default=5)
     parser.add_argument("--out", default=str(REPO_ROOT / "results" / "perf"))
+    parser.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                        help="override a model's config (repeatable), as in run_bench.py")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "RES"), help=argparse.SUPPRESS)
     parser.add_argument("--folding-only", type=int, metavar="FOLD", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from bench.suite import parse_model_setting
+
+    settings = [parse_model_setting(text) for text in args.set]
 
     if args.one:
+        overrides = {param: value for model, param, value in settings if model == args.one[0]}
         row = measure_one(args.one[0], int(args.one[1]), profile=args.profile, device=args.device,
-                          steps=args.steps, n_train=args.n_train, n_samples=args.n_samples, overrides={})
+                          steps=args.steps, n_train=args.n_train, n_samples=args.n_samples, overrides=overrides)
         print(json.dumps(row))
         return 0
     if args.folding_only is not None:
@@ -162,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     common = ["--profile", args.profile, "--device", args.device, "--steps", str(args.steps), "--n-train",
-              str(args.n_train), "--n-samples", str(args.n_samples)]
+              str(args.n_train), "--n-samples", str(args.n_samples), *(f"--set={t}" for t in args.set)]
     rows = []
     for model in args.models.split(","):
         for res in (int(r) for r in args.resolutions.split(",")):

@@ -20,7 +20,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-CAPABILITIES = frozenset({"generate", "conditional", "impute", "super_resolve", "forecast", "detect"})
+CAPABILITIES = frozenset({"generate", "conditional", "constrained", "impute", "super_resolve", "forecast", "detect"})
 ENTRY_POINT_GROUP = "meterbench.models"
 
 # Built-in model modules, imported lazily so that ``run_bench.py list`` stays fast.
@@ -31,6 +31,7 @@ BUILTIN_MODULES = (
     "baselines.energydiff",
     "baselines.vae",
     "baselines.wgan",
+    "baselines.naive_tasks",
 )
 
 

@@ -35,6 +35,16 @@ def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
     return lines
 
 
+def task_directions(task: str, base: dict[str, str]) -> dict[str, str]:
+    """Metric directions for ``task``: the registered metrics' plus the task module's own
+    ``METRIC_DIRECTIONS`` and ``UNRANKED_METRICS`` (shown without best marks or ranks)."""
+    from bench.tasks import get_task
+
+    module = get_task(task)
+    return {**base, **getattr(module, "METRIC_DIRECTIONS", {}),
+            **{m: "none" for m in getattr(module, "UNRANKED_METRICS", ())}}
+
+
 def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     """Rebuild ``results.csv``, the tables and the plots of ``run_dir`` from its ``config.json`` and the cache.
 
@@ -49,18 +59,23 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     environment = json.loads(env_file.read_text()) if env_file.is_file() else None
     rows = collect_rows(config["cells"], cache)
     rows.to_csv(run_dir / "results.csv", index=False)
-    directions = {name: spec.direction for name, spec in ALL_METRICS.items()}
+    base_directions = {name: spec.direction for name, spec in ALL_METRICS.items()}
 
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]
     tex = []
     for task, task_rows in rows.groupby("task", sort=False):
+        directions = task_directions(task, base_directions)
         metrics = list(dict.fromkeys(task_rows["metric"]))
         with_setting = task_rows["setting"].fillna("").astype(str).str.len().gt(0).any()
         index = ("dataset", "resolution", "setting", "model") if with_setting else tables.DEFAULT_INDEX
         table = tables.summary_table(task_rows, directions, metrics=metrics, index=index)
-        lower = [m for m in metrics if directions[m] == "lower"]
-        caption = f"Task `{task}`" + (f"; lower is better for {', '.join(lower)}" if lower else "")
+        caption = f"Task `{task}`"
+        for word in ("lower", "higher"):
+            named = [m for m in metrics if directions[m] == word]
+            caption += f"; {word} is better for {', '.join(named)}" if named else ""
+        unranked = [m for m in metrics if directions[m] == "none"]
+        caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         tex.append(tables.to_latex(table, caption))
         tables.to_csv(table, run_dir / f"table_{task}.csv")

@@ -117,6 +117,14 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
                       seconds=time.perf_counter() - started)
 
 
+def fit_key(base: dict, spec, data) -> str:
+    """Key of a model's training run: model, config, profile, seed, model code and training profiles, and
+    nothing about the task, so every task of a (dataset, resolution, seed) that trains the same model on the
+    same split (see ``bench.tasks.common``) shares one checkpoint and trains once."""
+    return cell_key({"fit": base["model"], "model_config": base["model_config"], "profile": base["profile"],
+                     "seed": base["seed"], "train": data.train.fingerprint(), "code_version": code_version(spec.cls)})
+
+
 def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cfg: dict, cache: CellCache,
           use_cache: bool, counts: dict, *, device: str, progress: bool, log) -> str:
     """Compute one cell unless it is cached; returns its key.
@@ -126,6 +134,9 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
     """
     # the suite name is a label, not an input: identical cells of different suites share results
     inputs = {k: v for k, v in base.items() if k != "suite"}
+    if suffixes and base["task"] != "generation":
+        raise ValueError(f"post-processing suffixes ({'+'.join(suffixes)}) apply to the generation task only, "
+                         f"not to {base['task']!r}; list the base model {base['model']!r} there instead")
     if suffixes:
         inputs = {**inputs, "postprocess": list(suffixes), "postprocess_version": code_version(apply, task, *POSTPROCESS_SOURCES)}
     key = cell_key(inputs)
@@ -143,7 +154,7 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
             outcome["samples"] = apply(suffixes, samples, data.train.values)
     else:
         ctx = RunContext(seed=base["seed"], device=device, profile=base["profile"], progress=progress,
-                         checkpoint_dir=cache.checkpoint_dir(key))
+                         checkpoint_dir=cache.checkpoint_dir(fit_key(base, spec, data)))
         outcome = task.run(spec.build(base["profile"], overrides), data, ctx)
     rows = task.score(outcome, data, cfg, base["seed"])
     result = {"rows": rows, "status": outcome["status"], "note": outcome["note"],
@@ -166,7 +177,7 @@ def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
         if cell["key"] is None:
             records += [{**base, "setting": setting, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
                          "note": "model lacks this capability"}
-                        for setting, m in expected_rows(cell["task"], cell["task_config"])]
+                        for setting, m in expected_rows(cell["task"], cell["task_config"], cell["resolution"])]
             continue
         if not cache.has(cell["key"]):
             raise FileNotFoundError(f"cell {cell['key']} ({cell['model']} on {cell['dataset']} @ "

@@ -97,7 +97,9 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
         base = next((d for d in datasets if d.name == dataset), None)
         datasets = (DatasetSpec(name=dataset,
                                 resolutions=tuple(resolutions or (base.resolutions if base else (30,))),
-                                period=base.period if base else "day", data_dir=data_dir,
+                                # a dataset the suite does not list takes the suite's period (month stays month)
+                                period=base.period if base else (datasets[0].period if datasets else "day"),
+                                data_dir=data_dir,
                                 options={**(base.options if base else {}), **(options or {})}),)
     elif resolutions or data_dir or options:
         datasets = tuple(replace(d, resolutions=tuple(resolutions or d.resolutions),

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.cache import CellCache, cell_key
+from bench.cache import REPO_ROOT, CellCache, cell_key, code_version, project_imports
 from bench.registry import get_model, list_models, register_model
 from bench.suite import list_suites, load_suite, override, parse_model_setting
 
@@ -94,6 +94,19 @@ def test_cache_roundtrip_and_key_stability(tmp_path):
     np.testing.assert_array_equal(cache.load_samples(key), samples)
     # no temporary directories are left behind
     assert [p.name for p in (tmp_path / "cells").iterdir()] == [key]
+
+
+def test_code_version_follows_project_imports():
+    import baselines.energydiff
+    import baselines.gmm
+
+    deps = {p.relative_to(REPO_ROOT).as_posix() for p in project_imports(REPO_ROOT / "baselines/energydiff.py")}
+    # the shared training loop and the network blocks decide EnergyDiff's numbers, so they are in its key
+    assert {"baselines/energydiff.py", "bench/train.py", "baselines/nn/transformer.py"} <= deps
+    # another model's file is not: editing it must not invalidate EnergyDiff's cells
+    assert "baselines/gmm.py" not in deps
+    assert code_version(baselines.energydiff.EnergyDiff) != code_version(baselines.gmm.GMM)
+    assert code_version(baselines.energydiff.EnergyDiff) == code_version(baselines.energydiff.EnergyDiff)
 
 
 def test_third_party_models_load_through_entry_points(monkeypatch, tmp_path):

@@ -68,6 +68,20 @@ def test_checkpoint_resume_equals_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_finished_run_is_reused_without_training_and_sampling_state_matches(tmp_path):
+    data = _data()
+    first = _trainer(tmp_path)
+    first.fit(data, _step)
+    after_first = torch.rand(3)  # the global RNG right after training (what sampling would draw next)
+    second = _trainer(tmp_path)  # e.g. another task fitting the same model on the same training set
+    result = second.fit(data, _step)
+    assert result.resumed_from == 120 and result.steps == 120 and result.history == []
+    for a, b in zip(first.ema["net"].shadow.parameters(), second.ema["net"].shadow.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # sampling after a reused fit draws the same numbers as sampling straight after training
+    assert torch.equal(torch.rand(3), after_first)
+
+
 def test_checkpoint_of_another_config_is_ignored(tmp_path):
     data = _data()
     _trainer(tmp_path).fit(data, _step, stop_after=10)

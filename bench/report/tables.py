@@ -37,7 +37,10 @@ from tabulate import tabulate
 REQUIRED_COLUMNS = ("model", "seed", "metric", "value", "std", "status", "note")
 STATUSES = ("ok", "failed", "n/a")
 MISSING = "missing"  # status of a (row, metric) pair that has no input row at all
-DIRECTIONS = ("lower", "higher")
+ARROWS = {"lower": "↓", "higher": "↑", "none": ""}
+LATEX_ARROWS = {"lower": r" $\downarrow$", "higher": r" $\uparrow$", "none": ""}
+# "none": reported but neither best-marked nor ranked (e.g. an interval coverage, best at its nominal level)
+DIRECTIONS = ("lower", "higher", "none")
 PAPER_METRICS = ("MMD", "GFD", "KL", "WD", "KS")
 DEFAULT_INDEX = ("dataset", "resolution", "model")
 
@@ -118,7 +121,7 @@ def _check_directions(metrics: Sequence[str], directions: dict[str, str]) -> dic
         raise ValueError(f"no direction given for metric(s) {unknown}; pass {{metric: 'lower'|'higher'}}")
     bad = {m: directions[m] for m in metrics if directions[m] not in DIRECTIONS}
     if bad:
-        raise ValueError(f"direction must be 'lower' or 'higher', got {bad}")
+        raise ValueError(f"direction must be 'lower', 'higher' or 'none', got {bad}")
     return {m: directions[m] for m in metrics}
 
 
@@ -161,6 +164,8 @@ def _best_and_ranks(means: np.ndarray, status: np.ndarray, groups: Iterable[list
     ranks = np.full(means.shape, np.nan)
     for members in groups:
         for j, metric in enumerate(metrics):
+            if directions[metric] == "none":
+                continue
             sign = 1.0 if directions[metric] == "lower" else -1.0
             ok = [i for i in members if status[i, j] == "ok"]
             failed = [i for i in members if status[i, j] == "failed"]
@@ -385,7 +390,7 @@ def to_markdown(table: TableData, caption: str) -> str:
     body, footnotes = _cells(table, pm="±", bold=lambda t: f"**{t}**", failed=lambda k: f"failed [{k}]",
                              missing="–")
     headers = [*table.index_names,
-               *[f"{m} {'↓' if table.directions[m] == 'lower' else '↑'}" for m in table.metrics], "avg. rank"]
+               *[f"{m} {ARROWS[table.directions[m]]}".rstrip() for m in table.metrics], "avg. rank"]
     n_index = len(table.index_names)
     grid = tabulate([idx + line for idx, line in zip(_index_texts(table, _markdown_escape), body)], headers=headers,
                     tablefmt="github", disable_numparse=True,
@@ -416,7 +421,7 @@ def to_latex(table: TableData, caption: str) -> str:
     body, footnotes = _cells(table, pm=r"$\pm$", bold=lambda t: rf"\textbf{{{t}}}",
                              failed=lambda k: rf"failed$^{{{k}}}$", missing="--")
     headers = [*(latex_escape(n) for n in table.index_names),
-               *[rf"{latex_escape(m)} $\{'downarrow' if table.directions[m] == 'lower' else 'uparrow'}$"
+               *[latex_escape(m) + LATEX_ARROWS[table.directions[m]]
                  for m in table.metrics], "avg. rank"]
     n_index = len(table.index_names)
     grid = tabulate([idx + line for idx, line in zip(_index_texts(table, latex_escape), body)], headers=headers,

@@ -11,6 +11,9 @@ from types import ModuleType
 
 TASK_MODULES = {
     "generation": "bench.tasks.generation",
+    "conditional": "bench.tasks.conditional",
+    "imputation": "bench.tasks.imputation",
+    "super_resolution": "bench.tasks.super_resolution",
 }
 
 
@@ -21,11 +24,12 @@ def get_task(name: str) -> ModuleType:
     return import_module(TASK_MODULES[name])
 
 
-def expected_rows(name: str, cfg: dict) -> list[tuple[str, str]]:
-    """The ``(setting, metric)`` pairs task ``name`` scores under ``cfg`` (one empty setting by default)."""
+def expected_rows(name: str, cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
+    """The ``(setting, metric)`` pairs task ``name`` scores under ``cfg`` at ``resolution`` (minutes; some
+    settings, such as super-resolution factors, depend on it), one empty setting by default."""
     task = get_task(name)
     if hasattr(task, "expected_rows"):
-        return list(task.expected_rows(cfg))
+        return list(task.expected_rows(cfg, resolution=resolution))
     return [("", m) for m in cfg.get("metrics", [])]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.data.split import split_profiles
+from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
 from bench.errors import DataError, ModelFitError
 
 NAME = "generation"
@@ -26,9 +26,7 @@ DEFAULTS = {
     "metrics": ["MMD", "GFD", "KL", "WD", "KS"],
     "n_bootstrap": 10,
     "bootstrap_frac": 0.5,
-    "fractions": [0.5, 0.25, 0.25],
-    "max_train": None,  # cap on training profiles (random subset), None = all
-    "max_eval": 2000,  # cap on evaluation profiles, keeps MMD and GFD cheap on large datasets
+    **SPLIT_DEFAULTS,  # max_eval keeps MMD and GFD cheap on large datasets
 }
 
 
@@ -55,17 +53,9 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     if not profiles.complete:
         raise DataError("the generation task needs complete days (use the default completeness rule)",
                         path=profiles.name)
-    split = split_profiles(profiles, tuple(cfg["fractions"]), seed=seed)
-    train, real = split.train, split.evaluation()
-    rng = np.random.default_rng([seed, 1])
-    if cfg.get("max_train") and len(train) > cfg["max_train"]:
-        train = train.subset(np.sort(rng.choice(len(train), cfg["max_train"], replace=False)))
-    if cfg.get("max_eval") and len(real) > cfg["max_eval"]:
-        real = real.subset(np.sort(rng.choice(len(real), cfg["max_eval"], replace=False)))
-    scaler = MinMaxScaler.fit(train)
-    train, real = scaler.apply(train), scaler.apply(real)
-    return TaskData(train=train, real=real, scaler=scaler, bandwidth=rbf_bandwidth(real.values),
-                    split_rule=split.rule)
+    split = split_and_scale(profiles, cfg, seed)
+    return TaskData(train=split.train, real=split.real, scaler=split.scaler,
+                    bandwidth=rbf_bandwidth(split.real.values), split_rule=split.split_rule)
 
 
 def run(model, data: TaskData, ctx: RunContext) -> dict:

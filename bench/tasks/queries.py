@@ -18,7 +18,9 @@ class ImputationQuery:
     ``values [N, T]`` float32 with NaN wherever a step is not observed; ``observed [N, T]`` True where the
     value is given; ``valid [N, T]`` False on the padding of short months (never observed, never scored);
     ``meta`` one row per profile (``series_id, start, month, weekday, days, category``); ``resolution`` in
-    minutes. A model returns ``[S, N, T]`` samples that keep the observed values.
+    minutes; ``history [N, T]`` (optional) the same series' profile seven days earlier, NaN where unknown
+    (set for daily profiles; ``None`` for monthly ones, whose previous week lies inside the profile itself).
+    A model returns ``[S, N, T]`` samples that keep the observed values.
     """
 
     values: np.ndarray
@@ -26,6 +28,7 @@ class ImputationQuery:
     valid: np.ndarray
     meta: pd.DataFrame
     resolution: int
+    history: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         shape = self.values.shape
@@ -38,6 +41,13 @@ class ImputationQuery:
             raise ValueError("observed values must be finite")
         if len(self.meta) != shape[0]:
             raise ValueError(f"meta has {len(self.meta)} rows for {shape[0]} profiles")
+        if self.history is not None:
+            history = np.asarray(self.history)
+            if history.shape != shape or not np.issubdtype(history.dtype, np.floating):
+                raise ValueError(f"history must be a float array of shape {shape} (NaN where unknown), got "
+                                 f"{history.dtype} of shape {history.shape}")
+            if np.isinf(history).any():
+                raise ValueError("history holds infinite values (use NaN for unknown steps)")
 
     def __len__(self) -> int:
         return self.values.shape[0]

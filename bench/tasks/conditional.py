@@ -1,0 +1,208 @@
+"""Conditional generation: one profile per real evaluation profile under that profile's own conditions.
+
+Protocol: the shared split and scaling, the model fitted on the training profiles, then ``sample(N, cond)``
+with ``cond`` the evaluation profiles' ``month, weekday, days, category``. Two settings:
+
+* ``"conditional"``: the generated and real profiles are grouped by condition (``group_by``, default month;
+  groups smaller than ``min_group`` are left out) and compared per group in the scaled space with the
+  unbiased MMD and its seeded permutation test, as the SmartMeterFM paper does. Rows: ``MMD`` (mean over
+  groups, lower is better), ``MMD_p`` (mean p-value, higher = harder to tell apart) and ``MMD_pass``
+  (fraction of groups with ``p > alpha``, higher is better); ``std`` is the spread over groups.
+* ``"constrained"`` (models with the ``constrained`` capability only; ``n/a`` rows otherwise): a second draw
+  with ``target_peak`` / ``target_mean`` set to each real profile's peak and mean over its valid steps.
+  Rows: ``PeakRMSE`` and ``MeanRMSE``, RMSE in kW of the achieved against the target peak and mean (lower is
+  better), paired-bootstrap mean ± std.
+
+``samples`` holds ``[1, N, T]`` (conditional draw) or ``[2, N, T]`` (conditional and constrained draws).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.context import RunContext
+from bench.data.profileset import ProfileSet
+from bench.data.scaling import MinMaxScaler
+from bench.errors import DataError, ModelFitError
+from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
+from bench.tasks.imputation import failed_rows, paired_bootstrap
+
+NAME = "conditional"
+CAPABILITY = "conditional"
+COND_COLUMNS = ("month", "weekday", "days", "category")
+SETTING_METRICS = {
+    "conditional": ("MMD", "MMD_p", "MMD_pass"),
+    "constrained": ("PeakRMSE", "MeanRMSE"),
+}
+DEFAULTS = {
+    "group_by": ["month"],
+    "min_group": 10,
+    "n_permutations": 1000,
+    "alpha": 0.05,
+    "n_bootstrap": 10,
+    "bootstrap_frac": 0.5,
+    **SPLIT_DEFAULTS,
+}
+METRIC_DIRECTIONS = {"MMD_pass": "higher", "PeakRMSE": "lower", "MeanRMSE": "lower"}
+"""Directions of this task's metrics absent from :data:`metrics.registry.ALL_METRICS` (``MMD`` and ``MMD_p``
+are registered there: lower and higher is better)."""
+
+
+@dataclass
+class TaskData:
+    """Scaled training and evaluation profiles, the MMD bandwidth and the condition groups."""
+
+    train: ProfileSet
+    real: ProfileSet
+    scaler: MinMaxScaler
+    split_rule: str
+    bandwidth: float
+    groups: list[tuple[str, np.ndarray]]  # (label, row indices of real) of every group >= min_group
+
+    def fingerprint(self) -> str:
+        return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
+
+    def conditions(self, constrained: bool = False) -> pd.DataFrame:
+        """The ``cond`` frame of the evaluation profiles; with ``constrained`` also their peak and mean over
+        the valid steps (scaled space) as ``target_peak`` / ``target_mean``."""
+        cond = self.real.meta[list(COND_COLUMNS)].reset_index(drop=True).copy()
+        if constrained:
+            peak, mean = valid_peak_mean(self.real.values, self.real.mask)
+            cond["target_peak"], cond["target_mean"] = peak, mean
+        return cond
+
+
+def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
+    """Every ``(setting, metric)`` pair (``resolution`` is accepted for a uniform signature)."""
+    return [(setting, metric) for setting, names in SETTING_METRICS.items() for metric in names]
+
+
+def valid_peak_mean(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-profile maximum and mean over the valid steps (float64 ``[N]`` each; NaN without a valid step)."""
+    values = np.asarray(values, dtype=np.float64)
+    count = valid.sum(axis=1)
+    peak = np.where(valid, values, -np.inf).max(axis=1)
+    mean = np.where(valid, values, 0.0).sum(axis=1) / np.maximum(count, 1)
+    return np.where(count > 0, peak, np.nan), np.where(count > 0, mean, np.nan)
+
+
+def condition_groups(meta: pd.DataFrame, group_by: list[str], min_group: int) -> list[tuple[str, np.ndarray]]:
+    """``(label, rows)`` of every group of ``meta`` by ``group_by`` with at least ``min_group`` rows, sorted
+    by key; labels read like ``"month=3"``."""
+    missing = [c for c in group_by if c not in meta.columns]
+    if missing or not group_by:
+        raise ValueError(f"group_by must name meta columns, got {group_by} (missing {missing})")
+    if int(min_group) < 2:
+        raise ValueError(f"min_group must be >= 2 (the MMD needs two profiles per side), got {min_group}")
+    groups = []
+    for key, frame in meta.reset_index(drop=True).groupby(list(group_by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        if len(frame) >= int(min_group):
+            label = ", ".join(f"{c}={k}" for c, k in zip(group_by, key))
+            groups.append((label, frame.index.to_numpy()))
+    return groups
+
+
+def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
+    """Split and scale; fix the MMD bandwidth from all real evaluation profiles and form the groups."""
+    from metrics import rbf_bandwidth
+
+    missing = [c for c in COND_COLUMNS if c not in profiles.meta.columns]
+    if missing:
+        raise DataError(f"the conditional task needs meta columns {missing}", path=profiles.name)
+    split = split_and_scale(profiles, cfg, seed)
+    groups = condition_groups(split.real.meta, list(cfg["group_by"]), cfg["min_group"])
+    return TaskData(train=split.train, real=split.real, scaler=split.scaler, split_rule=split.split_rule,
+                    bandwidth=rbf_bandwidth(split.real.values), groups=groups)
+
+
+def _draw(model, data: TaskData, ctx: RunContext, constrained: bool) -> np.ndarray:
+    cond = data.conditions(constrained)
+    samples = np.asarray(model.sample(len(cond), cond, ctx), dtype=np.float32)
+    expected = (len(data.real), data.real.length)
+    if samples.shape != expected:
+        raise RuntimeError(f"model returned samples of shape {samples.shape}, expected {expected}")
+    return samples
+
+
+def run(model, data: TaskData, ctx: RunContext) -> dict:
+    """Fit ``model`` and draw one profile per evaluation profile under its conditions (and, for a model with
+    the ``constrained`` capability, a second draw under the peak / mean targets). Steps outside the real
+    profiles' valid mask are set to 0 so they never count."""
+    constrained = "constrained" in getattr(model, "capabilities", ())
+    # ``constrained`` lets a failed outcome still give n/a (not failed) constrained rows for other models
+    outcome = {"status": "ok", "note": "", "samples": None, "constrained": constrained}
+    try:
+        start = time.perf_counter()
+        model.fit(data.train, ctx)
+        outcome["fit_seconds"] = time.perf_counter() - start
+        start = time.perf_counter()
+        draws = [_draw(model, data, ctx, False)] + ([_draw(model, data, ctx, True)] if constrained else [])
+        outcome["sample_seconds"] = time.perf_counter() - start
+    except ModelFitError as err:
+        outcome.update(status="failed", note=str(err))
+        return outcome
+    samples = np.stack(draws)
+    if not np.isfinite(samples[:, data.real.mask]).all():
+        outcome.update(status="failed", note="non-finite values in generated samples")
+        return outcome
+    outcome["samples"] = np.where(data.real.mask, samples, 0.0).astype(np.float32)
+    return outcome
+
+
+def _conditional_rows(gen: np.ndarray, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    from metrics import mmd_permutation_test
+
+    names = SETTING_METRICS["conditional"]
+    if not data.groups:
+        return failed_rows([("conditional", m) for m in names], "failed",
+                           f"no {'/'.join(cfg['group_by'])} group with >= {cfg['min_group']} evaluation profiles")
+    stats, p_values = [], []
+    for g, (_, rows) in enumerate(data.groups):
+        # every group gets its own permutation stream, fixed by the seed and the group's position
+        group_seed = int(np.random.default_rng([seed, 5, g]).integers(2**31))
+        stat, p = mmd_permutation_test(gen[rows], data.real.values[rows], data.bandwidth,
+                                       n_permutations=int(cfg["n_permutations"]), seed=group_seed)
+        stats.append(stat)
+        p_values.append(p)
+    stats, p_values = np.array(stats), np.array(p_values)
+    passed = (p_values > float(cfg["alpha"])).astype(float)
+    note = f"{len(stats)} groups by {'/'.join(cfg['group_by'])}"
+    return [{"setting": "conditional", "metric": m, "value": float(v.mean()), "std": float(v.std()),
+             "status": "ok", "note": note} for m, v in zip(names, (stats, p_values, passed))]
+
+
+def _constrained_rows(gen: np.ndarray | None, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    names = SETTING_METRICS["constrained"]
+    if gen is None:
+        return failed_rows([("constrained", m) for m in names], "n/a", "model lacks the constrained capability")
+    valid = data.real.mask
+    keep = valid.any(axis=1)
+    # the scaling is affine and increasing, so the kW peak / mean is the inverse of the scaled one
+    target = [data.scaler.inverse(x[keep]).astype(np.float64) for x in valid_peak_mean(data.real.values, valid)]
+    achieved = [data.scaler.inverse(x[keep]).astype(np.float64) for x in valid_peak_mean(gen, valid)]
+    rows = []
+    for metric, t, a in zip(names, target, achieved):
+        mean, std = paired_bootstrap(lambda r: float(np.sqrt(np.mean((a[r] - t[r]) ** 2))), len(t),
+                                     cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+        rows.append({"setting": "constrained", "metric": metric, "value": mean, "std": std, "status": "ok",
+                     "note": ""})
+    return rows
+
+
+def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Rows of both settings; a failed outcome gives failed rows for every (setting, metric)."""
+    if outcome["status"] != "ok":
+        rows = failed_rows([("conditional", m) for m in SETTING_METRICS["conditional"]], outcome["status"],
+                           outcome["note"])
+        if outcome.get("constrained", True):
+            return rows + failed_rows([("constrained", m) for m in SETTING_METRICS["constrained"]],
+                                      outcome["status"], outcome["note"])
+        return rows + _constrained_rows(None, data, cfg, seed)
+    samples = outcome["samples"]
+    return (_conditional_rows(samples[0], data, cfg, seed)
+            + _constrained_rows(samples[1] if len(samples) > 1 else None, data, cfg, seed))

@@ -1,0 +1,243 @@
+"""Missing-data imputation of load profiles, scored as in the SmartMeterFM paper (CRPS of the ensemble).
+
+Protocol: the shared split and scaling (:func:`bench.tasks.common.split_and_scale`), the model fitted on the
+training profiles, then up to ``max_queries`` evaluation profiles with steps hidden by a seeded pattern
+(:mod:`bench.tasks.masking`; one setting per pattern x missing fraction, e.g. ``"random-30%"``). The model
+returns ``n_samples`` imputations per profile; scores use the hidden (valid) steps only, in kW:
+
+* ``CRPS``: fair ensemble CRPS (lower is better);
+* ``RMSE``, ``MAE``, ``MAPE``: errors of the ensemble median (lower is better);
+* ``Cov90``: coverage of the central 90% ensemble interval (closer to 0.9 is better, not ranked) and
+  ``CovErr90`` = ``|Cov90 - 0.9|`` (lower is better, the ranked form).
+
+Each value is the mean ± std over ``n_bootstrap`` paired subsamples (a ``bootstrap_frac`` share of the
+profiles drawn without replacement, the same profiles on both sides), as the generation task reports.
+For the "same time last week" reference, daily queries carry ``history``: the same series' profile seven days
+earlier, looked up in the full profile set (NaN where that day is absent or unobserved).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.context import RunContext
+from bench.data.profileset import ProfileSet
+from bench.data.scaling import MinMaxScaler
+from bench.errors import ModelFitError
+from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
+from bench.tasks.masking import PATTERNS, observed_mask
+from bench.tasks.queries import ImputationQuery
+
+NAME = "imputation"
+CAPABILITY = "impute"
+METRICS = ("CRPS", "RMSE", "MAE", "MAPE", "CovErr90", "Cov90")
+DEFAULTS = {
+    "patterns": ["random", "block"],
+    "fractions_missing": [0.1, 0.3, 0.5],
+    "n_samples": 10,
+    "max_queries": 200,
+    "n_bootstrap": 10,
+    "bootstrap_frac": 0.5,
+    **SPLIT_DEFAULTS,
+}
+METRIC_DIRECTIONS: dict[str, str] = {}
+"""Directions of this task's metrics absent from :data:`metrics.registry.ALL_METRICS` (none: all are there
+except the unranked ``Cov90``)."""
+UNRANKED_METRICS = {"Cov90": "coverage of the central 90% ensemble interval; closer to 0.9 is better "
+                             "(ranked as CovErr90)"}
+"""Metrics reported without a better direction: tables show them without ranking or bold."""
+
+# rng streams of the task (offsets of ``[seed, stream, ...]``), kept apart so that one change leaves the others
+_QUERY_STREAM, _MASK_STREAM = 3, 4
+
+
+@dataclass
+class TaskData:
+    """Scaled training profiles, the queried evaluation profiles and one observed mask per setting."""
+
+    train: ProfileSet
+    real: ProfileSet
+    scaler: MinMaxScaler
+    split_rule: str
+    settings: list[str]
+    observed: np.ndarray  # [n_settings, N, T] bool
+    history: np.ndarray | None  # [N, T] scaled, NaN where unknown; None for monthly profiles
+    n_samples: int  # ensemble size asked of the model
+
+    def fingerprint(self) -> str:
+        return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
+
+    def query(self, index: int) -> ImputationQuery:
+        """The :class:`ImputationQuery` of setting ``index`` (hidden steps hold NaN)."""
+        observed = self.observed[index]
+        values = np.where(observed, self.real.values, np.nan).astype(np.float32)
+        return ImputationQuery(values=values, observed=observed, valid=self.real.mask.copy(),
+                               meta=self.real.meta.copy(), resolution=self.real.resolution,
+                               history=None if self.history is None else self.history.copy())
+
+
+def setting_specs(cfg: dict) -> list[tuple[str, str, float]]:
+    """``(setting name, pattern, fraction missing)`` for every pattern x fraction of ``cfg``."""
+    specs = []
+    for pattern in cfg["patterns"]:
+        if pattern not in PATTERNS:
+            raise ValueError(f"unknown missing pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+        for fraction in cfg["fractions_missing"]:
+            if not 0.0 < float(fraction) < 1.0:
+                raise ValueError(f"fractions_missing must lie strictly between 0 and 1, got {fraction}")
+            specs.append((f"{pattern}-{round(100 * float(fraction))}%", pattern, float(fraction)))
+    return specs
+
+
+def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
+    """Every ``(setting, metric)`` pair the task scores (``resolution`` is accepted for a uniform signature)."""
+    return [(name, metric) for name, _, _ in setting_specs(cfg) for metric in METRICS]
+
+
+def week_before(profiles: ProfileSet, real: ProfileSet, scaler: MinMaxScaler) -> np.ndarray:
+    """``[N, T]`` float32: for each profile of ``real`` the scaled profile of the same series starting seven
+    days earlier in ``profiles`` (unscaled, the full set), NaN where that profile is absent or unobserved."""
+    if profiles.length != real.length:
+        raise ValueError(f"profile lengths differ: {profiles.length} vs {real.length}")
+    index = {(str(s), pd.Timestamp(t)): i
+             for i, (s, t) in enumerate(zip(profiles.meta["series_id"], profiles.meta["start"]))}
+    scaled = np.where(profiles.mask, scaler.transform(profiles.values), np.nan).astype(np.float32)
+    out = np.full(real.values.shape, np.nan, dtype=np.float32)
+    week = pd.Timedelta(days=7)
+    for row, (series, start) in enumerate(zip(real.meta["series_id"], real.meta["start"])):
+        source = index.get((str(series), pd.Timestamp(start) - week))
+        if source is not None:
+            out[row] = scaled[source]
+    return out
+
+
+def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
+    """Split and scale, cap the evaluation profiles to ``max_queries`` (seeded) and draw the hidden steps of
+    every setting from the valid steps."""
+    specs = setting_specs(cfg)
+    if int(cfg["n_samples"]) < 2:
+        raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {cfg['n_samples']}")
+    split = split_and_scale(profiles, cfg, seed)
+    real = split.real
+    cap = cfg.get("max_queries")
+    if cap is not None and int(cap) < 1:
+        raise ValueError(f"max_queries must be a positive integer or None, got {cap}")
+    if cap and len(real) > int(cap):
+        rng = np.random.default_rng([seed, _QUERY_STREAM])
+        real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
+    observed = np.stack([
+        observed_mask(real.mask, pattern, fraction, np.random.default_rng(
+            [seed, _MASK_STREAM, PATTERNS.index(pattern), round(1000 * fraction)]))
+        for _, pattern, fraction in specs]) if specs else np.zeros((0, *real.values.shape), dtype=bool)
+    history = week_before(profiles, real, split.scaler) if profiles.period == "day" else None
+    return TaskData(train=split.train, real=real, scaler=split.scaler, split_rule=split.split_rule,
+                    settings=[name for name, _, _ in specs], observed=observed, history=history,
+                    n_samples=int(cfg["n_samples"]))
+
+
+def run(model, data: TaskData, ctx: RunContext) -> dict:
+    """Fit ``model`` on the training profiles and impute every setting's query.
+
+    ``samples`` is ``[n_settings, S, N, T]`` float32 (padding set to 0). A :class:`ModelFitError` or
+    non-finite imputations on valid steps give a ``failed`` outcome with the reason.
+    """
+    n_samples = data.n_samples
+    outcome = {"status": "ok", "note": "", "samples": None}
+    n, length = data.real.values.shape
+    try:
+        start = time.perf_counter()
+        model.fit(data.train, ctx)
+        outcome["fit_seconds"] = time.perf_counter() - start
+        start = time.perf_counter()
+        results = []
+        for index, setting in enumerate(data.settings):
+            ens = np.asarray(model.impute(data.query(index), n_samples, ctx), dtype=np.float32)
+            if ens.shape != (n_samples, n, length):
+                raise RuntimeError(f"model returned imputations of shape {ens.shape} for {setting}, expected "
+                                   f"{(n_samples, n, length)}")
+            if not np.isfinite(ens[:, data.real.mask]).all():
+                outcome.update(status="failed", note=f"non-finite imputed values ({setting})")
+                return outcome
+            results.append(np.where(data.real.mask, ens, 0.0).astype(np.float32))
+        outcome["sample_seconds"] = time.perf_counter() - start
+    except ModelFitError as err:
+        outcome.update(status="failed", note=str(err))
+        return outcome
+    outcome["samples"] = (np.stack(results) if results
+                          else np.zeros((0, n_samples, n, length), dtype=np.float32))
+    return outcome
+
+
+def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
+                     seed: int) -> tuple[float, float]:
+    """Mean and population std of ``fn(rows)`` over ``n_repeats`` subsets of ``floor(frac * n_profiles)``
+    profile indices drawn without replacement from ``np.random.default_rng(seed)`` (sorted); with
+    ``frac == 1`` (or one repeat) it is the metric on every profile and std 0. Paired: ``fn`` scores the same
+    rows of truth and prediction."""
+    if not 0.0 < float(frac) <= 1.0:
+        raise ValueError(f"bootstrap_frac must lie in (0, 1], got {frac}")
+    if int(n_repeats) < 1:
+        raise ValueError(f"n_bootstrap must be a positive integer, got {n_repeats}")
+    size = int(frac * n_profiles)
+    if size < 1:
+        raise ValueError(f"bootstrap_frac={frac} leaves no profile of {n_profiles}")
+    if size == n_profiles or int(n_repeats) == 1:
+        return float(fn(np.arange(n_profiles))), 0.0
+    rng = np.random.default_rng(seed)
+    values = np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False)))
+                       for _ in range(int(n_repeats))])
+    return float(values.mean()), float(values.std())
+
+
+def _metric(name: str, truth: np.ndarray, ens: np.ndarray, median: np.ndarray, scored: np.ndarray):
+    """``rows -> value`` of metric ``name`` on the profiles ``rows`` (all arrays in kW)."""
+    import metrics
+
+    if name == "CRPS":
+        return lambda r: metrics.crps_ensemble(truth[r], ens[:, r], mask=scored[r])
+    if name in ("RMSE", "MAE", "MAPE"):
+        fn = {"RMSE": metrics.rmse, "MAE": metrics.mae, "MAPE": metrics.mape}[name]
+        return lambda r: fn(truth[r], median[r], mask=scored[r])
+    if name == "Cov90":
+        return lambda r: metrics.interval_coverage(truth[r], ens[:, r], level=0.9, mask=scored[r])
+    if name == "CovErr90":
+        return lambda r: metrics.coverage_error(truth[r], ens[:, r], level=0.9, mask=scored[r])
+    raise ValueError(f"unknown imputation metric {name!r}; known: {', '.join(METRICS)}")
+
+
+def failed_rows(pairs: list[tuple[str, str]], status: str, note: str) -> list[dict]:
+    """One row per ``(setting, metric)`` with no value and the given status and note."""
+    return [{"setting": s, "metric": m, "value": np.nan, "std": np.nan, "status": status, "note": note}
+            for s, m in pairs]
+
+
+def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Per setting and metric, the paired-bootstrap mean ± std on the hidden steps, in kW."""
+    pairs = [(s, m) for s in data.settings for m in METRICS]
+    if outcome["status"] != "ok":
+        return failed_rows(pairs, outcome["status"], outcome["note"])
+    truth = data.scaler.inverse(data.real.values).astype(np.float64)
+    rows = []
+    for index, setting in enumerate(data.settings):
+        ens = data.scaler.inverse(outcome["samples"][index]).astype(np.float64)
+        median = np.median(ens, axis=0)
+        scored = data.real.mask & ~data.observed[index]
+        keep = scored.any(axis=1)  # profiles with fewer than two valid steps hide nothing
+        args = (truth[keep], ens[:, keep], median[keep], scored[keep])
+        for metric in METRICS:
+            try:
+                mean, std = paired_bootstrap(_metric(metric, *args), int(keep.sum()), cfg["n_bootstrap"],
+                                             cfg["bootstrap_frac"], seed)
+            except ValueError as err:
+                if metric != "MAPE":  # MAPE alone can be undefined on real data (every true load ~0)
+                    raise
+                rows += failed_rows([(setting, metric)], "failed", str(err))
+                continue
+            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
+                         "note": ""})
+    return rows

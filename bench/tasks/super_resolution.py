@@ -1,0 +1,182 @@
+"""Super-resolution of load profiles: recover the fine profile from its interval means (SmartMeterFM-style).
+
+Protocol: the shared split and scaling, the model fitted on the training profiles, then up to ``max_queries``
+evaluation profiles averaged over blocks of ``factor`` steps (one setting per factor, named e.g.
+``"x4 (60->15 min)"``). A factor applies only when the coarse interval (resolution x factor) divides a day
+and is at most 60 minutes; other factors are skipped and give no rows (30-min data gets x2 only, 60-min data
+none). The model returns ``n_samples`` fine profiles per query; scores use the valid steps, in kW:
+
+* ``CRPS``: fair ensemble CRPS per step (lower is better);
+* ``PeakCRPS``: the SmartMeterFM peak-load error, CRPS of the per-profile maxima plus that of the minima
+  (:func:`metrics.peak_load_error`, lower is better);
+* ``RMSE``: of the ensemble median (lower is better).
+
+Values are paired-bootstrap means ± std as in :mod:`bench.tasks.imputation`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.context import RunContext
+from bench.data.profileset import ProfileSet
+from bench.data.scaling import MinMaxScaler
+from bench.errors import ModelFitError
+from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
+from bench.tasks.imputation import failed_rows, paired_bootstrap
+from bench.tasks.queries import SuperResolutionQuery
+
+NAME = "super_resolution"
+CAPABILITY = "super_resolve"
+METRICS = ("CRPS", "PeakCRPS", "RMSE")
+MAX_COARSE_MINUTES = 60
+DEFAULTS = {
+    "factors": [4, 2],
+    "n_samples": 10,
+    "max_queries": 200,
+    "n_bootstrap": 10,
+    "bootstrap_frac": 0.5,
+    **SPLIT_DEFAULTS,
+}
+METRIC_DIRECTIONS: dict[str, str] = {}
+"""All metrics of this task are in :data:`metrics.registry.ALL_METRICS`."""
+
+_QUERY_STREAM = 3
+
+
+def setting_specs(cfg: dict, resolution: int) -> list[tuple[str, int]]:
+    """``(setting name, factor)`` for each factor of ``cfg`` that applies at ``resolution`` minutes."""
+    resolution = int(resolution)
+    if resolution < 1 or 1440 % resolution:
+        raise ValueError(f"resolution must be a positive divisor of 1440 minutes, got {resolution}")
+    specs = []
+    for factor in cfg["factors"]:
+        if int(factor) != factor or factor < 2:
+            raise ValueError(f"super-resolution factors must be integers >= 2, got {factor}")
+        coarse = resolution * int(factor)
+        if 1440 % coarse == 0 and coarse <= MAX_COARSE_MINUTES:
+            specs.append((f"x{int(factor)} ({coarse}->{resolution} min)", int(factor)))
+    return specs
+
+
+def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
+    """Every ``(setting, metric)`` pair the task scores at ``resolution`` (required: the settings depend on
+    it)."""
+    if resolution is None:
+        raise ValueError("the super_resolution settings depend on the data resolution; pass resolution=")
+    return [(name, metric) for name, _ in setting_specs(cfg, resolution) for metric in METRICS]
+
+
+def block_means(values: np.ndarray, valid: np.ndarray, factor: int) -> np.ndarray:
+    """``[N, T // factor]`` means of ``values`` over consecutive blocks of ``factor`` steps, counting valid
+    steps only (0 for a block without any valid step, e.g. month padding)."""
+    values = np.asarray(values, dtype=np.float64)
+    n, length = values.shape
+    if length % factor:
+        raise ValueError(f"profile length {length} is not a multiple of the factor {factor}")
+    weights = np.asarray(valid, dtype=np.float64).reshape(n, length // factor, factor)
+    sums = (values.reshape(n, length // factor, factor) * weights).sum(axis=2)
+    counts = weights.sum(axis=2)
+    return np.where(counts > 0, sums / np.maximum(counts, 1.0), 0.0).astype(np.float32)
+
+
+@dataclass
+class TaskData:
+    """Scaled training profiles, the queried evaluation profiles and their coarse versions per setting."""
+
+    train: ProfileSet
+    real: ProfileSet
+    scaler: MinMaxScaler
+    split_rule: str
+    settings: list[str]
+    factors: list[int]
+    n_samples: int
+
+    def fingerprint(self) -> str:
+        return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
+
+    def query(self, index: int) -> SuperResolutionQuery:
+        """The :class:`SuperResolutionQuery` of setting ``index``."""
+        factor = self.factors[index]
+        return SuperResolutionQuery(low=block_means(self.real.values, self.real.mask, factor), factor=factor,
+                                    valid=self.real.mask.copy(), meta=self.real.meta.copy(),
+                                    resolution=self.real.resolution)
+
+
+def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
+    """Split and scale, cap the evaluation profiles to ``max_queries`` (seeded) and record the settings that
+    apply at the data's resolution (``data.settings``, the same as :func:`expected_rows` gives)."""
+    specs = setting_specs(cfg, profiles.resolution)
+    if int(cfg["n_samples"]) < 2:
+        raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {cfg['n_samples']}")
+    split = split_and_scale(profiles, cfg, seed)
+    real = split.real
+    cap = cfg.get("max_queries")
+    if cap is not None and int(cap) < 1:
+        raise ValueError(f"max_queries must be a positive integer or None, got {cap}")
+    if cap and len(real) > int(cap):
+        rng = np.random.default_rng([seed, _QUERY_STREAM])
+        real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
+    return TaskData(train=split.train, real=real, scaler=split.scaler, split_rule=split.split_rule,
+                    settings=[name for name, _ in specs], factors=[f for _, f in specs],
+                    n_samples=int(cfg["n_samples"]))
+
+
+def run(model, data: TaskData, ctx: RunContext) -> dict:
+    """Fit ``model`` and super-resolve every setting's query; ``samples`` is ``[n_settings, S, N, T]``
+    (padding set to 0). With no applicable factor the model is not fitted and there is nothing to score."""
+    outcome = {"status": "ok", "note": "", "samples": None}
+    if not data.settings:
+        outcome["note"] = f"no super-resolution factor applies at {data.real.resolution} min"
+        return outcome
+    n, length = data.real.values.shape
+    try:
+        start = time.perf_counter()
+        model.fit(data.train, ctx)
+        outcome["fit_seconds"] = time.perf_counter() - start
+        start = time.perf_counter()
+        results = []
+        for index, setting in enumerate(data.settings):
+            ens = np.asarray(model.super_resolve(data.query(index), data.n_samples, ctx), dtype=np.float32)
+            if ens.shape != (data.n_samples, n, length):
+                raise RuntimeError(f"model returned profiles of shape {ens.shape} for {setting}, expected "
+                                   f"{(data.n_samples, n, length)}")
+            if not np.isfinite(ens[:, data.real.mask]).all():
+                outcome.update(status="failed", note=f"non-finite super-resolved values ({setting})")
+                return outcome
+            results.append(np.where(data.real.mask, ens, 0.0).astype(np.float32))
+        outcome["sample_seconds"] = time.perf_counter() - start
+    except ModelFitError as err:
+        outcome.update(status="failed", note=str(err))
+        return outcome
+    outcome["samples"] = np.stack(results)
+    return outcome
+
+
+def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Per setting and metric, the paired-bootstrap mean ± std over the valid steps, in kW."""
+    import metrics
+
+    pairs = [(s, m) for s in data.settings for m in METRICS]
+    if outcome["status"] != "ok":
+        return failed_rows(pairs, outcome["status"], outcome["note"])
+    keep = data.real.mask.any(axis=1)
+    valid = data.real.mask[keep]
+    truth = data.scaler.inverse(data.real.values[keep]).astype(np.float64)
+    rows = []
+    for index, setting in enumerate(data.settings):
+        ens = data.scaler.inverse(outcome["samples"][index][:, keep]).astype(np.float64)
+        median = np.median(ens, axis=0)
+        fns = {
+            "CRPS": lambda r: metrics.crps_ensemble(truth[r], ens[:, r], mask=valid[r]),
+            "PeakCRPS": lambda r: metrics.peak_load_error(truth[r], ens[:, r], mask=valid[r]),
+            "RMSE": lambda r: metrics.rmse(truth[r], median[r], mask=valid[r]),
+        }
+        for metric in METRICS:
+            mean, std = paired_bootstrap(fns[metric], len(truth), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
+                         "note": ""})
+    return rows
