@@ -32,6 +32,8 @@ BUILTIN_MODULES = (
     "baselines.vae",
     "baselines.wgan",
     "baselines.naive_tasks",
+    "baselines.loadpin",
+    "baselines.profilesr",
 )
 
 

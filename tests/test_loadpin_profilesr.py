@@ -1,0 +1,231 @@
+"""LoadPIN (imputation GAN) and ProfileSR (super-resolution GAN): masks, exactness, determinism and learning."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from baselines.loadpin import InpaintGenerator, LoadPIN, draw_missing, observed_stats
+from baselines.profilesr import ProfileSR, block_means, mean_correct
+from bench.context import RunContext
+from bench.data.profileset import META_COLUMNS, ProfileSet
+from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
+
+T = 24
+TINY_PIN = {"base": 8, "disc_base": 8, "train_steps": 100, "batch_size": 32, "checkpoint_every": 0}
+TINY_SR = {"base": 16, "n_res": 2, "disc_base": 8, "train_steps": 100, "batch_size": 32, "checkpoint_every": 0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # two OpenMP threads on a shared, oversubscribed 2-core machine spin-wait and run tiny convolutions
+    # 10-50x slower than one thread; the results do not depend on it
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_days(n: int, rng: np.random.Generator, length: int = T) -> np.ndarray:
+    """Sine-shaped days with random amplitude and phase (values in about [-0.85, 0.85])."""
+    t = np.arange(length) / length
+    amp = rng.uniform(0.3, 0.8, (n, 1))
+    shift = rng.uniform(-0.25, 0.25, (n, 1))
+    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
+
+
+def make_set(values: np.ndarray, mask: np.ndarray | None = None) -> ProfileSet:
+    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
+    mask = np.ones(values.shape, dtype=bool) if mask is None else mask
+    return ProfileSet(values=np.where(mask, values, 0.0), mask=mask, meta=meta, resolution=1440 // values.shape[1],
+                      period="day", name="toy")
+
+
+def imputation_query(truth: np.ndarray, observed: np.ndarray, valid: np.ndarray) -> ImputationQuery:
+    return ImputationQuery(values=np.where(observed, truth, np.nan).astype(np.float32), observed=observed,
+                           valid=valid, meta=make_set(truth).meta, resolution=60)
+
+
+def sr_query(truth: np.ndarray, factor: int, valid: np.ndarray | None = None) -> SuperResolutionQuery:
+    valid = np.ones(truth.shape, dtype=bool) if valid is None else valid
+    low = block_means(torch.as_tensor(truth), torch.as_tensor(valid), factor).numpy()
+    return SuperResolutionQuery(low=low, factor=factor, valid=valid, meta=make_set(truth).meta, resolution=60)
+
+
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    return toy_days(300, rng), toy_days(100, rng)
+
+
+@pytest.fixture(scope="module")
+def fitted_pin(toy):
+    model = LoadPIN(**{**LoadPIN.configs["quick"], **TINY_PIN})
+    model.fit(make_set(toy[0]), RunContext(seed=0))
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted_sr(toy):
+    model = ProfileSR(**{**ProfileSR.configs["quick"], **TINY_SR, "factors": (2, 4, 5)})
+    model.fit(make_set(toy[0]), RunContext(seed=0))
+    return model
+
+
+# -- configs ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [LoadPIN, ProfileSR])
+def test_config_keys_are_exactly_the_init_parameters(cls):
+    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    for profile, config in cls.configs.items():
+        assert set(config) == params, profile
+        cls(**config)  # every profile builds
+
+
+# -- masks and normalisation -----------------------------------------------------------------------------------
+def test_draw_missing_respects_padding_fraction_and_keeps_an_observed_step():
+    valid = torch.ones(4000, 48, dtype=torch.bool)
+    valid[::2, 30:] = False  # padded profiles: 30 valid steps
+    missing = draw_missing(valid, 0.1, 0.5, torch.Generator().manual_seed(0))
+    assert not (missing & ~valid).any()
+    assert (valid & ~missing).any(dim=1).all()
+    frac = missing.sum(1).float() / valid.sum(1).float()
+    assert 0.2 < frac.mean().item() < 0.4  # the drawn fractions average 0.3 (overlapping blocks lower it a bit)
+    # both kinds occur: contiguous blocks (a single run of missing steps) and scattered points
+    runs = (missing[:, 1:] & ~missing[:, :-1]).sum(1) + missing[:, 0].long()
+    assert (runs == 1).float().mean() > 0.15 and (runs > 3).float().mean() > 0.15
+    again = draw_missing(valid, 0.1, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(missing, again)
+    with pytest.raises(ValueError, match="max_missing"):
+        draw_missing(valid, 0.6, 0.5, torch.Generator())
+
+
+def test_observed_stats_use_only_observed_steps():
+    x = torch.tensor([[1.0, 3.0, 100.0, 0.0], [5.0, 5.0, 5.0, 5.0], [2.0, 2.0, 2.0, 2.0]])
+    obs = torch.tensor([[True, True, False, False], [True, True, True, True], [False] * 4])
+    mean, std = observed_stats(x, obs, floor=0.05)
+    assert torch.allclose(mean.squeeze(1), torch.tensor([2.0, 5.0, 0.0]))
+    assert torch.allclose(std.squeeze(1), torch.tensor([1.0, 0.05, 1.0]))
+
+
+def test_generator_keeps_any_length_and_zero_padding():
+    gen = InpaintGenerator(base=4, attention_heads=2)
+    for length in (24, 37, 96):
+        x = torch.randn(3, length)
+        valid = torch.ones(3, length, dtype=torch.bool)
+        valid[0, length - 5:] = False
+        coarse, refined = gen(x, valid & (torch.rand(3, length) < 0.7), valid, torch.randn(3, length))
+        assert coarse.shape == refined.shape == (3, length)
+        assert torch.all(refined[0, length - 5:] == 0) and torch.all(coarse[0, length - 5:] == 0)
+
+
+# -- LoadPIN -----------------------------------------------------------------------------------------------------
+def test_loadpin_keeps_observed_values_zero_padding_and_is_seeded(fitted_pin, toy):
+    truth = toy[1][:20]
+    valid = np.ones_like(truth, dtype=bool)
+    valid[:5, 18:] = False  # padded rows: never observed, must come back as 0
+    rng = np.random.default_rng(3)
+    observed = valid & (rng.random(truth.shape) < 0.6)
+    query = imputation_query(np.where(valid, truth, 0.0), observed, valid)
+    out = fitted_pin.impute(query, 4, RunContext(seed=7))
+    assert out.shape == (4, 20, T) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.array_equal(out[:, observed], np.broadcast_to(truth[observed], (4, observed.sum())))
+    assert np.all(out[:, ~valid] == 0.0)
+    assert np.array_equal(out, fitted_pin.impute(query, 4, RunContext(seed=7)))
+    other = fitted_pin.impute(query, 4, RunContext(seed=8))
+    missing = valid & ~observed
+    assert not np.array_equal(out[:, missing], other[:, missing])
+    assert out[:, missing].std(axis=0).mean() > 0  # the noise channel gives an ensemble, not copies
+    with pytest.raises(ValueError, match="steps"):
+        fitted_pin.impute(imputation_query(truth[:, :12], observed[:, :12], valid[:, :12]), 1, RunContext())
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted_pin.impute(query, 0, RunContext())
+
+
+def test_loadpin_beats_a_constant_mean_fill(fitted_pin, toy):
+    truth = toy[1]
+    valid = torch.ones(truth.shape, dtype=torch.bool)
+    missing = draw_missing(valid, 0.1, 0.5, torch.Generator().manual_seed(11)).numpy()
+    observed = ~missing
+    out = fitted_pin.impute(imputation_query(truth, observed, valid.numpy()), 5, RunContext(seed=1))
+    mean_fill = np.where(observed, truth, (np.where(observed, truth, 0).sum(1) / observed.sum(1))[:, None])
+    model_err = rmse(out.mean(axis=0)[missing], truth[missing])
+    baseline_err = rmse(mean_fill[missing], truth[missing])
+    assert model_err < 0.75 * baseline_err, (model_err, baseline_err)
+
+
+def test_loadpin_fit_is_deterministic_and_trains_on_padded_profiles():
+    rng = np.random.default_rng(5)
+    values = toy_days(40, rng, 48)
+    mask = np.ones(values.shape, dtype=bool)
+    mask[::3, 36:] = False  # short "months": padding never counted
+    cfg = {**LoadPIN.configs["quick"], **TINY_PIN, "train_steps": 3, "ema_decay": None}
+    outs = []
+    for _ in range(2):
+        model = LoadPIN(**cfg)
+        model.fit(make_set(values, mask), RunContext(seed=4))
+        observed = mask.copy()
+        observed[:, 10:20] = False
+        outs.append(model.impute(imputation_query(np.where(mask, values, 0), observed, mask), 2, RunContext(seed=0)))
+    assert np.array_equal(outs[0], outs[1])
+    assert np.all(outs[0][:, ~mask] == 0.0)
+
+
+# -- ProfileSR ---------------------------------------------------------------------------------------------------
+def test_mean_correct_reproduces_block_means_and_zeroes_padding():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 12, generator=gen, dtype=torch.float64)
+    low = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    valid = torch.ones(5, 12, dtype=torch.bool)
+    valid[0, 7:] = False  # block 2 partly padding, block 3 all padding
+    out = mean_correct(x, low, valid, 3)
+    means = block_means(out, valid, 3)
+    assert torch.allclose(means[1:], low[1:], atol=1e-12)
+    assert torch.allclose(means[0, :3], low[0, :3], atol=1e-12) and means[0, 3] == 0
+    assert torch.all(out[~valid] == 0)
+    # within a block only a constant shift: the deviations from the block mean are untouched
+    dev = lambda a: a[1:].reshape(4, 4, 3) - a[1:].reshape(4, 4, 3).mean(-1, keepdim=True)  # noqa: E731
+    assert torch.allclose(dev(out), dev(x), atol=1e-12)
+
+
+def test_profilesr_trains_dividing_factors_and_reproduces_block_means(fitted_sr, toy):
+    assert fitted_sr.trained_factors == (2, 4)  # 5 does not divide 24
+    truth = toy[1][:10]
+    valid = np.ones_like(truth, dtype=bool)
+    valid[:3, 16:] = False
+    for factor in (2, 4):
+        query = sr_query(np.where(valid, truth, 0.0), factor, valid)
+        out = fitted_sr.super_resolve(query, 3, RunContext(seed=2))
+        assert out.shape == (3, 10, T) and out.dtype == np.float32
+        means = out.reshape(3, 10, T // factor, factor).mean(-1)
+        np.testing.assert_allclose(means, np.broadcast_to(query.low, means.shape), atol=1e-6)
+        assert np.all(out[:, ~valid] == 0.0)
+        assert np.array_equal(out, fitted_sr.super_resolve(query, 3, RunContext(seed=2)))
+        assert not np.array_equal(out, fitted_sr.super_resolve(query, 3, RunContext(seed=3)))
+    with pytest.raises(ValueError, match="factor 3"):
+        fitted_sr.super_resolve(sr_query(truth, 3), 1, RunContext())
+
+
+def test_profilesr_beats_hold_upsampling(fitted_sr, toy):
+    truth = toy[1]
+    for factor in (2, 4):
+        query = sr_query(truth, factor)
+        out = fitted_sr.super_resolve(query, 5, RunContext(seed=0))
+        hold = np.repeat(query.low, factor, axis=1)
+        model_err, hold_err = rmse(out.mean(axis=0), truth), rmse(hold, truth)
+        assert model_err < 0.7 * hold_err, (factor, model_err, hold_err)
+
+
+def test_profilesr_rejects_lengths_without_a_factor_and_bad_factors():
+    with pytest.raises(ValueError, match="divides"):
+        ProfileSR(**{**ProfileSR.configs["quick"], **TINY_SR, "factors": (5,)}).fit(
+            make_set(toy_days(8, np.random.default_rng(0))), RunContext())
+    with pytest.raises(ValueError, match="factors"):
+        ProfileSR(factors=(1,))
