@@ -20,7 +20,9 @@ prediction of the last evaluation (at step 0), so all of them share one cost mea
   the sampler of Ho et al. 2020);
 * :func:`sample_ddim` - DDIM (Song et al. 2021), deterministic for ``eta = 0``;
 * :func:`sample_dpm_solver_pp` - multistep DPM-Solver++ (Lu et al. 2022) of order 1, 2 or 3 for the
-  probability-flow ODE in its data-prediction form.
+  probability-flow ODE in its data-prediction form;
+* :func:`sample_repaint` - inpainting by replacement of the known entries (RePaint) on the ancestral or DDIM
+  update, with optional resampling jumps.
 
 The DPM-Solver++ update from ``t_prev`` to ``t`` integrates the exact solution of the ODE
 ``x_t = (sigma_t / sigma_prev) x_prev + sigma_t * int_{lambda_prev}^{lambda_t} e^lambda x0_hat(lambda) dlambda``
@@ -258,6 +260,25 @@ def _normal_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Te
     return torch.randn(x.shape, generator=generator).to(x.device)
 
 
+def _ancestral_step(x: torch.Tensor, x0: torch.Tensor, ab: float, ab_prev: float,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    """One draw from ``q(x_s' | x_s = x, x_0 = x0)`` of the respaced chain (``ab = alpha_bar_s > ab_prev``)."""
+    beta = 1.0 - ab / ab_prev
+    mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)) * x
+    return mean + math.sqrt(beta * (1 - ab_prev) / (1 - ab)) * _normal_like(x, generator)
+
+
+def _ddim_step(x: torch.Tensor, x0: torch.Tensor, ab: float, ab_prev: float, eta: float,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """One DDIM update from ``alpha_bar = ab`` to ``ab_prev`` given the data prediction ``x0``."""
+    eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
+    c = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
+    x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - c * c, 0.0)) * eps
+    if c > 0:
+        x = x + c * _normal_like(x, generator)
+    return x
+
+
 @torch.no_grad()
 def sample_ancestral(model: Model, shape: tuple[int, ...], schedule: NoiseSchedule, *, steps: int | None = None,
                      prediction: str = "v", clip: float | None = None, generator: torch.Generator | None = None,
@@ -280,10 +301,7 @@ def sample_ancestral(model: Model, shape: tuple[int, ...], schedule: NoiseSchedu
         x0 = den(x, s)
         if i == len(times) - 1:
             return x0
-        ab, ab_prev = ab_all[i], ab_all[i + 1]
-        beta = 1.0 - ab / ab_prev
-        mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)) * x
-        x = mean + math.sqrt(beta * (1 - ab_prev) / (1 - ab)) * _normal_like(x, generator)
+        x = _ancestral_step(x, x0, ab_all[i], ab_all[i + 1], generator)
     return x
 
 
@@ -307,12 +325,7 @@ def sample_ddim(model: Model, shape: tuple[int, ...], schedule: NoiseSchedule, *
         x0 = den(x, s)
         if i == len(times) - 1:
             return x0
-        eps = (x - math.sqrt(ab_all[i]) * x0) / math.sqrt(1 - ab_all[i])
-        ab, ab_prev = ab_all[i], ab_all[i + 1]
-        c = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
-        x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - c * c, 0.0)) * eps
-        if c > 0:
-            x = x + c * _normal_like(x, generator)
+        x = _ddim_step(x, x0, ab_all[i], ab_all[i + 1], eta, generator)
     return x
 
 
@@ -367,6 +380,67 @@ def sample_dpm_solver_pp(model: Model, shape: tuple[int, ...], schedule: NoiseSc
                 d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
                 d2 = (d1_0 - d1_1) / (r0 + r1)
                 x = x + (alpha_t * phi_2) * d1 - (2.0 * alpha_t * phi_3) * d2
+    return x
+
+
+REPAINT_SAMPLERS = ("ancestral", "ddim")
+
+
+@torch.no_grad()
+def sample_repaint(model: Model, known: torch.Tensor, mask: torch.Tensor, schedule: NoiseSchedule, *,
+                   steps: int = 50, resample: int = 1, sampler: str = "ancestral", eta: float = 1.0,
+                   prediction: str = "v", clip: float | None = None, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """Inpainting by replacement (RePaint, Lugmayr et al. 2022) with an unconditional model; no retraining.
+
+    ``known [B, ...]`` holds the observed values where ``mask`` is True (anything elsewhere). Before each
+    network evaluation at step ``s`` the observed entries of the current sample are replaced by a fresh
+    forward-noised copy of the known values, ``alpha_s y + sigma_s z``, so the network sees a sample that is
+    consistent with the observation at that noise level; the unknown entries then follow the reverse update
+    (``sampler="ancestral"``, or ``"ddim"`` with ``eta``) from that harmonised sample. With ``resample = r > 1``
+    every update except the last is repeated ``r`` times: the updated sample is diffused back to step ``s``
+    (``x_s = sqrt(ab_s / ab_s') x_s' + sqrt(1 - ab_s / ab_s') z``) and updated again, which lets the unknown
+    part adapt to the known part (jump length 1). The result is the last data prediction with the known
+    values pasted back, after ``steps * r - (r - 1)`` evaluations.
+
+    Raises:
+        ValueError: bad ``resample``, ``sampler``, ``eta`` or mismatched shapes.
+    """
+    if isinstance(resample, bool) or not isinstance(resample, (int, np.integer)) or resample < 1:
+        raise ValueError(f"resample must be a positive integer, got {resample!r}")
+    if sampler not in REPAINT_SAMPLERS:
+        raise ValueError(f"sampler must be one of {REPAINT_SAMPLERS}, got {sampler!r}")
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    if known.shape != mask.shape:
+        raise ValueError(f"known {tuple(known.shape)} and mask {tuple(mask.shape)} differ in shape")
+    den = _Denoiser(model, schedule, prediction, clip)
+    times = sampling_timesteps(schedule, steps, spacing="time")
+    ab_all = schedule.alpha(times) ** 2
+    known = torch.nan_to_num(known.to(device=device, dtype=torch.float32))
+    mask = mask.to(device=device, dtype=torch.bool)
+    x = _initial_noise(tuple(known.shape), generator, device, None)
+    last = len(times) - 1
+    for i, s in enumerate(times):
+        repeats = 1 if i == last else int(resample)
+        for j in range(repeats):
+            ab = float(ab_all[i])
+            noisy_known = math.sqrt(ab) * known + math.sqrt(1.0 - ab) * _normal_like(known, generator)
+            x = torch.where(mask, noisy_known, x)
+            x0 = den(x, s)
+            if i == last:
+                return torch.where(mask, known, x0)
+            ab_prev = float(ab_all[i + 1])
+            if sampler == "ancestral":
+                x_next = _ancestral_step(x, x0, ab, ab_prev, generator)
+            else:
+                x_next = _ddim_step(x, x0, ab, ab_prev, eta, generator)
+            if j < repeats - 1:
+                # diffuse back from s' to s: q(x_s | x_s') has scale sqrt(ab_s / ab_s') and variance 1 - that^2
+                ratio = ab / ab_prev
+                x = math.sqrt(ratio) * x_next + math.sqrt(1.0 - ratio) * _normal_like(x_next, generator)
+            else:
+                x = x_next
     return x
 
 

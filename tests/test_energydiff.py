@@ -116,7 +116,7 @@ def test_network_shapes_and_final_skip():
 # -- the model ------------------------------------------------------------------------------------------------
 def test_registered_with_both_profiles():
     spec = get_model("energydiff")
-    assert spec.capabilities == frozenset({"generate"})
+    assert spec.capabilities == frozenset({"generate", "impute"})
     paper = spec.config("paper")
     network = (paper["fold"], paper["n_layers"], paper["d_model"], paper["n_heads"], paper["d_ff"])
     assert network == (8, 12, 512, 8, 2048)
