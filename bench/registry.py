@@ -32,6 +32,7 @@ BUILTIN_MODULES = (
     "baselines.vae",
     "baselines.wgan",
     "baselines.naive_tasks",
+    "baselines.smartmeterfm",
     "baselines.loadpin",
     "baselines.profilesr",
 )
