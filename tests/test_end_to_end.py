@@ -94,3 +94,26 @@ def test_unknown_postprocessing_suffix(tmp_path, capsys):
     code = run_bench.main(["--models", "gmm+Z", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c"),
                            "--quiet"])
     assert code == 2 and "+Z" in capsys.readouterr().err
+
+
+def test_smartmeterfm_suite_tasks_end_to_end(lcl_sample_dir, tmp_path, capsys):
+    """The three SmartMeterFM tasks through the command line with fast models: rows per setting, n/a rows
+    for models without a task's capability, tables with the setting column."""
+    models = "conditional-resample,linear-interp,hold-upsample,linear-upsample"
+    args = ["--suite", "smartmeterfm", "--dataset", "lcl", "--data-dir", str(lcl_sample_dir), "--households", "8",
+            "--resolution", "30", "--models", models, "--out", str(tmp_path / "run"), "--cache",
+            str(tmp_path / "cache"), "--quiet"]
+    assert run_bench.main(args) == 0
+    capsys.readouterr()
+    rows = pd.read_csv(tmp_path / "run" / "results.csv", keep_default_na=False)
+    assert set(rows["task"]) == {"conditional", "imputation", "super_resolution"}
+    imputation = rows[(rows["task"] == "imputation") & (rows["model"] == "linear-interp")]
+    assert set(imputation["setting"]) == {f"{p}-{f}%" for p in ("random", "block") for f in (10, 30, 50)}
+    assert (imputation["status"] == "ok").all()
+    # 30-minute data only allows x2 (60 -> 30 min) super-resolution
+    sr = rows[(rows["task"] == "super_resolution") & (rows["model"] == "hold-upsample")]
+    assert set(sr["setting"]) == {"x2 (60->30 min)"} and (sr["status"] == "ok").all()
+    # a model lacking a capability gets n/a rows, not errors
+    assert (rows[(rows["task"] == "imputation") & (rows["model"] == "hold-upsample")]["status"] == "n/a").all()
+    tables = (tmp_path / "run" / "tables.md").read_text()
+    assert "## imputation" in tables and "setting" in tables

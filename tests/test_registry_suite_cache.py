@@ -14,10 +14,17 @@ from bench.suite import list_suites, load_suite, override, parse_model_setting
 
 def test_builtin_models_registered_with_capabilities():
     names = {m.name for m in list_models()}
-    assert {"gmm", "gmm-pca", "t-copula", "resample-train", "independent-marginals"} <= names
+    assert {"gmm", "gmm-pca", "t-copula", "resample-train", "independent-marginals", "smartmeterfm", "loadpin",
+            "profilesr", "linear-interp"} <= names
+    from bench.registry import CAPABILITIES
+    from bench.tasks import list_tasks
+
     for spec in list_models():
-        assert "generate" in spec.capabilities
+        assert spec.capabilities and spec.capabilities <= CAPABILITIES
         assert "quick" in spec.configs
+    # every task has at least one model able to run it
+    for task in list_tasks():
+        assert any(task.CAPABILITY in spec.capabilities for spec in list_models()), task.NAME
 
 
 def test_unknown_model_lists_known_names():

@@ -194,7 +194,7 @@ def test_bad_input_is_a_clear_error():
     rows = _rows()
     with pytest.raises(ValueError, match="no direction given for metric"):
         tables.summary_table(rows, {"MMD": "lower"})
-    with pytest.raises(ValueError, match="'lower' or 'higher'"):
+    with pytest.raises(ValueError, match="'lower', 'higher' or 'none'"):
         tables.summary_table(rows, {**DIRECTIONS, "KL": "smaller"})
     with pytest.raises(ValueError, match="share their"):
         tables.summary_table(pd.concat([rows, rows]), DIRECTIONS)
