@@ -69,6 +69,11 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         metrics = list(dict.fromkeys(task_rows["metric"]))
         with_setting = task_rows["setting"].fillna("").astype(str).str.len().gt(0).any()
         index = ("dataset", "resolution", "setting", "model") if with_setting else tables.DEFAULT_INDEX
+        if with_setting:
+            # rows arrive model by model; a reader compares models within a setting, so group by setting
+            order = {c: {v: i for i, v in enumerate(dict.fromkeys(task_rows[c]))} for c in index}
+            keys = np.column_stack([task_rows[c].map(order[c]).to_numpy() for c in index])
+            task_rows = task_rows.iloc[np.lexsort(keys.T[::-1])]
         table = tables.summary_table(task_rows, directions, metrics=metrics, index=index)
         caption = f"Task `{task}`"
         for word in ("lower", "higher"):
