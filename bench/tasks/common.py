@@ -42,3 +42,22 @@ def split_and_scale(profiles: ProfileSet, cfg: dict, seed: int) -> SplitData:
         real = real.subset(np.sort(rng.choice(len(real), cfg["max_eval"], replace=False)))
     scaler = MinMaxScaler.fit(train)
     return SplitData(scaler.apply(train), scaler.apply(real), scaler, split.rule)
+
+
+QUERY_STREAM = 3  # rng stream (``[seed, QUERY_STREAM]``) that picks the query profiles of the ensemble tasks
+
+
+def ensemble_queries(profiles: ProfileSet, cfg: dict, seed: int) -> tuple[SplitData, ProfileSet]:
+    """The shared split plus the evaluation profiles an ensemble task queries: at most ``max_queries`` of them
+    (a seeded subset). Checks ``n_samples >= 2`` (the fair CRPS needs two members) and ``max_queries``."""
+    if int(cfg["n_samples"]) < 2:
+        raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {cfg['n_samples']}")
+    cap = cfg.get("max_queries")
+    if cap is not None and int(cap) < 1:
+        raise ValueError(f"max_queries must be a positive integer or None, got {cap}")
+    split = split_and_scale(profiles, cfg, seed)
+    real = split.real
+    if cap and len(real) > int(cap):
+        rng = np.random.default_rng([seed, QUERY_STREAM])
+        real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
+    return split, real

@@ -29,7 +29,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
+from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries
 from bench.tasks.masking import PATTERNS, observed_mask
 from bench.tasks.queries import ImputationQuery
 
@@ -53,7 +53,7 @@ UNRANKED_METRICS = {"Cov90": "coverage of the central 90% ensemble interval; clo
 """Metrics reported without a better direction: tables show them without ranking or bold."""
 
 # rng streams of the task (offsets of ``[seed, stream, ...]``), kept apart so that one change leaves the others
-_QUERY_STREAM, _MASK_STREAM = 3, 4
+_MASK_STREAM = 4  # stream 3 (bench.tasks.common.QUERY_STREAM) picks the query profiles
 
 
 @dataclass
@@ -120,16 +120,7 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     """Split and scale, cap the evaluation profiles to ``max_queries`` (seeded) and draw the hidden steps of
     every setting from the valid steps."""
     specs = setting_specs(cfg)
-    if int(cfg["n_samples"]) < 2:
-        raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {cfg['n_samples']}")
-    split = split_and_scale(profiles, cfg, seed)
-    real = split.real
-    cap = cfg.get("max_queries")
-    if cap is not None and int(cap) < 1:
-        raise ValueError(f"max_queries must be a positive integer or None, got {cap}")
-    if cap and len(real) > int(cap):
-        rng = np.random.default_rng([seed, _QUERY_STREAM])
-        real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
+    split, real = ensemble_queries(profiles, cfg, seed)
     observed = np.stack([
         observed_mask(real.mask, pattern, fraction, np.random.default_rng(
             [seed, _MASK_STREAM, PATTERNS.index(pattern), round(1000 * fraction)]))

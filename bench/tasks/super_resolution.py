@@ -25,7 +25,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
+from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries
 from bench.tasks.imputation import failed_rows, paired_bootstrap
 from bench.tasks.queries import SuperResolutionQuery
 
@@ -43,8 +43,6 @@ DEFAULTS = {
 }
 METRIC_DIRECTIONS: dict[str, str] = {}
 """All metrics of this task are in :data:`metrics.registry.ALL_METRICS`."""
-
-_QUERY_STREAM = 3
 
 
 def setting_specs(cfg: dict, resolution: int) -> list[tuple[str, int]]:
@@ -110,16 +108,7 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     """Split and scale, cap the evaluation profiles to ``max_queries`` (seeded) and record the settings that
     apply at the data's resolution (``data.settings``, the same as :func:`expected_rows` gives)."""
     specs = setting_specs(cfg, profiles.resolution)
-    if int(cfg["n_samples"]) < 2:
-        raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {cfg['n_samples']}")
-    split = split_and_scale(profiles, cfg, seed)
-    real = split.real
-    cap = cfg.get("max_queries")
-    if cap is not None and int(cap) < 1:
-        raise ValueError(f"max_queries must be a positive integer or None, got {cap}")
-    if cap and len(real) > int(cap):
-        rng = np.random.default_rng([seed, _QUERY_STREAM])
-        real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
+    split, real = ensemble_queries(profiles, cfg, seed)
     return TaskData(train=split.train, real=real, scaler=split.scaler, split_rule=split.split_rule,
                     settings=[name for name, _ in specs], factors=[f for _, f in specs],
                     n_samples=int(cfg["n_samples"]))
