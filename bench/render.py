@@ -84,10 +84,80 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         tex.append(tables.to_latex(table, caption))
         tables.to_csv(table, run_dir / f"table_{task}.csv")
+        wide = paper_layout(task, task_rows, directions)
+        if wide is not None:
+            wide_table, wide_caption = wide
+            md += [f"### {task} in the paper's layout", "", tables.to_markdown(wide_table, wide_caption), ""]
+            tex.append(tables.to_latex(wide_table, wide_caption))
+            tables.to_csv(wide_table, run_dir / f"table_{task}_paper.csv")
+    diagnostics = diagnostics_frame(config["cells"], cache)
+    if not diagnostics.empty:
+        diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
+        md += ["## model diagnostics", "", *diagnostics_markdown(diagnostics), ""]
     (run_dir / "tables.md").write_text("\n".join(md))
     (run_dir / "tables.tex").write_text("\n\n".join(tex))
     _render_plots(config["cells"], cache, run_dir / "plots", plots)
     return rows
+
+
+def paper_layout(task: str, task_rows: pd.DataFrame, directions: dict[str, str]):
+    """``(table, caption)`` of ``task`` in its paper's layout (settings as column groups), when the task module
+    declares ``PAPER_LAYOUT = {"caption": ..., "metrics": [...], "settings": [...] | None}``; else None."""
+    from bench.report import tables
+    from bench.tasks import get_task
+
+    layout = getattr(get_task(task), "PAPER_LAYOUT", None)
+    if not layout:
+        return None
+    metrics = [m for m in layout["metrics"] if m in set(task_rows["metric"])]
+    if not metrics:
+        return None
+    table = tables.settings_as_columns(task_rows, directions, metrics, settings=layout.get("settings"))
+    return table, f"{layout['caption']}: settings as column groups, the same values as the table above"
+
+
+DIAGNOSTIC_KEYS = ("dataset", "resolution", "model", "seed")
+
+
+def diagnostics_frame(cells: list[dict], cache: CellCache) -> pd.DataFrame:
+    """Tidy ``dataset, resolution, model, seed, name, value`` rows of the models' diagnostics (one copy per
+    fitted model: the tasks of a run share a model's training, so they report the same numbers)."""
+    records, seen = [], set()
+    for cell in cells:
+        if cell.get("key") is None or not cache.has(cell["key"]):
+            continue
+        values = cache.load(cell["key"]).get("diagnostics") or {}
+        key = tuple(cell[k] for k in DIAGNOSTIC_KEYS)
+        if not values or key in seen:
+            continue
+        seen.add(key)
+        records += [{**dict(zip(DIAGNOSTIC_KEYS, key)), "name": name, "value": value}
+                    for name, value in values.items()]
+    return pd.DataFrame.from_records(records, columns=[*DIAGNOSTIC_KEYS, "name", "value"])
+
+
+def diagnostics_markdown(frame: pd.DataFrame) -> list[str]:
+    """Markdown lines: the expert-utilisation grid (fraction of routed tokens per expert and layer) of each
+    mixture-of-experts model, then every other diagnostic as ``model: name = value``."""
+    from tabulate import tabulate
+
+    lines = []
+    util = frame[frame["name"].str.startswith("expert_util/")]
+    for key, group in util.groupby(list(DIAGNOSTIC_KEYS), sort=False):
+        parts = group["name"].str.split("/", expand=True)
+        grid = pd.DataFrame({"layer": parts[1], "expert": parts[2], "value": group["value"].to_numpy()})
+        grid = grid.pivot(index="layer", columns="expert", values="value")
+        grid = grid.reindex(index=sorted(grid.index, key=lambda x: int(x.lstrip("L"))),
+                            columns=sorted(grid.columns, key=lambda x: int(x.lstrip("E"))))
+        label = ", ".join(f"{k}={v}" for k, v in zip(DIAGNOSTIC_KEYS, key))
+        lines += [f"Expert utilisation of `{key[2]}` ({label}): fraction of routed tokens per expert and layer "
+                  f"(balanced = {1 / grid.shape[1]:.3f}).", "",
+                  tabulate(grid.reset_index().values.tolist(), headers=["layer", *grid.columns], tablefmt="github",
+                           floatfmt=".3f"), ""]
+    other = frame[~frame["name"].str.startswith("expert_util/")]
+    lines += [f"- `{r.model}` ({r.dataset} @ {r.resolution} min, seed {r.seed}): {r.name} = {r.value:.4g}"
+              for r in other.itertuples()]
+    return lines
 
 
 def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> None:

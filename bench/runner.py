@@ -125,6 +125,15 @@ def fit_key(base: dict, spec, data) -> str:
                      "seed": base["seed"], "train": data.train.fingerprint(), "code_version": code_version(spec.cls)})
 
 
+def model_diagnostics(model) -> dict[str, float]:
+    """A model's optional ``diagnostics()`` (numbers about the fitted model, e.g. expert utilisation), as
+    plain floats; ``{}`` for models without it. Stored with the cell, so reports show them from the cache."""
+    if not hasattr(model, "diagnostics"):
+        return {}
+    values = model.diagnostics() or {}
+    return {str(k): float(v) for k, v in values.items()}
+
+
 def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cfg: dict, cache: CellCache,
           use_cache: bool, counts: dict, *, device: str, progress: bool, log) -> str:
     """Compute one cell unless it is cached; returns its key.
@@ -155,9 +164,12 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
     else:
         ctx = RunContext(seed=base["seed"], device=device, profile=base["profile"], progress=progress,
                          checkpoint_dir=cache.checkpoint_dir(fit_key(base, spec, data)))
-        outcome = task.run(spec.build(base["profile"], overrides), data, ctx)
+        model = spec.build(base["profile"], overrides)
+        outcome = task.run(model, data, ctx)
+        outcome["diagnostics"] = model_diagnostics(model)
     rows = task.score(outcome, data, cfg, base["seed"])
     result = {"rows": rows, "status": outcome["status"], "note": outcome["note"],
+              "diagnostics": outcome.get("diagnostics") or {},
               "seconds": time.perf_counter() - t0, "fit_seconds": outcome.get("fit_seconds"),
               "sample_seconds": outcome.get("sample_seconds"),
               "scaler": {"low": data.scaler.low, "high": data.scaler.high}}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites"
+REPO_ROOT = SUITE_DIR.parents[1]
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def load_suite(name_or_path: str) -> Suite:
     where = str(path)
     datasets = tuple(
         DatasetSpec(name=_require(d, "name", where), resolutions=tuple(_require(d, "resolutions", where)),
-                    period=d.get("period", "day"), data_dir=d.get("data_dir"), options=d.get("options", {}))
+                    period=d.get("period", "day"), data_dir=suite_data_dir(d.get("data_dir")),
+                    options=d.get("options", {}))
         for d in _require(raw, "datasets", where))
     tasks = tuple(
         TaskSpec(name=_require(t, "name", where), models=tuple(_require(t, "models", where)),
@@ -77,6 +79,15 @@ def load_suite(name_or_path: str) -> Suite:
     return Suite(name=raw.get("name", path.stem), profile=raw.get("profile", "quick"),
                  seeds=tuple(raw.get("seeds", [0])), datasets=datasets, tasks=tasks,
                  description=raw.get("description", ""), source=str(path))
+
+
+def suite_data_dir(data_dir: str | None) -> str | None:
+    """A suite file's ``data_dir``: a relative path is resolved against the repository root (the folder of
+    ``run_bench.py``), so that a suite finds its data from any working directory; ``~`` is expanded."""
+    if data_dir is None:
+        return None
+    path = Path(data_dir).expanduser()
+    return str(path if path.is_absolute() else (REPO_ROOT / path).resolve())
 
 
 def list_suites() -> list[str]:
@@ -99,7 +110,7 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
                                 resolutions=tuple(resolutions or (base.resolutions if base else (30,))),
                                 # a dataset the suite does not list takes the suite's period (month stays month)
                                 period=base.period if base else (datasets[0].period if datasets else "day"),
-                                data_dir=data_dir,
+                                data_dir=data_dir or (base.data_dir if base else None),
                                 options={**(base.options if base else {}), **(options or {})}),)
     elif resolutions or data_dir or options:
         datasets = tuple(replace(d, resolutions=tuple(resolutions or d.resolutions),

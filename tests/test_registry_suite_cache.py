@@ -65,6 +65,20 @@ def test_quick_suite_loads_and_overrides():
     assert lcl.tasks[0].models == ("gmm",) and lcl.seeds == (1, 2)
 
 
+def test_suite_data_dir_resolves_against_repository_root(tmp_path):
+    from bench.suite import REPO_ROOT
+
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\n[[datasets]]\nname = "lcl"\nresolutions = [30]\ndata_dir = "../data/x"\n'
+                    '[[tasks]]\nname = "imputation"\nmodels = ["linear-interp"]\n')
+    suite = load_suite(str(path))
+    assert suite.datasets[0].data_dir == str((REPO_ROOT / "../data/x").resolve())
+    # naming the suite's own dataset again keeps its folder unless --data-dir replaces it
+    assert override(suite, dataset="lcl").datasets[0].data_dir == suite.datasets[0].data_dir
+    assert override(suite, dataset="lcl", data_dir="/y").datasets[0].data_dir == "/y"
+    assert override(suite, dataset="cer").datasets[0].data_dir is None
+
+
 def test_model_settings_parse_and_layer_over_suite_overrides():
     assert parse_model_setting("energydiff.train_steps=200") == ("energydiff", "train_steps", 200)
     assert parse_model_setting("vae.kl_weight = 0.5") == ("vae", "kl_weight", 0.5)

@@ -250,3 +250,52 @@ def test_plots_reject_mismatched_shapes(profiles, tmp_path):
         plots.plot_samples(real, {"short": real[:, :12]}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="2-D"):
         plots.plot_covariance(real[0], {}, tmp_path / "y.png")
+
+
+def _setting_rows() -> pd.DataFrame:
+    # two settings x two metrics; values chosen so the best model differs per column
+    values = {("A", "day", "MAE"): 1.0, ("A", "day", "ACC"): 0.9, ("A", "hour", "MAE"): 3.0,
+              ("A", "hour", "ACC"): 0.5, ("B", "day", "MAE"): 2.0, ("B", "day", "ACC"): 0.8,
+              ("B", "hour", "MAE"): 1.0, ("B", "hour", "ACC"): 0.7}
+    return pd.DataFrame([{"suite": "s", "task": "t", "dataset": "d", "resolution": 30, "setting": setting,
+                          "model": model, "seed": 0, "metric": metric, "value": v, "std": 0.0, "status": "ok",
+                          "note": ""} for (model, setting, metric), v in values.items()])
+
+
+def test_settings_as_columns_puts_settings_side_by_side():
+    table = tables.settings_as_columns(_setting_rows(), {"MAE": "lower", "ACC": "higher"}, ["MAE", "ACC"],
+                                       settings=["day", "hour"])
+    assert table.metrics == ["day · MAE", "day · ACC", "hour · MAE", "hour · ACC"]
+    assert list(table.means.index.get_level_values("model")) == ["A", "B"]
+    assert table.means.loc[("d", 30, "B"), "hour · MAE"] == 1.0
+    # A best on both day columns, B on both hour columns: ranks 1,1,2,2 -> both average 1.5
+    assert table.best.loc[("d", 30, "A")].tolist() == [True, True, False, False]
+    assert table.avg_rank.tolist() == [1.5, 1.5]
+    md = tables.to_markdown(table, "Table II layout")
+    assert "day · MAE ↓" in md and "hour · ACC ↑" in md
+    only_hour = tables.settings_as_columns(_setting_rows(), {"MAE": "lower", "ACC": "higher"}, ["MAE"],
+                                           settings=["hour", "week"])
+    assert only_hour.metrics == ["hour · MAE"]
+    with pytest.raises(ValueError, match="none of the settings"):
+        tables.settings_as_columns(_setting_rows(), {"MAE": "lower"}, ["MAE"], settings=["week"])
+
+
+def test_diagnostics_render_expert_grid_once_per_fitted_model(tmp_path):
+    from bench.cache import CellCache
+    from bench.render import diagnostics_frame, diagnostics_markdown
+
+    cache = CellCache(tmp_path)
+    diag = {"expert_util/L0/E0": 0.75, "expert_util/L0/E1": 0.25, "expert_util/L1/E0": 0.5,
+            "expert_util/L1/E1": 0.5, "pretrain_mse": 0.125}
+    cells = []
+    for task in ("imputation", "forecasting"):  # two tasks sharing one fitted model: reported once
+        key = f"k-{task}"
+        cache.save(key, {"rows": [], "status": "ok", "note": "", "diagnostics": diag}, None)
+        cells.append({"key": key, "task": task, "dataset": "lcl", "resolution": 30, "model": "unified",
+                      "seed": 0})
+    cells.append({"key": None, "task": "imputation", "dataset": "lcl", "resolution": 30, "model": "x", "seed": 0})
+    frame = diagnostics_frame(cells, cache)
+    assert len(frame) == len(diag)
+    text = "\n".join(diagnostics_markdown(frame))
+    assert "| L0      | 0.750 | 0.250 |" in text and "| L1      | 0.500 | 0.500 |" in text
+    assert "balanced = 0.500" in text and "pretrain_mse = 0.125" in text

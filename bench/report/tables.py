@@ -265,6 +265,35 @@ def paper_layout_table(rows: pd.DataFrame, directions: dict[str, str], dataset: 
     return summary_table(subset, directions, metrics=list(metrics), index=("resolution", "model"))
 
 
+SETTING_SEPARATOR = " · "
+
+
+def settings_as_columns(rows: pd.DataFrame, directions: dict[str, str], metrics: Sequence[str],
+                        settings: Sequence[str] | None = None,
+                        index: Sequence[str] = DEFAULT_INDEX) -> TableData:
+    """A table with one row per model and the settings as column groups: column ``"<setting> · <metric>"``
+    for every setting (default: in order of appearance) and metric, e.g. the unified-model paper's Table II
+    (day-ahead and hour-ahead MAE / RMSE / MAPE side by side). Best flags and ranks compare the models of one
+    (dataset, resolution) per column; the average rank runs over every column. Otherwise as
+    :func:`summary_table`.
+    """
+    if "setting" not in rows.columns:
+        raise ValueError("result rows lack the column 'setting'")
+    metrics = list(metrics)
+    present = list(dict.fromkeys(rows["setting"].fillna("").astype(str)))
+    settings = present if settings is None else [s for s in settings if s in present]
+    if not settings:
+        raise ValueError(f"none of the settings {settings} is in the result rows (they have {present})")
+    subset = rows[rows["setting"].isin(settings) & rows["metric"].isin(metrics)].copy()
+    if subset.empty:
+        raise ValueError(f"no result rows for metrics {metrics} in settings {settings}")
+    subset["metric"] = subset["setting"].astype(str) + SETTING_SEPARATOR + subset["metric"].astype(str)
+    columns = [f"{s}{SETTING_SEPARATOR}{m}" for s in settings for m in metrics]
+    columns = [c for c in columns if c in set(subset["metric"])]
+    wide_directions = {c: directions[c.split(SETTING_SEPARATOR, 1)[1]] for c in columns}
+    return summary_table(subset.drop(columns="setting"), wide_directions, metrics=columns, index=index)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # formatting
 

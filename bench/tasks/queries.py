@@ -83,3 +83,104 @@ class SuperResolutionQuery:
 
     def __len__(self) -> int:
         return self.low.shape[0]
+
+
+def calendar_features(times: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """``[N, 6]`` float32 cyclic calendar encoding of timestamps: sin/cos of the time of day, of the weekday
+    and of the day of the year. Forecasters use it for the time their forecast starts at."""
+    stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
+    day = (stamps.hour * 60 + stamps.minute).to_numpy(dtype=np.float64) / 1440.0
+    week = stamps.dayofweek.to_numpy(dtype=np.float64) / 7.0
+    year = (stamps.dayofyear.to_numpy(dtype=np.float64) - 1.0) / 365.25
+    angles = 2 * np.pi * np.stack([day, week, year], axis=1)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ForecastQuery:
+    """Load histories to forecast from.
+
+    ``history [N, H]`` float32, complete (no NaN), in the task's scaled space, oldest step first; the forecast
+    covers the ``horizon`` steps right after the last history step. ``meta`` has one row per window with
+    ``series_id`` and ``origin`` (timestamp of the first forecast step); ``resolution`` in minutes. A model
+    returns ``[S, N, horizon]`` samples (a probabilistic forecast) or ``[N, horizon]`` (a point forecast).
+    """
+
+    history: np.ndarray
+    horizon: int
+    meta: pd.DataFrame
+    resolution: int
+
+    def __post_init__(self) -> None:
+        if self.history.ndim != 2:
+            raise ValueError(f"history must be 2-D [N, H], got shape {self.history.shape}")
+        if isinstance(self.horizon, bool) or int(self.horizon) < 1:
+            raise ValueError(f"horizon must be a positive integer, got {self.horizon!r}")
+        if not np.isfinite(self.history).all():
+            raise ValueError("history must be finite (forecast windows are built from complete days)")
+        if len(self.meta) != self.history.shape[0]:
+            raise ValueError(f"meta has {len(self.meta)} rows for {self.history.shape[0]} windows")
+        if "origin" not in self.meta.columns or "series_id" not in self.meta.columns:
+            raise ValueError("meta must have the columns 'series_id' and 'origin'")
+
+    @property
+    def steps_per_day(self) -> int:
+        return 1440 // self.resolution
+
+    def calendar(self) -> np.ndarray:
+        """:func:`calendar_features` of the forecast origins, ``[N, 6]``."""
+        return calendar_features(self.meta["origin"])
+
+    def __len__(self) -> int:
+        return self.history.shape[0]
+
+
+@dataclass(frozen=True)
+class ForecastExamples:
+    """Training windows for a forecaster: ``query`` (histories from training households) and the true
+    ``target [N, horizon]`` (scaled) that followed each history."""
+
+    query: ForecastQuery
+    target: np.ndarray
+
+    def __post_init__(self) -> None:
+        expected = (len(self.query), self.query.horizon)
+        if self.target.shape != expected:
+            raise ValueError(f"target has shape {self.target.shape}, expected {expected}")
+
+
+@dataclass(frozen=True)
+class DetectionQuery:
+    """Profiles to score for anomalies: ``values [N, T]`` float32 in the task's scaled space (padding 0),
+    ``valid [N, T]`` (False on month padding), ``meta`` one row per profile, ``resolution`` in minutes. A model
+    returns ``[N]`` anomaly scores, higher = more likely attacked."""
+
+    values: np.ndarray
+    valid: np.ndarray
+    meta: pd.DataFrame
+    resolution: int
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or self.valid.shape != self.values.shape:
+            raise ValueError(f"values and valid must share a 2-D shape, got {self.values.shape}, {self.valid.shape}")
+        if not np.isfinite(self.values[self.valid]).all():
+            raise ValueError("values must be finite on valid steps")
+        if len(self.meta) != self.values.shape[0]:
+            raise ValueError(f"meta has {len(self.meta)} rows for {self.values.shape[0]} profiles")
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+
+@dataclass(frozen=True)
+class DetectionExamples:
+    """Labelled training profiles for a detector: ``query`` and ``labels [N]`` bool (True = attacked)."""
+
+    query: DetectionQuery
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        labels = np.asarray(self.labels)
+        if labels.dtype != np.bool_ or labels.shape != (len(self.query),):
+            raise ValueError(f"labels must be a boolean array of shape {(len(self.query),)}, got "
+                             f"{labels.dtype} {labels.shape}")
