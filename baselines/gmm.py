@@ -28,6 +28,12 @@ to the discarded subspace, with the per-direction variance equal to the mean dis
 probabilistic-PCA noise estimate), so the samples keep the total variance (covariance trace) of train; with
 ``False`` the samples lie in the PCA subspace (smoother, with too little variance).
 
+Anomaly detection (capability ``detect``): a profile's anomaly score is its negative log-likelihood under the
+full-space mixture (see ``full_space_mixture`` below; for ``gmm-pca`` the probabilistic-PCA mixture, whose
+isotropic residual makes departures from the principal subspace unlikely), in the scaled space. Steps that
+are not valid (month padding) are marginalised out: the density of the valid steps alone, a Gaussian
+mixture with the corresponding sub-vectors and sub-blocks.
+
 Imputation and super-resolution (capabilities ``impute`` and ``super_resolve``) condition the fitted mixture
 on a linear observation ``y = A x`` of a profile (:func:`condition_mixture`): the posterior is again a
 Gaussian mixture whose weights are proportional to ``w_k N(y; A mu_k, A S_k A^T + R)`` and whose components
@@ -68,7 +74,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
 from bench.registry import register_model
-from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
+from bench.tasks.queries import DetectionQuery, ImputationQuery, SuperResolutionQuery
 
 # Observation-noise variance added for conditioning: keeps A S A^T + R positive definite and is negligible
 # against reg_covar (1e-6) in the [-1, 1] scaled space.
@@ -170,6 +176,23 @@ def condition_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray, 
     return MixturePosterior(post_w / post_w.sum(), post_means, gains, means, covs, A, y, float(noise_var))
 
 
+def gaussian_mixture_logpdf(x: np.ndarray, weights: np.ndarray, means: np.ndarray,
+                            chols: np.ndarray) -> np.ndarray:
+    """``[n]`` log-density of the rows of ``x [n, d]`` under ``sum_k w_k N(mu_k, L_k L_k^T)``.
+
+    ``chols [K, d, d]`` are lower Cholesky factors of the component covariances; the Mahalanobis terms come
+    from triangular solves and the mixture from ``logsumexp`` over components.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    log_comp = np.empty((len(weights), n))
+    for k in range(len(weights)):
+        white = solve_triangular(chols[k], (x - means[k]).T, lower=True)  # [d, n]
+        log_det = 2.0 * np.log(np.diag(chols[k])).sum()
+        log_comp[k] = np.log(weights[k]) - 0.5 * ((white ** 2).sum(axis=0) + log_det + d * np.log(2.0 * np.pi))
+    return logsumexp(log_comp, axis=0)
+
+
 def selection_matrix(steps: np.ndarray, length: int) -> np.ndarray:
     """``[m, length]`` matrix picking the steps ``steps`` (integer positions) of a profile."""
     A = np.zeros((len(steps), length))
@@ -199,7 +222,7 @@ def block_mean_matrix(valid: np.ndarray, factor: int) -> tuple[np.ndarray, np.nd
 class GMM:
     """Gaussian mixture with full covariances (optionally in a PCA subspace), fitted by EM."""
 
-    capabilities = frozenset({"generate", "impute", "super_resolve"})
+    capabilities = frozenset({"generate", "impute", "super_resolve", "detect"})
     configs = {
         "quick": {"n_components": 10, "max_iter": 1000, "tol": 1e-3, "reg_covar": 1e-6, "n_init": 1,
                   "n_pca": None, "pca_residual": True, "max_singular_mass": 0.5, "allow_stall": False},
@@ -411,3 +434,37 @@ class GMM:
             draws[:, ~valid] = 0.0
             out[:, i] = draws
         return out.astype(np.float32)
+
+    def anomaly_score(self, query: DetectionQuery, ctx: RunContext) -> np.ndarray:
+        """``[N]`` float64 negative log-likelihood of each profile's valid steps under the fitted mixture.
+
+        ``-log sum_k w_k N(x_v; mu_k[v], S_k[v, v])`` with ``v`` the profile's valid steps, by Cholesky
+        factors and log-sum-exp (no under- or overflow far from every component). Profiles sharing a
+        valid-step pattern share their factorisations; a profile with no valid step scores 0.
+        """
+        if not self._fitted:
+            raise RuntimeError(f"{self._name}: call fit() before anomaly_score")
+        n_prof, length = query.values.shape
+        if length != self.length_:
+            raise ValueError(f"{self._name}: query profiles have {length} steps, the model was fitted on "
+                             f"{self.length_}")
+        weights, means, covs, chols = self.full_space_mixture()
+        values = np.asarray(query.values, dtype=np.float64)
+        valid = np.asarray(query.valid, dtype=bool)
+        out = np.zeros(n_prof)
+        patterns, groups = np.unique(valid, axis=0, return_inverse=True)
+        for g, pattern in enumerate(patterns):
+            rows = np.flatnonzero(groups.reshape(-1) == g)
+            steps = np.flatnonzero(pattern)
+            if len(steps) == 0:
+                continue
+            if len(steps) == length:
+                sub_chols = chols
+            else:
+                try:
+                    sub_chols = np.linalg.cholesky(covs[:, steps[:, None], steps])
+                except np.linalg.LinAlgError as err:
+                    raise ModelFitError(f"{self._name}: a marginal covariance is not positive definite") from err
+            out[rows] = -gaussian_mixture_logpdf(values[np.ix_(rows, steps)], weights, means[:, steps],
+                                                 sub_chols)
+        return out

@@ -21,10 +21,17 @@ noise added, as the paper's code does), from the EMA copy of the decoder (``ema_
 weights). Noise comes from a CPU generator seeded by ``ctx.seed``, so a seed gives the same samples on every
 device.
 
+Anomaly detection (capability ``detect``): a profile's score is a deterministic negative-ELBO estimate under
+the training loss, ``mean_t (x_hat[t] - x[t])^2 + kl_weight * KL(q(z | x) || N(0, I))`` with ``x_hat`` the
+decoding of the posterior mean ``mu`` (no sampling noise), the squared error averaged over the valid steps,
+computed with the EMA encoder and decoder. Profiles unlike the training days reconstruct badly or need an
+unusual latent code, and score high.
+
 Training runs in the shared loop (:mod:`bench.train`): one AdamW optimiser over encoder and decoder (weight
-decay 0, i.e. Adam), EMA, gradient clipping, bf16 autocast on CUDA, checkpoint + resume in
-``ctx.checkpoint_dir``; ``ctx.budget_steps`` ends a fit early (a later fit with the same context resumes). A
-non-finite loss raises :class:`bench.errors.ModelFitError` naming the step.
+decay 0, i.e. Adam), EMA of both networks (the encoder's copy serves anomaly scores), gradient clipping, bf16
+autocast on CUDA, checkpoint + resume in ``ctx.checkpoint_dir``; ``ctx.budget_steps`` ends a fit early (a
+later fit with the same context resumes). A non-finite loss raises :class:`bench.errors.ModelFitError` naming
+the step.
 
 Profiles:
 
@@ -33,8 +40,8 @@ Profiles:
   ``ceil(500 * N / min(512, N))`` optimiser steps computed at fit time from the training-set size ``N``
   (batches are drawn with replacement by the shared loop, so an "epoch" is ``N`` profiles' worth of draws,
   not an exact pass). The public code has no gradient clipping; neither has this profile. We keep an EMA
-  of the decoder (0.999) for sampling: the paper samples EnergyDiff from EMA weights and trains the
-  baselines "similarly".
+  of the decoder (0.999) for sampling (and of the encoder, for anomaly scores): the paper samples EnergyDiff
+  from EMA weights and trains the baselines "similarly".
 * ``quick`` - a smaller network for two CPU cores: width 256, 32 latents, 5 layers each side, KL weight 0.1
   (the same loss as ``paper``), 3000 steps of batch 64 at lr 1e-3 with gradient clipping at 1, EMA 0.995.
   Measured on two CPU cores with 700 training profiles and 720 samples (fit + sample): 18-21 s at
@@ -57,6 +64,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
 from bench.registry import register_model
+from bench.tasks.queries import DetectionQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -93,7 +101,7 @@ class Encoder(nn.Module):
 class VAE:
     """Variational auto-encoder with MLP encoder/decoder (EnergyDiff baseline; samples decode z ~ N(0, I))."""
 
-    capabilities = frozenset({"generate"})
+    capabilities = frozenset({"generate", "detect"})
     configs = {
         "quick": {"hidden": 256, "latent_dim": 32, "n_layers": 5, "kl_weight": 0.1, "train_steps": 3000,
                   "epochs": None, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "grad_clip": 1.0,
@@ -127,6 +135,7 @@ class VAE:
         self.grad_clip, self.amp, self.checkpoint_every = grad_clip, amp, checkpoint_every
         self.sample_batch = sample_batch
         self._decoder: nn.Module | None = None
+        self._encoder: nn.Module | None = None
 
     # -- training -------------------------------------------------------------------------------------------
     def build_networks(self, length: int) -> dict[str, nn.Module]:
@@ -163,16 +172,20 @@ class VAE:
             ModelFitError: the loss or the decoder weights became non-finite.
         """
         self._decoder = None
+        self._encoder = None
         x = training_matrix(train, "vae").astype(np.float32)
         cfg = self.train_config(len(x))
         seed_everything(int(ctx.seed))
         trainer = Trainer(self.build_networks(x.shape[1]), None, cfg, ctx,
-                          ema=("decoder",) if self.ema_decay is not None else ())
+                          ema=("encoder", "decoder") if self.ema_decay is not None else ())
         self.train_result_ = trainer.fit(x, self.training_step, stop_after=ctx.budget_steps)
         decoder = trainer.sampling_network("decoder")
-        if not all(torch.isfinite(p).all() for p in decoder.parameters()):
-            raise ModelFitError("vae: the decoder weights are non-finite after training")
+        encoder = trainer.sampling_network("encoder")
+        for name, net in (("decoder", decoder), ("encoder", encoder)):
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                raise ModelFitError(f"vae: the {name} weights are non-finite after training")
         self._decoder = decoder.eval()
+        self._encoder = encoder.eval()
         self._amp_dtype = trainer.amp_dtype
         self.length_ = x.shape[1]
 
@@ -193,3 +206,34 @@ class VAE:
                 with autocast(device, amp_dtype):
                     out.append(decoder(z).float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float32)
+
+    # -- anomaly scores -------------------------------------------------------------------------------------
+    def anomaly_score(self, query: DetectionQuery, ctx: RunContext) -> np.ndarray:
+        """``[N]`` float64 negative-ELBO estimates (see the module docstring): squared reconstruction error of
+        the posterior-mean decoding, averaged over valid steps, plus ``kl_weight`` times the posterior's KL.
+        Invalid steps are set to 0 before encoding (the value padding holds in training)."""
+        if self._encoder is None or self._decoder is None:
+            raise RuntimeError("vae: call fit() before anomaly_score()")
+        n_prof, length = query.values.shape
+        if length != self.length_:
+            raise ValueError(f"vae: query profiles have {length} steps, the model was fitted on {self.length_}")
+        device = resolve_device(ctx.device)
+        encoder, decoder = self._encoder.to(device), self._decoder.to(device)
+        amp_dtype = self._amp_dtype if device.type == "cuda" else None
+        valid = np.asarray(query.valid, dtype=bool)
+        values = np.where(valid, np.asarray(query.values, dtype=np.float32), 0.0).astype(np.float32)
+        out = []
+        with torch.no_grad():
+            for start in range(0, n_prof, self.sample_batch):
+                x = torch.from_numpy(values[start:start + self.sample_batch]).to(device)
+                v = torch.from_numpy(valid[start:start + self.sample_batch]).to(device)
+                with autocast(device, amp_dtype):
+                    mu, logvar = encoder(x)
+                mu, logvar = mu.float(), logvar.float()
+                with autocast(device, amp_dtype):
+                    x_hat = decoder(mu).float()
+                sq = torch.where(v, (x_hat - x) ** 2, torch.zeros_like(x))
+                recon = sq.sum(dim=1) / v.sum(dim=1).clamp(min=1)
+                kl = kl_to_standard_normal(mu, logvar)
+                out.append((recon + self.kl_weight * kl).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)

@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "baselines.smartmeterfm",
     "baselines.loadpin",
     "baselines.profilesr",
+    "baselines.detectors",
 )
 
 

@@ -2,12 +2,12 @@
 
 Modules: ``distribution`` (MMD, its permutation test, Gaussian Fréchet distance), ``marginal`` (KL,
 Wasserstein, KS; pooled and per time step), ``probabilistic`` (CRPS, interval coverage), ``energy`` (peak-load
-errors), ``point`` (RMSE, MAE, MAPE), ``classification`` (accuracy, precision, recall, F1), ``bootstrap``
+errors), ``point`` (RMSE, MAE, MAPE), ``classification`` (accuracy, precision, recall, F1, AUROC), ``bootstrap``
 (repeated-subsample mean ± std) and ``registry`` (names and directions used by the tables).
 """
 
 from metrics.bootstrap import bootstrap
-from metrics.classification import accuracy, f1, precision, recall
+from metrics.classification import accuracy, auroc, f1, precision, recall
 from metrics.distribution import (
     frechet_distance,
     mmd_p_value,
@@ -34,6 +34,7 @@ __all__ = [
     "GENERATION_METRICS",
     "MetricSpec",
     "accuracy",
+    "auroc",
     "bootstrap",
     "coverage_error",
     "crps_between_ensembles",

@@ -3,11 +3,15 @@
 Inputs are 1-D arrays of equal length holding only 0/1 or booleans. Zero-division rule: a ratio whose
 denominator is 0 (precision with no predicted positive, recall with no actual positive, F1 with
 precision + recall = 0) is 0.0, as scikit-learn's ``zero_division=0``. Higher is better for all.
+
+:func:`auroc` scores real-valued ``scores`` (higher = more likely positive) instead of predicted labels: the
+area under the ROC curve, threshold-free.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 def _labels(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,3 +64,29 @@ def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Harmonic mean of precision and recall, ``2 TP / (2 TP + FP + FN)``; 0.0 when that denominator is 0."""
     tp, fp, fn = _counts(y_true, y_pred)
     return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random negative,
+    ties counting 1/2 (the Mann-Whitney U statistic divided by ``n_pos * n_neg``).
+
+    Computed by the rank formula ``(R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg)`` with ``R_pos`` the sum of
+    the positives' mid-ranks (tied scores share their average rank). 0.5 = chance, 1 = every positive above
+    every negative. Higher is better.
+
+    Raises:
+        ValueError: ``y_true`` not binary, ``scores`` not finite, lengths differ, or only one class present.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 1:
+        raise ValueError(f"scores must be 1-D, got shape {scores.shape}")
+    if scores.dtype.kind not in "biuf" or not np.isfinite(scores).all():
+        raise ValueError("scores must be finite real numbers")
+    t, _ = _labels(y_true, np.zeros(scores.shape, dtype=bool))
+    n_pos = int(t.sum())
+    n_neg = t.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUROC needs both classes in y_true, got {n_pos} positive and {n_neg} negative")
+    ranks = rankdata(scores.astype(np.float64))  # average ranks for ties
+    u = ranks[t].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))

@@ -5,7 +5,8 @@ Call conventions by family (see each function's docstring):
 * distribution / marginal: ``fn(gen [n, T], real [m, T])``; the MMD metrics also take ``bandwidth=`` (from
   :func:`metrics.distribution.rbf_bandwidth` on the real data);
 * ensemble: ``fn(obs [N, T], ens [S, N, T], mask=None)``; peak load: ``fn(real, gen, mask=None)``;
-* point: ``fn(y_true, y_pred, mask=None)``; classification: ``fn(y_true [N], y_pred [N])``.
+* point: ``fn(y_true, y_pred, mask=None)``; classification: ``fn(y_true [N], y_pred [N])`` (``AUROC``:
+  ``fn(y_true [N], scores [N])``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ ALL_METRICS: dict[str, MetricSpec] = {
         MetricSpec("Precision", classification.precision, "higher", "TP / (TP + FP), 0 if no predicted positive"),
         MetricSpec("Recall", classification.recall, "higher", "TP / (TP + FN), 0 if no actual positive"),
         MetricSpec("F1", classification.f1, "higher", "harmonic mean of precision and recall"),
+        MetricSpec("AUROC", classification.auroc, "higher",
+                   "area under the ROC curve of the anomaly scores (threshold-free; 0.5 = chance)"),
     ),
 }
 """Every named metric; ``interval_coverage`` itself has no better direction and is ranked as ``CovErr90``."""

@@ -71,7 +71,7 @@ def test_registered_with_generate_capability(name):
     assert spec.name == name
     assert spec.cls is CLASSES[name]
     # the Gaussian mixtures also impute and super-resolve in closed form (conditional Gaussians)
-    expected = {"generate", "impute", "super_resolve"} if name.startswith("gmm") else {"generate"}
+    expected = {"generate", "impute", "super_resolve", "detect"} if name.startswith("gmm") else {"generate"}
     assert spec.capabilities == frozenset(expected)
     assert {"quick", "paper"} <= set(spec.configs)
 

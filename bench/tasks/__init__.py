@@ -14,6 +14,7 @@ TASK_MODULES = {
     "conditional": "bench.tasks.conditional",
     "imputation": "bench.tasks.imputation",
     "super_resolution": "bench.tasks.super_resolution",
+    "anomaly": "bench.tasks.anomaly",
 }
 
 

@@ -51,6 +51,10 @@ except the unranked ``Cov90``)."""
 UNRANKED_METRICS = {"Cov90": "coverage of the central 90% ensemble interval; closer to 0.9 is better "
                              "(ranked as CovErr90)"}
 """Metrics reported without a better direction: tables show them without ranking or bold."""
+PAPER_LAYOUT = {"caption": "Imputation with the missing settings as column groups (the layout of the unified-model "
+                           "paper's Table II, for its Fig. 5 grid of missing ratios)",
+                "metrics": ["RMSE", "MAE", "MAPE"], "settings": None}
+"""Second rendering of the task's table (see :func:`bench.render.paper_layout`)."""
 
 # rng streams of the task (offsets of ``[seed, stream, ...]``), kept apart so that one change leaves the others
 _MASK_STREAM = 4  # stream 3 (bench.tasks.common.QUERY_STREAM) picks the query profiles

@@ -1,0 +1,208 @@
+"""False-data-injection attacks on load profiles (in kW), seeded, for the anomaly-detection task.
+
+Two attack templates from the smart-grid false-data-injection literature (the scaling and ramping attacks of
+Sridhar & Govindarasu's model-based attack detection, as used for load / AMI data) alter one contiguous
+segment ``[a, b)`` of a profile's valid steps, ``L = b - a`` steps long:
+
+* **scaling**: ``x'(t) = (1 + lam) x(t)`` for ``a <= t < b``; ``|lam|`` uniform in
+  ``[scale_min, scale_max]`` (default 0.2 .. 0.6, i.e. the segment reads 20-60 % high or low) with a random
+  sign, so the segment is scaled up or down.
+* **ramping**: ``x'(t) = x(t) (1 + lam (t - a + 1) / L)``: the distortion grows linearly from ``lam / L`` at
+  the first step to ``lam`` at the last one; ``|lam|`` uniform in ``[ramp_min, ramp_max]`` (default
+  0.3 .. 1.0) with a random sign.
+
+Loads stay physical: a factor ``1 + ...`` below 0 (only possible when ``scale_max`` or ``ramp_max`` exceeds 1,
+never with the defaults) is clipped at 0, so a downward attack never drives a non-negative load negative; it
+zeroes the step instead. Steps outside the segment, and profiles not attacked, are returned bit for bit.
+
+Durations: ``L`` steps with ``L`` uniform over the integers in ``[ceil(60 duration_min_hours / resolution),
+floor(60 duration_max_hours / resolution)]`` (default 3 .. 12 hours: 6 .. 24 steps at 30 minutes), limited
+to what fits the profile: the segment must lie inside the valid steps (never on month padding or a gap) and
+hold positive load somewhere, so that every attacked profile really changes. ``L`` is drawn uniformly among
+the lengths for which such a placement exists (all of them for a day with some load and no gap), then the
+start ``a`` uniformly among the admissible placements. A profile is *eligible* when a segment of the minimum
+length fits; a profile without positive load (all zero, e.g. a vacant home) is never attacked.
+
+:func:`inject` attacks exactly ``round(fraction * n_eligible)`` randomly chosen eligible profiles (halves
+rounded up) and labels them ``True``. Draws, all from the given generator: the attacked profiles, then per
+attacked profile in row order its length, start, sign and magnitude.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ATTACK_KINDS = ("scaling", "ramping")
+DEFAULT_PARAMS = {
+    "scale_min": 0.2,
+    "scale_max": 0.6,
+    "ramp_min": 0.3,
+    "ramp_max": 1.0,
+    "duration_min_hours": 3.0,
+    "duration_max_hours": 12.0,
+}
+"""Attack magnitudes (fractions of the load) and durations (hours); see the module docstring."""
+
+# the magnitude range of each kind; the duration parameters apply to both
+_MAGNITUDE_KEYS = {"scaling": ("scale_min", "scale_max"), "ramping": ("ramp_min", "ramp_max")}
+
+
+@dataclass(frozen=True)
+class AttackSegment:
+    """One injected attack: profile ``row``, steps ``[start, stop)`` and the signed magnitude ``lam``."""
+
+    row: int
+    start: int
+    stop: int
+    lam: float
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+
+def attack_factors(kind: str, length: int, lam: float) -> np.ndarray:
+    """``[length]`` float64 multipliers of an attack segment (clipped at 0, see the module docstring)."""
+    if kind == "scaling":
+        factors = np.full(length, 1.0 + lam)
+    elif kind == "ramping":
+        factors = 1.0 + lam * np.arange(1, length + 1) / length
+    else:
+        raise ValueError(f"unknown attack kind {kind!r}; known: {', '.join(ATTACK_KINDS)}")
+    return np.maximum(factors, 0.0)
+
+
+def _check_params(kind: str, params: dict) -> dict:
+    """Defaults filled in and every used parameter validated; unknown names raise."""
+    unknown = set(params) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown attack parameters {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
+    if kind not in ATTACK_KINDS:
+        raise ValueError(f"unknown attack kind {kind!r}; known: {', '.join(ATTACK_KINDS)}")
+    merged = {**DEFAULT_PARAMS, **params}
+    for key in ("duration_min_hours", "duration_max_hours", *_MAGNITUDE_KEYS[kind]):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{key} must be a positive finite number, got {value!r}")
+    low, high = _MAGNITUDE_KEYS[kind]
+    if merged[low] > merged[high]:
+        raise ValueError(f"{low}={merged[low]} exceeds {high}={merged[high]}")
+    if merged["duration_min_hours"] > merged["duration_max_hours"]:
+        raise ValueError(f"duration_min_hours={merged['duration_min_hours']} exceeds "
+                         f"duration_max_hours={merged['duration_max_hours']}")
+    return merged
+
+
+def duration_steps(duration_min_hours: float, duration_max_hours: float, resolution: int) -> tuple[int, int]:
+    """The segment lengths ``(min, max)`` in steps: hours converted at ``resolution`` minutes, kept inside the
+    hour bounds (ceil of the minimum, floor of the maximum).
+
+    Raises:
+        ValueError: a non-positive resolution or no whole number of steps within the bounds.
+    """
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise ValueError(f"resolution must be a positive number of minutes, got {resolution!r}")
+    low = max(1, math.ceil(60.0 * duration_min_hours / resolution - 1e-9))
+    high = math.floor(60.0 * duration_max_hours / resolution + 1e-9)
+    if low > high:
+        raise ValueError(f"no whole number of {resolution}-minute steps lies between duration_min_hours="
+                         f"{duration_min_hours} and duration_max_hours={duration_max_hours}")
+    return low, high
+
+
+def longest_loaded_run(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``[N]`` int: per profile, the length of the longest run of consecutive valid steps holding at least one
+    step with positive load (0 when there is none). A segment of length ``L`` with positive load fits the
+    profile exactly when ``L`` is at most this value."""
+    out = np.zeros(len(values), dtype=np.int64)
+    positive = valid & (values > 0)
+    for i in np.flatnonzero(positive.any(axis=1)):
+        edges = np.diff(np.concatenate([[0], valid[i].astype(np.int8), [0]]))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        loaded = np.add.reduceat(positive[i].astype(np.int64), starts) > 0 if len(starts) else []
+        lengths = (stops - starts)[np.asarray(loaded, dtype=bool)]
+        out[i] = lengths.max() if len(lengths) else 0
+    return out
+
+
+def admissible_starts(values: np.ndarray, valid: np.ndarray, length: int) -> np.ndarray:
+    """Start positions ``a`` of one profile (``[T]`` arrays) where ``[a, a + length)`` is all valid and holds
+    positive load."""
+    n_steps = len(values)
+    if length > n_steps:
+        return np.zeros(0, dtype=np.int64)
+    invalid = np.concatenate([[0], np.cumsum(~valid)])
+    loaded = np.concatenate([[0], np.cumsum(valid & (values > 0))])
+    starts = np.arange(n_steps - length + 1)
+    ok = (invalid[starts + length] - invalid[starts] == 0) & (loaded[starts + length] - loaded[starts] > 0)
+    return starts[ok]
+
+
+def inject(values_kw: np.ndarray, valid: np.ndarray, kind: str, fraction: float = 0.5,
+           resolution: int | None = None, rng: np.random.Generator | None = None,
+           **params: float) -> tuple[np.ndarray, np.ndarray, list[AttackSegment]]:
+    """Attack a random ``fraction`` of the eligible profiles of ``values_kw`` with ``kind``.
+
+    Args:
+        values_kw: ``[N, T]`` loads in kW (non-negative physical loads; padding values are ignored).
+        valid: ``[N, T]`` bool, False on padding (attacks never touch it).
+        kind: ``"scaling"`` or ``"ramping"``.
+        fraction: share of the eligible profiles to attack, in [0, 1]; ``round(fraction * n_eligible)``
+            profiles are attacked (halves rounded up).
+        resolution: minutes per step (converts the durations to steps); required.
+        rng: the seeded generator of every draw; required.
+        **params: any of :data:`DEFAULT_PARAMS` (those of the other attack kind are accepted and ignored).
+
+    Returns:
+        ``(attacked, labels, segments)``: ``attacked [N, T]`` with the dtype of ``values_kw`` (identical bit for
+        bit outside the attacked segments), ``labels [N]`` bool (True = attacked) and one
+        :class:`AttackSegment` per attacked profile, in row order.
+
+    Raises:
+        ValueError: bad shapes, non-finite valid values, an unknown kind or parameter, a fraction outside
+            [0, 1], a missing resolution or rng, or durations shorter than one step.
+    """
+    merged = _check_params(kind, params)
+    if rng is None or not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator, got {rng!r}")
+    if resolution is None:
+        raise ValueError("resolution (minutes per step) is required")
+    values = np.asarray(values_kw)
+    valid = np.asarray(valid)
+    if values.ndim != 2 or valid.shape != values.shape:
+        raise ValueError(f"values_kw and valid must share a 2-D shape, got {values.shape} and {valid.shape}")
+    if valid.dtype != np.bool_:
+        raise ValueError(f"valid must be a boolean array, got {valid.dtype}")
+    if values.dtype.kind != "f":
+        raise ValueError(f"values_kw must be a float array, got {values.dtype}")
+    if not np.isfinite(values[valid]).all():
+        raise ValueError("values_kw must be finite on valid steps")
+    if isinstance(fraction, bool) or not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+    min_len, max_len = duration_steps(merged["duration_min_hours"], merged["duration_max_hours"], resolution)
+    lam_low, lam_high = (float(merged[k]) for k in _MAGNITUDE_KEYS[kind])
+
+    longest = longest_loaded_run(values, valid)
+    eligible = np.flatnonzero(longest >= min_len)
+    n_attack = int(math.floor(float(fraction) * len(eligible) + 0.5))
+    rows = np.sort(rng.choice(eligible, size=n_attack, replace=False)) if n_attack else np.zeros(0, np.int64)
+
+    attacked = values.copy()
+    labels = np.zeros(len(values), dtype=bool)
+    segments = []
+    for row in rows:
+        length = int(rng.integers(min_len, min(max_len, int(longest[row])) + 1))
+        starts = admissible_starts(values[row], valid[row], length)
+        start = int(starts[rng.integers(len(starts))])
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        lam = sign * float(rng.uniform(lam_low, lam_high))
+        stop = start + length
+        span = values[row, start:stop].astype(np.float64) * attack_factors(kind, length, lam)
+        attacked[row, start:stop] = span.astype(values.dtype)
+        labels[row] = True
+        segments.append(AttackSegment(int(row), start, stop, lam))
+    return attacked, labels, segments

@@ -1,0 +1,190 @@
+"""Anomaly scores of the detectors and of gmm / vae: closed forms, references and toy separation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn.decomposition import PCA
+
+import baselines.detectors  # noqa: F401  (registers the detectors)
+from baselines.detectors import PCADetector, ZScoreDetector
+from baselines.gmm import GMM
+from baselines.vae import VAE, vae_loss
+from bench.context import RunContext
+from bench.data.profileset import META_COLUMNS, ProfileSet
+from bench.registry import get_model
+from bench.tasks import anomaly
+from bench.tasks.queries import DetectionQuery
+from metrics import auroc
+
+CTX = RunContext(seed=0)
+TINY_VAE = {"hidden": 32, "latent_dim": 4, "train_steps": 300, "checkpoint_every": 0}
+
+
+def make_set(values: np.ndarray, mask: np.ndarray | None = None, resolution: int = 60) -> ProfileSet:
+    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
+    mask = np.ones(values.shape, dtype=bool) if mask is None else mask
+    return ProfileSet(values=values, mask=mask, meta=meta, resolution=resolution, period="day", name="toy")
+
+
+def query(values: np.ndarray, valid: np.ndarray | None = None) -> DetectionQuery:
+    values = np.asarray(values, dtype=np.float32)
+    valid = np.ones(values.shape, dtype=bool) if valid is None else valid
+    return DetectionQuery(values=values, valid=valid, meta=pd.DataFrame({"series_id": range(len(values))}),
+                          resolution=60)
+
+
+def toy_days(n: int, rng: np.random.Generator, length: int = 24) -> np.ndarray:
+    t = np.arange(length) / length
+    amp = rng.uniform(0.3, 0.8, (n, 1))
+    shift = rng.uniform(-0.1, 0.1, (n, 1))
+    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
+
+
+def test_registered():
+    for name in ("zscore-detector", "pca-detector"):
+        spec = get_model(name)
+        assert spec.capabilities == frozenset({"detect"})
+        assert {"quick", "paper"} <= set(spec.configs)
+    assert get_model("pca-detector").config("quick")["n_components"] == 8
+    assert get_model("pca-detector").config("paper")["n_components"] == 16
+    for name in ("gmm", "gmm-pca", "vae"):
+        assert "detect" in get_model(name).capabilities
+
+
+def test_zscore_closed_form_floor_and_padding():
+    train = np.array([[0.0, 0.5, 1.0], [2.0, 0.5, 1.0]], dtype=np.float32)
+    model = ZScoreDetector(std_floor=0.1)
+    model.fit(make_set(train), CTX)
+    np.testing.assert_allclose(model.mean_, [1.0, 0.5, 1.0])
+    np.testing.assert_allclose(model.std_, [1.0, 0.1, 0.1])  # constant steps get the floor
+    # |3 - 1| / 1 = 2, |0.7 - 0.5| / 0.1 = 2, |1.05 - 1| / 0.1 = 0.5 -> max 2; second row: max 5
+    scores = model.anomaly_score(query([[3.0, 0.7, 1.05], [1.0, 0.5, 1.5]]), CTX)
+    np.testing.assert_allclose(scores, [2.0, 5.0], rtol=1e-5)
+    # a huge value on a padding step is ignored
+    valid = np.array([[True, True, False]])
+    np.testing.assert_allclose(model.anomaly_score(query([[1.0, 0.5, 99.0]], valid), CTX), [0.0], atol=1e-6)
+    # training statistics use valid steps only
+    mask = np.array([[True, True, True], [True, True, False], [True, True, False]])
+    masked = ZScoreDetector()
+    masked.fit(make_set(np.array([[0, 0, 4], [2, 2, 0], [4, 4, 0]], np.float32), mask), CTX)
+    np.testing.assert_allclose(masked.mean_, [2.0, 2.0, 4.0])
+
+
+def test_pca_reconstruction_error_matches_sklearn():
+    rng = np.random.default_rng(0)
+    train = toy_days(200, rng, length=12)
+    model = PCADetector(n_components=3)
+    model.fit(make_set(train), CTX)
+    test = toy_days(20, rng, length=12)
+    test[:5, 3:7] *= 1.6  # attacked
+    ref = PCA(n_components=3, svd_solver="full").fit(train.astype(np.float64))
+    recon = ref.inverse_transform(ref.transform(test.astype(np.float64)))
+    expected = ((test - recon) ** 2).mean(axis=1)
+    scores = model.anomaly_score(query(test), CTX)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=1e-12)
+    assert scores[:5].min() > np.median(scores[5:])
+    # profiles inside the fitted affine subspace reconstruct exactly
+    inside = model.mean_ + rng.standard_normal((4, 3)) @ model.components_
+    np.testing.assert_allclose(model.anomaly_score(query(inside), CTX), 0.0, atol=1e-10)
+
+
+def test_detector_errors():
+    for model in (ZScoreDetector(), PCADetector()):
+        with pytest.raises(RuntimeError, match="fit"):
+            model.anomaly_score(query(np.zeros((2, 4))), CTX)
+        model.fit(make_set(toy_days(30, np.random.default_rng(0), length=4)), CTX)
+        with pytest.raises(ValueError, match="steps"):
+            model.anomaly_score(query(np.zeros((2, 5))), CTX)
+    with pytest.raises(ValueError, match="std_floor"):
+        ZScoreDetector(std_floor=0.0)
+    with pytest.raises(ValueError, match="n_components"):
+        PCADetector(n_components=0)
+
+
+@pytest.mark.parametrize("n_pca", [None, 3])
+def test_gmm_score_is_the_negative_mixture_log_likelihood(n_pca):
+    rng = np.random.default_rng(1)
+    train = toy_days(300, rng, length=8)
+    model = GMM(n_components=3, n_pca=n_pca)
+    model.fit(make_set(train), CTX)
+    test = toy_days(15, rng, length=8)
+    weights, means, covs, _ = model.full_space_mixture()
+
+    def reference(x, steps):
+        comp = [np.log(w) + multivariate_normal(m[steps], c[np.ix_(steps, steps)]).logpdf(x[:, steps])
+                for w, m, c in zip(weights, means, covs)]
+        return -logsumexp(np.stack(comp), axis=0)
+
+    all_steps = np.arange(8)
+    np.testing.assert_allclose(model.anomaly_score(query(test), CTX), reference(test, all_steps), rtol=1e-8)
+    # padding is marginalised out: the density of the valid steps alone
+    valid = np.ones(test.shape, dtype=bool)
+    valid[:5, 6:] = False
+    scores = model.anomaly_score(query(test, valid), CTX)
+    np.testing.assert_allclose(scores[:5], reference(test[:5], np.arange(6)), rtol=1e-8)
+    np.testing.assert_allclose(scores[5:], reference(test[5:], all_steps), rtol=1e-8)
+
+
+def test_vae_score_is_the_posterior_mean_negative_elbo():
+    rng = np.random.default_rng(2)
+    model = VAE(**{**TINY_VAE, "train_steps": 30})
+    model.fit(make_set(toy_days(64, rng)), CTX)
+    test = toy_days(6, rng)
+    scores = model.anomaly_score(query(test), CTX)
+    with torch.no_grad():
+        for i in range(len(test)):
+            x = torch.from_numpy(test[i:i + 1])
+            mu, logvar = model._encoder(x)
+            loss, _, _ = vae_loss(x, model._decoder(mu), mu, logvar, model.kl_weight)
+            assert scores[i] == pytest.approx(float(loss), rel=1e-5)
+    # values on padding steps do not matter
+    valid = np.ones(test.shape, dtype=bool)
+    valid[:, 20:] = False
+    moved = test.copy()
+    moved[:, 20:] += 5.0
+    np.testing.assert_allclose(model.anomaly_score(query(test, valid), CTX),
+                               model.anomaly_score(query(moved, valid), CTX))
+    with pytest.raises(RuntimeError, match="fit"):
+        VAE(**TINY_VAE).anomaly_score(query(test), CTX)
+
+
+def toy_households(n_series: int = 8, days: int = 40) -> ProfileSet:
+    rng = np.random.default_rng(3)
+    t = np.arange(24) / 24
+    starts = pd.date_range("2013-01-01", periods=days, freq="D")
+    values, meta = [], []
+    for s in range(n_series):
+        for day in starts:
+            values.append(0.3 + 0.05 * s + rng.uniform(0.4, 0.6) * np.sin(np.pi * t) ** 2 + 0.03 * rng.random(24))
+            meta.append({"series_id": f"S{s}", "start": day, "month": day.month, "weekday": day.weekday(),
+                         "days": 1, "category": "Std"})
+    values = np.array(values, dtype=np.float32)
+    return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=pd.DataFrame(meta),
+                      resolution=60, period="day", name="toy")
+
+
+@pytest.fixture(scope="module")
+def attacked_toy():
+    cfg = {**anomaly.DEFAULTS, "scale_min": 0.5, "scale_max": 0.8, "n_bootstrap": 2}
+    return anomaly.prepare(toy_households(), cfg, seed=0)
+
+
+@pytest.mark.parametrize("name, overrides", [("gmm", {"n_components": 2}), ("gmm-pca", {"n_components": 2}),
+                                             ("vae", TINY_VAE)])
+def test_generative_scores_separate_attacked_from_clean(name, overrides, attacked_toy):
+    data = attacked_toy
+    model = get_model(name).build("quick", overrides)
+    model.fit(data.train, CTX)
+    for index, setting in enumerate(data.settings):
+        scores = model.anomaly_score(data.query(index), CTX)
+        assert scores.shape == (len(data.real),) and np.isfinite(scores).all()
+        assert auroc(data.query_labels[index], scores) > 0.7, setting
+    clean = model.anomaly_score(DetectionQuery(data.real.values, data.real.mask, data.real.meta, 60), CTX)
+    attacked = model.anomaly_score(data.query(0), CTX)
+    hit = data.query_labels[0]
+    assert np.mean(attacked[hit] > clean[hit]) > 0.8  # an attack raises the score of the same profile
