@@ -152,13 +152,16 @@ class ForecastExamples:
 @dataclass(frozen=True)
 class DetectionQuery:
     """Profiles to score for anomalies: ``values [N, T]`` float32 in the task's scaled space (padding 0),
-    ``valid [N, T]`` (False on month padding), ``meta`` one row per profile, ``resolution`` in minutes. A model
-    returns ``[N]`` anomaly scores, higher = more likely attacked."""
+    ``valid [N, T]`` (False on month padding), ``meta`` one row per profile, ``resolution`` in minutes, and
+    optionally ``history [N, D * T]``: the same household's ``D`` complete days before each profile (scaled,
+    oldest first, never attacked), so that a detector can judge a day against the customer's own behaviour.
+    A model returns ``[N]`` anomaly scores, higher = more likely attacked."""
 
     values: np.ndarray
     valid: np.ndarray
     meta: pd.DataFrame
     resolution: int
+    history: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.valid.shape != self.values.shape:
@@ -167,6 +170,18 @@ class DetectionQuery:
             raise ValueError("values must be finite on valid steps")
         if len(self.meta) != self.values.shape[0]:
             raise ValueError(f"meta has {len(self.meta)} rows for {self.values.shape[0]} profiles")
+        if self.history is not None:
+            history = np.asarray(self.history)
+            n, length = self.values.shape
+            if history.ndim != 2 or history.shape[0] != n or history.shape[1] % length or not history.shape[1]:
+                raise ValueError(f"history must have shape [N, D * T] = [{n}, D * {length}], got {history.shape}")
+            if not np.isfinite(history).all():
+                raise ValueError("history must be finite (it is built from complete days)")
+
+    @property
+    def history_days(self) -> int:
+        """Number of context days in ``history`` (0 without history)."""
+        return 0 if self.history is None else self.history.shape[1] // self.values.shape[1]
 
     def __len__(self) -> int:
         return self.values.shape[0]
