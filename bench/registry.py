@@ -36,6 +36,7 @@ BUILTIN_MODULES = (
     "baselines.loadpin",
     "baselines.profilesr",
     "baselines.detectors",
+    "baselines.forecasters",
 )
 
 

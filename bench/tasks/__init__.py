@@ -15,6 +15,7 @@ TASK_MODULES = {
     "imputation": "bench.tasks.imputation",
     "super_resolution": "bench.tasks.super_resolution",
     "anomaly": "bench.tasks.anomaly",
+    "forecasting": "bench.tasks.forecasting",
 }
 
 

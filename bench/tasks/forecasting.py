@@ -1,0 +1,283 @@
+"""Load forecasting from past days of the same household: day-ahead and hour-ahead.
+
+Protocol: the shared split and scaling (:func:`bench.tasks.common.split_and_scale`, with no cap on the
+training or evaluation profiles by default: windows need consecutive days, which a random subset of days
+would break), the model fitted on the training profiles, then per setting:
+
+* ``"day-ahead"``: the next day (``T`` steps) from the ``history_days`` days before it;
+* ``"hour-ahead"``: the next hour (``60 / resolution`` steps) from an origin at a whole hour of the target
+  day (drawn uniformly, seeded), given the ``history_days * T`` steps right before the origin.
+
+Windows come from :mod:`bench.tasks.windows`: ``history_days + 1`` consecutive complete days of one
+household. Training windows (from the training households, at most ``max_train_windows``, a seeded subset)
+are handed to a model's optional ``fit_forecast(ForecastExamples, ctx)``; query windows (from the evaluation
+households, at most ``max_queries``) to ``forecast(ForecastQuery, n_samples, ctx)``, which returns
+``[n_samples, N, horizon]`` samples (a probabilistic forecast) or ``[N, horizon]`` (a point forecast).
+
+Scores, in kW after ``scaler.inverse``, on every forecast step:
+
+* ``MAE``, ``RMSE``, ``MAPE``: errors of the ensemble median, or of the point forecast;
+* ``CRPS``: fair ensemble CRPS; ``n/a`` (note "point forecast") for point forecasts.
+
+MAPE leaves out true values below ``mape_eps`` kW (default 0.01 kW = 10 W, instead of the metric's 1 W):
+the LCL data hold many half-hours of a few watts (a fridge cycling in an empty home), where a forecast off
+by 50 W is a relative error of 10 to 50 and such steps alone would decide the mean. Each value is the mean
+± std over ``n_bootstrap`` paired subsamples of windows (a ``bootstrap_frac`` share drawn without
+replacement, the same windows on both sides), as the imputation task reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.context import RunContext
+from bench.data.profileset import ProfileSet
+from bench.data.scaling import MinMaxScaler
+from bench.errors import ModelFitError
+from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
+from bench.tasks.imputation import failed_rows, paired_bootstrap
+from bench.tasks.queries import ForecastExamples, ForecastQuery
+from bench.tasks.windows import consecutive_days, day_ahead, hour_ahead
+
+NAME = "forecasting"
+CAPABILITY = "forecast"
+METRICS = ("MAE", "RMSE", "MAPE", "CRPS")
+SETTINGS = ("day-ahead", "hour-ahead")
+DEFAULTS = {
+    "settings": list(SETTINGS),
+    "history_days": 7,
+    "n_samples": 20,
+    "max_queries": 500,
+    "max_train_windows": 4000,
+    "n_bootstrap": 10,
+    "bootstrap_frac": 0.5,
+    "mape_eps": 0.01,  # kW: see the module docstring
+    **SPLIT_DEFAULTS,
+    "max_eval": None,  # windows need consecutive days: no random subset of profiles
+    "max_train": None,
+}
+METRIC_DIRECTIONS: dict[str, str] = {}
+"""Directions of this task's metrics absent from :data:`metrics.registry.ALL_METRICS` (none)."""
+UNRANKED_METRICS: dict[str, str] = {}
+"""Metrics reported without a better direction (none)."""
+PAPER_LAYOUT = {"caption": "Load forecasting in the layout of the unified-model paper's Table II (MAE and RMSE in "
+                           "kW, MAPE as a fraction)",
+                "metrics": ["MAE", "RMSE", "MAPE"], "settings": ["day-ahead", "hour-ahead"]}
+"""Second rendering of the task's table (see :func:`bench.render.paper_layout`)."""
+
+# rng streams of the task (offsets of ``[seed, stream, ...]``); streams 3 and 4 belong to the ensemble tasks
+_TRAIN_WINDOW_STREAM = 5  # seeded subset of training windows
+_QUERY_WINDOW_STREAM = 6  # seeded subset of query windows
+_ORIGIN_STREAM = 7  # hour-ahead origins (second offset: 0 training windows, 1 query windows)
+
+
+@dataclass
+class TaskData:
+    """Scaled training and evaluation profiles plus, per setting, the training windows handed to
+    ``fit_forecast`` and the query windows with their true continuations (scaled)."""
+
+    train: ProfileSet
+    real: ProfileSet
+    scaler: MinMaxScaler
+    split_rule: str
+    settings: list[str]
+    examples: list[ForecastExamples]  # training windows per setting
+    queries: list[ForecastQuery]  # query windows per setting
+    targets: list[np.ndarray]  # [N, horizon] scaled truth of each query window, per setting
+    n_samples: int  # ensemble size asked of the model
+
+    def fingerprint(self) -> str:
+        return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
+
+
+def setting_names(cfg: dict) -> list[str]:
+    """The settings ``cfg["settings"]`` asks for, in the order given; a clear error for unknown names."""
+    names = list(cfg["settings"])
+    if not names:
+        raise ValueError(f"settings must name at least one of {', '.join(SETTINGS)}")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown forecasting settings {unknown}; known: {', '.join(SETTINGS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"settings lists a setting twice: {names}")
+    return names
+
+
+def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
+    """Every ``(setting, metric)`` pair the task scores (``resolution`` is accepted for a uniform signature)."""
+    return [(name, metric) for name in setting_names(cfg) for metric in METRICS]
+
+
+def horizon_steps(setting: str, resolution: int) -> int:
+    """Forecast length of ``setting`` in steps: a day, or an hour (the resolution must divide 60 minutes)."""
+    if setting == "day-ahead":
+        return 1440 // resolution
+    if setting == "hour-ahead":
+        if 60 % resolution != 0:
+            raise ValueError(f"the hour-ahead setting needs a resolution that divides 60 minutes, got "
+                             f"{resolution} min (drop 'hour-ahead' from settings)")
+        return 60 // resolution
+    raise ValueError(f"unknown forecasting setting {setting!r}; known: {', '.join(SETTINGS)}")
+
+
+def _positive_int(cfg: dict, key: str, allow_none: bool = False) -> int | None:
+    value = cfg[key]
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{key} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
+def _window_rows(profiles: ProfileSet, n_days: int, cap: int | None, rng_key: list[int], side: str) -> np.ndarray:
+    """Rows of every window of ``n_days`` days in ``profiles``, a seeded subset of ``cap`` of them."""
+    rows = consecutive_days(profiles, n_days)
+    if len(rows) == 0:
+        raise ValueError(f"no forecasting window in the {side} profiles: a window needs {n_days} consecutive "
+                         f"complete days of one household (history_days = {n_days - 1} plus the target day); "
+                         f"use longer series or a smaller history_days")
+    if cap is not None and len(rows) > cap:
+        rows = rows[np.sort(np.random.default_rng(rng_key).choice(len(rows), cap, replace=False))]
+    return rows
+
+
+def _windows(profiles: ProfileSet, rows: np.ndarray, setting: str, history_days: int,
+             rng_key: list[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """``(history, target, meta)`` of the windows ``rows`` under ``setting``."""
+    if setting == "day-ahead":
+        return day_ahead(profiles, rows, history_days)
+    return hour_ahead(profiles, rows, history_days, horizon_steps(setting, profiles.resolution),
+                      np.random.default_rng(rng_key))
+
+
+def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
+    """Split and scale, then cut the training and query windows of every setting.
+
+    Raises:
+        ValueError: monthly profiles, a bad setting or size, a resolution that does not divide 60 minutes for
+            hour-ahead, or no window (series shorter than ``history_days + 1`` complete days).
+    """
+    names = setting_names(cfg)
+    if profiles.period != "day":
+        raise ValueError(f"forecasting needs daily profiles (period 'day'), got period {profiles.period!r}")
+    for name in names:
+        horizon_steps(name, profiles.resolution)  # fails early on a resolution hour-ahead cannot use
+    history_days = _positive_int(cfg, "history_days")
+    n_samples = _positive_int(cfg, "n_samples")
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {n_samples}")
+    max_queries = _positive_int(cfg, "max_queries", allow_none=True)
+    max_train = _positive_int(cfg, "max_train_windows", allow_none=True)
+    if not float(cfg["mape_eps"]) >= 0:
+        raise ValueError(f"mape_eps must be a non-negative number of kW, got {cfg['mape_eps']!r}")
+    split = split_and_scale(profiles, cfg, seed)
+    n_days = history_days + 1
+    train_rows = _window_rows(split.train, n_days, max_train, [seed, _TRAIN_WINDOW_STREAM], "training")
+    query_rows = _window_rows(split.real, n_days, max_queries, [seed, _QUERY_WINDOW_STREAM], "evaluation")
+    examples, queries, targets = [], [], []
+    for index, name in enumerate(names):
+        setting_id = SETTINGS.index(name)
+        history, target, meta = _windows(split.train, train_rows, name, history_days,
+                                         [seed, _ORIGIN_STREAM, 0, setting_id])
+        examples.append(ForecastExamples(
+            query=ForecastQuery(history=history, horizon=target.shape[1], meta=meta,
+                                resolution=profiles.resolution),
+            target=target))
+        history, target, meta = _windows(split.real, query_rows, name, history_days,
+                                         [seed, _ORIGIN_STREAM, 1, setting_id])
+        queries.append(ForecastQuery(history=history, horizon=target.shape[1], meta=meta,
+                                     resolution=profiles.resolution))
+        targets.append(target)
+    return TaskData(train=split.train, real=split.real, scaler=split.scaler, split_rule=split.split_rule,
+                    settings=names, examples=examples, queries=queries, targets=targets, n_samples=n_samples)
+
+
+def run(model, data: TaskData, ctx: RunContext) -> dict:
+    """Fit ``model`` on the training profiles, then per setting fine-tune it on the training windows (when it
+    has ``fit_forecast``) and forecast the query windows.
+
+    ``forecasts`` is a list (one per setting) of float32 arrays, ``[S, N, horizon]`` or ``[N, horizon]``;
+    ``point`` says which settings got point forecasts. A :class:`ModelFitError`, a forecast of the wrong shape
+    or non-finite forecasts give a ``failed`` outcome with the reason. ``fit_seconds`` covers ``fit`` and every
+    ``fit_forecast`` (``finetune_seconds`` the latter alone), ``sample_seconds`` the ``forecast`` calls.
+    """
+    n_samples = data.n_samples
+    outcome = {"status": "ok", "note": "", "forecasts": None, "point": None}
+    forecasts, point = [], []
+    fit_seconds = finetune_seconds = sample_seconds = 0.0
+    try:
+        start = time.perf_counter()
+        model.fit(data.train, ctx)
+        fit_seconds = time.perf_counter() - start
+        for index, setting in enumerate(data.settings):
+            query = data.queries[index]
+            if hasattr(model, "fit_forecast"):
+                start = time.perf_counter()
+                model.fit_forecast(data.examples[index], ctx)
+                finetune_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            out = np.asarray(model.forecast(query, n_samples, ctx), dtype=np.float32)
+            sample_seconds += time.perf_counter() - start
+            n, horizon = len(query), query.horizon
+            if out.shape not in ((n, horizon), (n_samples, n, horizon)):
+                outcome.update(status="failed", note=f"model returned forecasts of shape {out.shape} for "
+                               f"{setting}, expected {(n, horizon)} or {(n_samples, n, horizon)}")
+                return outcome
+            if not np.isfinite(out).all():
+                outcome.update(status="failed", note=f"non-finite forecasts ({setting})")
+                return outcome
+            forecasts.append(out)
+            point.append(out.ndim == 2)
+    except ModelFitError as err:
+        outcome.update(status="failed", note=str(err))
+        return outcome
+    outcome.update(forecasts=forecasts, point=point, fit_seconds=fit_seconds + finetune_seconds,
+                   finetune_seconds=finetune_seconds, sample_seconds=sample_seconds)
+    return outcome
+
+
+def _metric(name: str, truth: np.ndarray, ens: np.ndarray | None, median: np.ndarray, mape_eps: float):
+    """``rows -> value`` of metric ``name`` on the windows ``rows`` (all arrays in kW)."""
+    import metrics
+
+    if name == "CRPS":
+        return lambda r: metrics.crps_ensemble(truth[r], ens[:, r])
+    if name == "MAPE":
+        return lambda r: metrics.mape(truth[r], median[r], eps=mape_eps)
+    if name in ("RMSE", "MAE"):
+        fn = {"RMSE": metrics.rmse, "MAE": metrics.mae}[name]
+        return lambda r: fn(truth[r], median[r])
+    raise ValueError(f"unknown forecasting metric {name!r}; known: {', '.join(METRICS)}")
+
+
+def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Per setting and metric, the paired-bootstrap mean ± std over the query windows, in kW."""
+    pairs = [(s, m) for s in data.settings for m in METRICS]
+    if outcome["status"] != "ok":
+        return failed_rows(pairs, outcome["status"], outcome["note"])
+    rows = []
+    for index, setting in enumerate(data.settings):
+        truth = data.scaler.inverse(data.targets[index]).astype(np.float64)
+        forecast = data.scaler.inverse(outcome["forecasts"][index]).astype(np.float64)
+        is_point = bool(outcome["point"][index])
+        ens = None if is_point else forecast
+        median = forecast if is_point else np.median(forecast, axis=0)
+        for metric in METRICS:
+            if metric == "CRPS" and is_point:
+                rows += failed_rows([(setting, metric)], "n/a", "point forecast")
+                continue
+            fn = _metric(metric, truth, ens, median, float(cfg["mape_eps"]))
+            try:
+                mean, std = paired_bootstrap(fn, len(truth), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+            except ValueError as err:
+                if metric != "MAPE":  # MAPE alone can be undefined on real data (every true load ~0)
+                    raise
+                rows += failed_rows([(setting, metric)], "failed", str(err))
+                continue
+            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
+                         "note": ""})
+    return rows
