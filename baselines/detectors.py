@@ -1,15 +1,20 @@
-"""Unsupervised anomaly-detection references (capability ``detect``), fitted on the clean training profiles.
+"""Unsupervised anomaly-detection references (capability ``detect``) in the task's scaled space.
 
-* ``zscore-detector``: per time step, the mean and standard deviation of the training profiles (the std
-  floored at ``std_floor`` so that a step that never varies in training cannot make every deviation
-  infinite); a profile's score is its largest absolute z-score over its valid steps.
-* ``pca-detector``: PCA of the training profiles with ``n_components`` components (numpy SVD of the centred
-  profiles); a profile's score is its mean squared reconstruction error (the part outside the principal
-  subspace) over its valid steps.
+* ``zscore-detector``: a profile's steps as z-scores against a reference mean and standard deviation per
+  time step (the std floored at ``std_floor``, in scaled units, so that a step that never varies cannot make
+  every deviation infinite); its score is the largest absolute *mean* z-score over sliding windows of
+  ``window_hours`` (at least one step, at most the whole profile) of its valid steps. Averaging over a
+  window before taking the absolute value rewards a run of deviations of one sign, as a scaled or ramped
+  segment gives, over isolated noisy steps. The reference is the household's own history when the query
+  carries one (``query.history``: the per time-of-day mean and std over the ``D`` previous days), else the
+  training profiles (population mean and std per step, from ``fit``).
+* ``pca-detector``: a population model: PCA of the training profiles with ``n_components`` components (numpy
+  SVD of the centred profiles); a profile's score is its mean squared reconstruction error (the part outside
+  the principal subspace) over its valid steps. It ignores ``query.history``.
 
-Both work in the task's scaled space, ignore the labelled examples (no ``fit_detector``) and are
-deterministic. Training statistics use valid steps only; monthly padding (valid False) holds 0 in both the
-training profiles and the queries and is never scored.
+Both ignore the labelled examples (no ``fit_detector``) and are deterministic. Training statistics use valid
+steps only; monthly padding (valid False) holds 0 in both the training profiles and the queries and is never
+scored.
 """
 
 from __future__ import annotations
@@ -43,22 +48,49 @@ def _query_values(query: DetectionQuery, length: int | None, model: str) -> np.n
     return np.where(query.valid, np.asarray(query.values, dtype=np.float64), 0.0)
 
 
+def window_steps(window_hours: float, resolution: int) -> int:
+    """Sliding-window length in steps: ``window_hours`` at ``resolution`` minutes per step, rounded, at least
+    one step."""
+    return max(1, int(round(60.0 * float(window_hours) / int(resolution))))
+
+
+def largest_window_mean(z: np.ndarray, valid: np.ndarray, width: int) -> np.ndarray:
+    """``[N]`` largest ``|mean of z over the valid steps of a window|`` over every window of ``width``
+    consecutive steps (``width`` clipped to the profile length); windows without a valid step are skipped,
+    and a profile with no valid step scores 0."""
+    n, length = z.shape
+    width = max(1, min(int(width), length))
+    zero = np.zeros((n, 1))
+    sums = np.concatenate([zero, np.cumsum(np.where(valid, z, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([zero, np.cumsum(valid, axis=1, dtype=np.float64)], axis=1)
+    window_sum = sums[:, width:] - sums[:, :-width]
+    window_count = np.rint(counts[:, width:] - counts[:, :-width])
+    means = np.abs(window_sum) / np.maximum(window_count, 1.0)
+    return np.where(window_count > 0, means, 0.0).max(axis=1, initial=0.0)
+
+
 @register_model("zscore-detector")
 class ZScoreDetector:
-    """Largest absolute per-step z-score of a profile against the training profiles."""
+    """Largest absolute windowed mean z-score of a profile against its household's history (or, without
+    history, against the training profiles)."""
 
     capabilities = frozenset({"detect"})
-    configs = {"quick": {"std_floor": 1e-3}, "paper": {"std_floor": 1e-3}}
+    configs = {"quick": {"std_floor": 0.01, "window_hours": 3.0},
+               "paper": {"std_floor": 0.01, "window_hours": 3.0}}
 
-    def __init__(self, std_floor: float = 1e-3) -> None:
-        if isinstance(std_floor, bool) or not np.isfinite(std_floor) or std_floor <= 0:
-            raise ValueError(f"std_floor must be a positive number, got {std_floor!r}")
+    def __init__(self, std_floor: float = 0.01, window_hours: float = 3.0) -> None:
+        for name, value in (("std_floor", std_floor), ("window_hours", window_hours)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         self.std_floor = float(std_floor)
+        self.window_hours = float(window_hours)
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
-        """Per-step mean and (floored) population std over the profiles where the step is valid."""
+        """Per-step mean and (floored) population std over the profiles where the step is valid: the reference
+        of queries without history."""
         values, mask = _training_values(train, "zscore-detector")
         counts = np.maximum(mask.sum(axis=0), 1)
         mean = values.sum(axis=0) / counts
@@ -66,16 +98,31 @@ class ZScoreDetector:
         self.mean_ = mean
         self.std_ = np.maximum(np.sqrt(var), self.std_floor)
 
+    def reference(self, query: DetectionQuery) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)``, each broadcastable to ``[N, T]``: per time of day over the query's history days
+        (std floored), or the fitted population statistics when the query has no history."""
+        if query.history is None:
+            _query_values(query, None if self.mean_ is None else len(self.mean_), "zscore-detector")
+            return self.mean_, self.std_
+        n, length = query.values.shape
+        history = np.asarray(query.history, dtype=np.float64).reshape(n, query.history_days, length)
+        return history.mean(axis=1), np.maximum(history.std(axis=1), self.std_floor)
+
     def anomaly_score(self, query: DetectionQuery, ctx: RunContext) -> np.ndarray:
-        """``[N]`` max over valid steps of ``|x_t - mean_t| / std_t`` (0 for a profile with no valid step)."""
-        values = _query_values(query, None if self.mean_ is None else len(self.mean_), "zscore-detector")
-        z = np.abs(values - self.mean_) / self.std_
-        return np.where(query.valid, z, 0.0).max(axis=1, initial=0.0)
+        """``[N]`` largest ``|mean of z_t|`` over sliding windows of valid steps, ``z_t = (x_t - mean_t) /
+        std_t`` against :meth:`reference` (0 for a profile with no valid step). With history the fitted
+        statistics are not needed."""
+        mean, std = self.reference(query)
+        values = np.where(query.valid, np.asarray(query.values, dtype=np.float64), 0.0)
+        z = (values - mean) / std
+        return largest_window_mean(z, np.asarray(query.valid, dtype=bool),
+                                   window_steps(self.window_hours, query.resolution))
 
 
 @register_model("pca-detector")
 class PCADetector:
-    """Mean squared PCA reconstruction error of a profile (principal subspace of the training profiles)."""
+    """Mean squared PCA reconstruction error of a profile (principal subspace of the training profiles); a
+    population model that ignores ``query.history``."""
 
     capabilities = frozenset({"detect"})
     configs = {"quick": {"n_components": 8}, "paper": {"n_components": 16}}

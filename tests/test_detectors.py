@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 from sklearn.decomposition import PCA
 
 import baselines.detectors  # noqa: F401  (registers the detectors)
-from baselines.detectors import PCADetector, ZScoreDetector
+from baselines.detectors import PCADetector, ZScoreDetector, largest_window_mean, window_steps
 from baselines.gmm import GMM
 from baselines.vae import VAE, vae_loss
 from bench.context import RunContext
@@ -50,6 +50,9 @@ def test_registered():
         spec = get_model(name)
         assert spec.capabilities == frozenset({"detect"})
         assert {"quick", "paper"} <= set(spec.configs)
+    for profile in ("quick", "paper"):
+        assert set(get_model("zscore-detector").config(profile)) == {"std_floor", "window_hours"}
+        assert get_model("zscore-detector").config(profile)["window_hours"] == 3.0
     assert get_model("pca-detector").config("quick")["n_components"] == 8
     assert get_model("pca-detector").config("paper")["n_components"] == 16
     for name in ("gmm", "gmm-pca", "vae"):
@@ -58,21 +61,78 @@ def test_registered():
 
 def test_zscore_closed_form_floor_and_padding():
     train = np.array([[0.0, 0.5, 1.0], [2.0, 0.5, 1.0]], dtype=np.float32)
-    model = ZScoreDetector(std_floor=0.1)
+    model = ZScoreDetector(std_floor=0.1, window_hours=1.0)  # one-step windows at 60 min: the largest |z|
     model.fit(make_set(train), CTX)
     np.testing.assert_allclose(model.mean_, [1.0, 0.5, 1.0])
     np.testing.assert_allclose(model.std_, [1.0, 0.1, 0.1])  # constant steps get the floor
     # |3 - 1| / 1 = 2, |0.7 - 0.5| / 0.1 = 2, |1.05 - 1| / 0.1 = 0.5 -> max 2; second row: max 5
     scores = model.anomaly_score(query([[3.0, 0.7, 1.05], [1.0, 0.5, 1.5]]), CTX)
     np.testing.assert_allclose(scores, [2.0, 5.0], rtol=1e-5)
-    # a huge value on a padding step is ignored
+    # two-step windows: means of z (2, 2, 0.5) over (0, 1), (1, 2) -> 2; row 2 (0, 0, 5) -> 2.5
+    wide = ZScoreDetector(std_floor=0.1, window_hours=2.0)
+    wide.fit(make_set(train), CTX)
+    np.testing.assert_allclose(wide.anomaly_score(query([[3.0, 0.7, 1.05], [1.0, 0.5, 1.5]]), CTX), [2.0, 2.5],
+                               rtol=1e-5)
+    # opposite signs cancel inside a window: z = (+2, -2, 0) -> window means 0 and -1 -> 1
+    np.testing.assert_allclose(wide.anomaly_score(query([[3.0, 0.3, 1.0]]), CTX), [1.0], rtol=1e-5)
+    # a huge value on a padding step is ignored, and a window averages over its valid steps only
     valid = np.array([[True, True, False]])
     np.testing.assert_allclose(model.anomaly_score(query([[1.0, 0.5, 99.0]], valid), CTX), [0.0], atol=1e-6)
+    np.testing.assert_allclose(wide.anomaly_score(query([[1.0, 0.8, 99.0]], valid), CTX), [3.0], rtol=1e-5)
     # training statistics use valid steps only
     mask = np.array([[True, True, True], [True, True, False], [True, True, False]])
     masked = ZScoreDetector()
     masked.fit(make_set(np.array([[0, 0, 4], [2, 2, 0], [4, 4, 0]], np.float32), mask), CTX)
     np.testing.assert_allclose(masked.mean_, [2.0, 2.0, 4.0])
+
+
+def brute_force_windows(z: np.ndarray, valid: np.ndarray, width: int) -> np.ndarray:
+    out = []
+    for zi, vi in zip(z, valid):
+        means = [abs(zi[a:a + width][vi[a:a + width]].mean()) for a in range(len(zi) - width + 1)
+                 if vi[a:a + width].any()]
+        out.append(max(means, default=0.0))
+    return np.array(out)
+
+
+def test_window_length_and_windowed_score_match_brute_force():
+    assert window_steps(3.0, 30) == 6 and window_steps(3.0, 60) == 3 and window_steps(3.0, 15) == 12
+    assert window_steps(0.1, 60) == 1 and window_steps(1.25, 60) == 1 and window_steps(1.5, 60) == 2
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((40, 24))
+    valid = rng.random((40, 24)) > 0.3
+    valid[0] = False  # no valid step: 0
+    for width in (1, 3, 7, 24):
+        np.testing.assert_allclose(largest_window_mean(z, valid, width), brute_force_windows(z, valid, width),
+                                   rtol=1e-10, atol=1e-12)
+    # a window longer than the profile is the whole profile
+    np.testing.assert_allclose(largest_window_mean(z, valid, 100), brute_force_windows(z, valid, 24), rtol=1e-10)
+
+
+def test_zscore_with_history_uses_the_households_own_days():
+    rng = np.random.default_rng(6)
+    n, days, length = 5, 4, 24
+    history = rng.normal(0.0, 0.2, (n, days, length)).astype(np.float32)
+    history[:, :, 0] = 0.3  # a step that never varies: the floor applies
+    values = rng.normal(0.0, 0.2, (n, length)).astype(np.float32)
+    model = ZScoreDetector(std_floor=0.05, window_hours=3.0)  # no fit needed with history
+    q = DetectionQuery(values, np.ones((n, length), bool), pd.DataFrame({"series_id": range(n)}), 60,
+                       history=history.reshape(n, days * length))
+    mean, std = model.reference(q)
+    np.testing.assert_allclose(mean, history.astype(np.float64).mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(std, np.maximum(history.astype(np.float64).std(axis=1), 0.05), rtol=1e-12)
+    assert (std[:, 0] == 0.05).all()
+    z = (values - mean) / std
+    np.testing.assert_allclose(model.anomaly_score(q, CTX), brute_force_windows(z, np.ones_like(z, bool), 3),
+                               rtol=1e-10)
+    # the population statistics are not used with history, and pca ignores history
+    model.fit(make_set(toy_days(30, rng)), CTX)
+    np.testing.assert_allclose(model.anomaly_score(q, CTX), brute_force_windows(z, np.ones_like(z, bool), 3),
+                               rtol=1e-10)
+    pca = PCADetector(n_components=3)
+    pca.fit(make_set(toy_days(30, rng)), CTX)
+    plain = DetectionQuery(values, np.ones((n, length), bool), q.meta, 60)
+    np.testing.assert_array_equal(pca.anomaly_score(q, CTX), pca.anomaly_score(plain, CTX))
 
 
 def test_pca_reconstruction_error_matches_sklearn():
@@ -102,6 +162,10 @@ def test_detector_errors():
             model.anomaly_score(query(np.zeros((2, 5))), CTX)
     with pytest.raises(ValueError, match="std_floor"):
         ZScoreDetector(std_floor=0.0)
+    with pytest.raises(ValueError, match="window_hours"):
+        ZScoreDetector(window_hours=-1.0)
+    with pytest.raises(ValueError, match="window_hours"):
+        ZScoreDetector(window_hours=True)
     with pytest.raises(ValueError, match="n_components"):
         PCADetector(n_components=0)
 

@@ -1,28 +1,51 @@
 """Anomaly detection: tell profiles altered by a false-data-injection attack from clean ones.
 
-Protocol: the shared split and scaling (:func:`bench.tasks.common.split_and_scale`); one setting per attack
-kind of :mod:`bench.tasks.attacks` (``"scaling"``, ``"ramping"``). For each setting:
+Protocol: the shared split and scaling (:func:`bench.tasks.common.split_and_scale`, with no random cap on the
+training or evaluation profiles by default: histories need consecutive days); one setting per attack kind of
+:mod:`bench.tasks.attacks` (``"scaling"``, ``"ramping"``).
 
-* **training examples**: a seeded subset of at most ``max_train_examples`` training profiles, unscaled to kW,
-  attacked (``attack_fraction`` of them, default half) and scaled back; split, stratified by label, into a
-  *fit* part and a *calibration* part (``calibration_frac`` of each class);
-* **test queries**: at most ``max_queries`` evaluation profiles (households unseen in training), attacked
-  the same way with their own random stream.
+**History.** With ``history_days = D > 0`` (default 7) the task only uses profiles that are the last day of a
+run of ``D + 1`` consecutive complete days of one household (:func:`bench.tasks.windows.consecutive_days` on
+the full profile set, so a day's history is found wherever the split put the preceding days; with a split by
+household that is always the same side, with a split by day a held-out day's history may hold training
+days; a ``max_train`` / ``max_eval`` cap thins the candidate days but not their histories). Every
+:class:`~bench.tasks.queries.DetectionQuery` then carries ``history [N, D * T]``: the ``D`` preceding days,
+oldest first, scaled and clean (attacks only ever touch the profile itself). Households differ far more
+than an attack changes a day, so a day is best judged against the same household's own recent days.
+``history_days = 0`` uses every profile and no history.
+
+**Profiles.** Three disjoint groups, all restricted to profiles with history as above:
+
+* **training examples**: at most ``max_train_examples`` training profiles (a seeded subset), all handed to
+  ``fit_detector`` with their labels;
+* **calibration profiles**: held-out households: the households of the evaluation profiles are shuffled
+  (seeded) and the first half of them (``n // 2``) give the calibration profiles, at most
+  ``max_calibration``; when the evaluation profiles come from fewer than 2 households (the split "by day"
+  of :mod:`bench.data.split` on one-household data) the evaluation *profiles* are split in halves instead;
+* **test queries**: the other half of the evaluation households (never seen in training or calibration), at
+  most ``max_queries`` profiles.
+
+Each group is attacked on its own random stream (``attack_fraction`` of the eligible profiles, default half;
+:func:`attack_scaled`), in kW, and scaled back.
 
 The model is fitted once on the clean training profiles (``fit``, shared with every other task), then, per
-setting, given the labelled fit part (``fit_detector``, when the model has it) and asked for anomaly scores
-(higher = more anomalous) of the calibration part and of the test queries. The decision threshold is the one
-that maximises accuracy on the calibration part (:func:`calibrate_threshold`); a test profile is flagged when
-its score exceeds it. Metrics, against the test profiles' true labels (mean ± std over ``n_bootstrap``
-paired subsets of ``bootstrap_frac`` of the test profiles, as in :mod:`bench.tasks.imputation`):
+setting, given the labelled training examples (``fit_detector``, when the model has it) and asked for anomaly
+scores (higher = more anomalous) of the calibration profiles and of the test queries. The decision threshold
+is the one that maximises accuracy on the calibration profiles (:func:`calibrate_threshold`): households the
+model has not seen, like the test households, so a model that scores its own training days lower than unseen
+days does not get a threshold that flags too much. A test profile is flagged when its score exceeds the
+threshold. Metrics, against the test profiles' true labels (mean ± std over ``n_bootstrap`` paired subsets
+of ``bootstrap_frac`` of the test profiles, as in :mod:`bench.tasks.imputation`):
 
 * ``Accuracy``, ``Precision``, ``Recall``, ``F1`` of the thresholded labels (higher is better);
 * ``AUROC`` of the raw scores, threshold-free (higher is better, 0.5 = chance).
 
-With the default ``attack_fraction = 0.5`` both classes are equally frequent in the calibration part and the
-test queries, so accuracy weighs missed attacks and false alarms equally. The calibration profiles are
-training profiles the model was fitted on: a model that scores its own training days lower than unseen days
-gets a threshold that flags too much on the test households (AUROC is unaffected).
+With the default ``attack_fraction = 0.5`` both classes are equally frequent in the calibration profiles and
+the test queries, so accuracy weighs missed attacks and false alarms equally.
+
+Random streams (``np.random.default_rng([seed, stream, ...])``): 6 the test-query cap, 7 the training-example
+cap, 8 the calibration / test split of the evaluation households, 10 the calibration cap, and 9 the attacks:
+``[seed, 9, kind index, group]`` with group 0 = training examples, 1 = test queries, 2 = calibration.
 """
 
 from __future__ import annotations
@@ -31,6 +54,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
@@ -40,6 +64,7 @@ from bench.tasks.attacks import ATTACK_KINDS, DEFAULT_PARAMS, inject
 from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
 from bench.tasks.imputation import failed_rows, paired_bootstrap
 from bench.tasks.queries import DetectionExamples, DetectionQuery
+from bench.tasks.windows import consecutive_days
 
 NAME = "anomaly"
 CAPABILITY = "detect"
@@ -48,62 +73,79 @@ DEFAULTS = {
     "attacks": list(ATTACK_KINDS),
     "attack_fraction": 0.5,
     **DEFAULT_PARAMS,
+    "history_days": 7,
     "max_queries": 1000,
+    "max_calibration": 1000,
     "max_train_examples": 4000,
-    "calibration_frac": 0.2,
     "n_bootstrap": 10,
     "bootstrap_frac": 0.5,
     **SPLIT_DEFAULTS,
+    "max_eval": None,  # histories need consecutive days: no random subset of profiles
+    "max_train": None,
 }
 METRIC_DIRECTIONS: dict[str, str] = {}
 """All metrics of this task are in :data:`metrics.registry.ALL_METRICS`."""
 UNRANKED_METRICS: dict[str, str] = {}
+PAPER_LAYOUT = {"caption": "Anomaly detection in the layout of the unified-model paper's Table II",
+                "metrics": ["Accuracy", "Precision", "Recall", "F1", "AUROC"], "settings": ["scaling", "ramping"]}
+"""Second rendering of the task's table (see :func:`bench.render.paper_layout`)."""
 
 # rng streams of the task (offsets of ``[seed, stream, ...]``); 1 is the split caps, 3-5 other tasks' streams
-_QUERY_STREAM = 6  # which evaluation profiles are queried
+_QUERY_STREAM = 6  # which test profiles are queried
 _EXAMPLE_STREAM = 7  # which training profiles become labelled examples
-_CALIBRATION_STREAM = 8  # fit / calibration split of the examples, per setting
-_ATTACK_STREAM = 9  # attacks, per setting: [seed, 9, kind index, 0 = examples | 1 = queries]
+_HOLDOUT_STREAM = 8  # calibration / test split of the evaluation households
+_ATTACK_STREAM = 9  # attacks, per setting: [seed, 9, kind index, group] (see _GROUPS)
+_CALIBRATION_STREAM = 10  # which calibration profiles are used
+_GROUPS = {"examples": 0, "queries": 1, "calibration": 2}
 
 
 @dataclass
 class TaskData:
-    """Scaled training profiles, attacked examples and attacked test queries of every setting."""
+    """Scaled training profiles and, per setting, the attacked training examples, calibration profiles and test
+    queries (see the module docstring). Histories are ``[n, D * T]`` scaled arrays, or None when
+    ``history_days`` is 0."""
 
     train: ProfileSet
-    real: ProfileSet  # the queried evaluation profiles, clean
+    real: ProfileSet  # the test profiles (queried), clean
     scaler: MinMaxScaler
     split_rule: str
     settings: list[str]
+    history_days: int
+    holdout_rule: str  # how calibration and test profiles were separated ("by household" / "by profile")
     examples: ProfileSet  # the clean training profiles the examples are made of
+    example_history: np.ndarray | None
     example_values: np.ndarray  # [n_settings, M, T] scaled, attacked
     example_labels: np.ndarray  # [n_settings, M] bool
-    calibration: np.ndarray  # [n_settings, M] bool, True = calibration part, False = fit part
+    calibration: ProfileSet  # the clean calibration profiles (held-out households)
+    calibration_history: np.ndarray | None
+    calibration_values: np.ndarray  # [n_settings, C, T] scaled, attacked
+    calibration_labels: np.ndarray  # [n_settings, C] bool
+    query_history: np.ndarray | None
     query_values: np.ndarray  # [n_settings, N, T] scaled, attacked
     query_labels: np.ndarray  # [n_settings, N] bool
 
     def fingerprint(self) -> str:
-        return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
+        return f"{self.train.fingerprint()}-{self.real.fingerprint()}-{self.calibration.fingerprint()}"
 
-    def _query(self, profiles: ProfileSet, values: np.ndarray) -> DetectionQuery:
+    @staticmethod
+    def _query(profiles: ProfileSet, values: np.ndarray, history: np.ndarray | None) -> DetectionQuery:
         return DetectionQuery(values=values.copy(), valid=profiles.mask.copy(), meta=profiles.meta.copy(),
-                              resolution=profiles.resolution)
+                              resolution=profiles.resolution, history=None if history is None else history.copy())
 
     def query(self, index: int) -> DetectionQuery:
         """The test :class:`DetectionQuery` of setting ``index`` (labels withheld)."""
-        return self._query(self.real, self.query_values[index])
+        return self._query(self.real, self.query_values[index], self.query_history)
 
     def fit_examples(self, index: int) -> DetectionExamples:
-        """The labelled fit part of setting ``index``'s training examples."""
-        rows = np.flatnonzero(~self.calibration[index])
-        return DetectionExamples(self._query(self.examples.subset(rows), self.example_values[index, rows]),
-                                 self.example_labels[index, rows].copy())
+        """Every labelled training example of setting ``index`` (handed to ``fit_detector``)."""
+        return DetectionExamples(self._query(self.examples, self.example_values[index], self.example_history),
+                                 self.example_labels[index].copy())
 
     def calibration_examples(self, index: int) -> DetectionExamples:
-        """The labelled calibration part of setting ``index``'s training examples."""
-        rows = np.flatnonzero(self.calibration[index])
-        return DetectionExamples(self._query(self.examples.subset(rows), self.example_values[index, rows]),
-                                 self.example_labels[index, rows].copy())
+        """The labelled calibration profiles of setting ``index`` (held-out households)."""
+        return DetectionExamples(self._query(self.calibration, self.calibration_values[index],
+                                             self.calibration_history),
+                                 self.calibration_labels[index].copy())
 
 
 def attack_settings(cfg: dict) -> list[str]:
@@ -135,68 +177,155 @@ def attack_scaled(values: np.ndarray, valid: np.ndarray, scaler: MinMaxScaler, k
     return np.where(valid, out, 0.0).astype(np.float32), labels
 
 
-def stratified_calibration(labels: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
-    """``[M]`` bool: ``round(frac * n)`` examples of each class (halves up), drawn without replacement, marked
-    True (calibration part); the rest form the fit part."""
-    out = np.zeros(len(labels), dtype=bool)
-    for cls in (False, True):
-        members = np.flatnonzero(labels == cls)
-        take = int(np.floor(frac * len(members) + 0.5))
-        if take:
-            out[rng.choice(members, size=take, replace=False)] = True
-    return out
+def _profile_keys(meta: pd.DataFrame) -> pd.MultiIndex:
+    """``(series_id as text, start)`` of every profile: how a profile of a split part is found in the full set."""
+    return pd.MultiIndex.from_arrays([meta["series_id"].astype(str).to_numpy(),
+                                      pd.to_datetime(meta["start"]).to_numpy()])
 
 
-def _check_cfg(cfg: dict) -> None:
-    for key in ("max_queries", "max_train_examples"):
+@dataclass(frozen=True)
+class HistoryIndex:
+    """Where the history of a day lies in the full profile set: one entry per day that ends a run of
+    ``history_days + 1`` consecutive complete days of its household."""
+
+    keys: pd.MultiIndex  # (series_id, start) of each such last day, unique
+    rows: np.ndarray  # [W, history_days] rows of the preceding days in the full set, oldest first
+
+    @classmethod
+    def build(cls, profiles: ProfileSet, history_days: int) -> "HistoryIndex":
+        """Index of every day of ``profiles`` with ``history_days`` complete days before it. A (series, start)
+        that occurs twice is ambiguous and left out."""
+        windows = consecutive_days(profiles, history_days + 1)
+        keys = _profile_keys(profiles.meta)
+        unique = ~keys.duplicated(keep=False)
+        windows = windows[unique[windows[:, -1]]]
+        return cls(keys=keys[windows[:, -1]], rows=windows[:, :-1])
+
+    def locate(self, profiles: ProfileSet) -> np.ndarray:
+        """``[len(profiles)]`` int: each profile's entry in the index, -1 for a day without full history."""
+        return self.keys.get_indexer(_profile_keys(profiles.meta))
+
+
+def holdout_split(meta: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """``([N] bool, rule)``: True marks the calibration profiles among the evaluation profiles ``meta``.
+
+    By household when there are at least 2: the sorted households are shuffled by ``rng`` and the first
+    ``n // 2`` give the calibration profiles, the rest the test profiles. With fewer households the profiles
+    themselves are shuffled and the first ``N // 2`` calibrate ("by profile").
+
+    Raises:
+        ValueError: fewer than 2 profiles (no profile would be left for one side).
+    """
+    series = meta["series_id"].astype(str).to_numpy()
+    households = np.array(sorted(set(series)))
+    if len(households) >= 2:
+        shuffled = rng.permutation(households)
+        return np.isin(series, shuffled[:len(households) // 2]), f"by household ({len(households)} households)"
+    if len(series) < 2:
+        raise ValueError(f"the anomaly task needs at least 2 evaluation profiles (calibration and test), got "
+                         f"{len(series)}")
+    out = np.zeros(len(series), dtype=bool)
+    out[rng.permutation(len(series))[:len(series) // 2]] = True
+    return out, "by profile (fewer than 2 households)"
+
+
+def _check_cfg(cfg: dict) -> int:
+    """Checks the task's own settings; returns ``history_days``."""
+    for key in ("max_queries", "max_calibration", "max_train_examples"):
         cap = cfg.get(key)
         if cap is not None and (isinstance(cap, bool) or int(cap) != cap or int(cap) < 1):
             raise ValueError(f"{key} must be a positive integer or None, got {cap!r}")
-    if not 0.0 < float(cfg["calibration_frac"]) < 1.0:
-        raise ValueError(f"calibration_frac must lie strictly between 0 and 1, got {cfg['calibration_frac']!r}")
     if not 0.0 < float(cfg["attack_fraction"]) < 1.0:
         raise ValueError(f"attack_fraction must lie strictly between 0 and 1 (both classes are needed), got "
                          f"{cfg['attack_fraction']!r}")
+    days = cfg["history_days"]
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 0:
+        raise ValueError(f"history_days must be a non-negative integer (0 = no history), got {days!r}")
+    return int(days)
 
 
-def _cap(profiles: ProfileSet, cap: int | None, rng: np.random.Generator) -> ProfileSet:
-    if cap and len(profiles) > int(cap):
-        return profiles.subset(np.sort(rng.choice(len(profiles), int(cap), replace=False)))
-    return profiles
+def _cap(rows: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
+    """A sorted seeded subset of ``cap`` of ``rows`` (all of them when there are no more)."""
+    if cap and len(rows) > int(cap):
+        return np.sort(rng.choice(rows, int(cap), replace=False))
+    return rows
 
 
 def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
-    """Split and scale, pick the example and query profiles (seeded caps) and inject every setting's attacks
-    (see the module docstring)."""
+    """Split and scale, keep the profiles with ``history_days`` days of history, separate calibration from
+    test households, draw the seeded caps and inject every setting's attacks (see the module docstring).
+
+    Raises:
+        ValueError: a bad setting; ``history_days > 0`` with monthly profiles; no training or no evaluation
+            profile with enough history; fewer than 2 evaluation profiles.
+    """
     kinds = attack_settings(cfg)
-    _check_cfg(cfg)
+    history_days = _check_cfg(cfg)
+    if history_days and profiles.period != "day":
+        raise ValueError(f"history_days = {history_days} needs daily profiles, got period {profiles.period!r} "
+                         f"(use history_days = 0)")
     split = split_and_scale(profiles, cfg, seed)
-    real = _cap(split.real, cfg.get("max_queries"), np.random.default_rng([seed, _QUERY_STREAM]))
-    examples = _cap(split.train, cfg.get("max_train_examples"), np.random.default_rng([seed, _EXAMPLE_STREAM]))
-    ex_values, ex_labels, calibration, q_values, q_labels = [], [], [], [], []
-    for index, kind in enumerate(kinds):
+    index = HistoryIndex.build(profiles, history_days) if history_days else None
+
+    def usable(part: ProfileSet, side: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows of ``part`` with history and their entries in ``index``."""
+        if index is None:
+            return np.arange(len(part)), None
+        entries = index.locate(part)
+        rows = np.flatnonzero(entries >= 0)
+        if len(rows) == 0:
+            raise ValueError(f"no {side} profile has {history_days} days of history: with history_days = "
+                             f"{history_days} a profile must be the last of {history_days + 1} consecutive "
+                             f"complete days of one household; use longer series, a smaller history_days, or 0 "
+                             f"(no history)")
+        return rows, entries
+
+    train_rows, train_entries = usable(split.train, "training")
+    eval_rows, eval_entries = usable(split.real, "evaluation")
+    is_cal, holdout_rule = holdout_split(split.real.meta.iloc[eval_rows],
+                                         np.random.default_rng([seed, _HOLDOUT_STREAM]))
+    example_rows = _cap(train_rows, cfg.get("max_train_examples"), np.random.default_rng([seed, _EXAMPLE_STREAM]))
+    cal_rows = _cap(eval_rows[is_cal], cfg.get("max_calibration"), np.random.default_rng([seed, _CALIBRATION_STREAM]))
+    query_rows = _cap(eval_rows[~is_cal], cfg.get("max_queries"), np.random.default_rng([seed, _QUERY_STREAM]))
+
+    def history(entries: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        """``[n, D * T]`` scaled preceding days of the profiles ``rows`` (same arithmetic as the split's
+        scaling, so a history day equals that day in the scaled split bit for bit)."""
+        if index is None:
+            return None
+        days = index.rows[entries[rows]]  # [n, D] rows of the full set
+        scaled = split.scaler.transform(profiles.values[days.reshape(-1)])
+        return scaled.reshape(len(rows), history_days * profiles.length)
+
+    groups = {"examples": split.train.subset(example_rows), "calibration": split.real.subset(cal_rows),
+              "queries": split.real.subset(query_rows)}
+    attacked: dict[str, tuple[list, list]] = {name: ([], []) for name in groups}
+    for kind in kinds:
         k = ATTACK_KINDS.index(kind)
-        values, labels = attack_scaled(examples.values, examples.mask, split.scaler, kind, cfg,
-                                       profiles.resolution, np.random.default_rng([seed, _ATTACK_STREAM, k, 0]))
-        ex_values.append(values)
-        ex_labels.append(labels)
-        calibration.append(stratified_calibration(labels, float(cfg["calibration_frac"]),
-                                                  np.random.default_rng([seed, _CALIBRATION_STREAM, k])))
-        values, labels = attack_scaled(real.values, real.mask, split.scaler, kind, cfg, profiles.resolution,
-                                       np.random.default_rng([seed, _ATTACK_STREAM, k, 1]))
-        q_values.append(values)
-        q_labels.append(labels)
+        for name, part in groups.items():
+            values, labels = attack_scaled(part.values, part.mask, split.scaler, kind, cfg, profiles.resolution,
+                                           np.random.default_rng([seed, _ATTACK_STREAM, k, _GROUPS[name]]))
+            attacked[name][0].append(values)
+            attacked[name][1].append(labels)
 
-    def stack(arrays: list[np.ndarray], shape: tuple, dtype) -> np.ndarray:
-        return np.stack(arrays) if arrays else np.zeros((0, *shape), dtype=dtype)
+    def stack(name: str) -> tuple[np.ndarray, np.ndarray]:
+        values, labels = attacked[name]
+        n = len(groups[name])
+        if not values:
+            return np.zeros((0, n, profiles.length), np.float32), np.zeros((0, n), bool)
+        return np.stack(values), np.stack(labels)
 
-    m, n, length = len(examples), len(real), real.length
-    return TaskData(train=split.train, real=real, scaler=split.scaler, split_rule=split.split_rule,
-                    settings=kinds, examples=examples,
-                    example_values=stack(ex_values, (m, length), np.float32),
-                    example_labels=stack(ex_labels, (m,), bool), calibration=stack(calibration, (m,), bool),
-                    query_values=stack(q_values, (n, length), np.float32),
-                    query_labels=stack(q_labels, (n,), bool))
+    example_values, example_labels = stack("examples")
+    cal_values, cal_labels = stack("calibration")
+    query_values, query_labels = stack("queries")
+    return TaskData(train=split.train, real=groups["queries"], scaler=split.scaler, split_rule=split.split_rule,
+                    settings=kinds, history_days=history_days, holdout_rule=holdout_rule,
+                    examples=groups["examples"], example_history=history(train_entries, example_rows),
+                    example_values=example_values, example_labels=example_labels,
+                    calibration=groups["calibration"], calibration_history=history(eval_entries, cal_rows),
+                    calibration_values=cal_values, calibration_labels=cal_labels,
+                    query_history=history(eval_entries, query_rows), query_values=query_values,
+                    query_labels=query_labels)
 
 
 def calibrate_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -244,8 +373,9 @@ def _check_scores(scores, n: int, what: str) -> tuple[np.ndarray | None, str]:
 
 
 def run(model, data: TaskData, ctx: RunContext) -> dict:
-    """Fit ``model`` on the training profiles, then per setting fit the detector (if the model has
-    ``fit_detector``), calibrate the threshold and score the test queries.
+    """Fit ``model`` on the training profiles, then per setting fit the detector on every labelled training
+    example (if the model has ``fit_detector``), calibrate the threshold on the scores of the held-out
+    calibration profiles and score the test queries.
 
     ``scores`` is ``[n_settings, N]`` float64 and ``thresholds`` ``[n_settings]``. A :class:`ModelFitError`,
     scores of the wrong shape or non-finite scores give a ``failed`` outcome with the reason.

@@ -5,11 +5,11 @@ Sridhar & Govindarasu's model-based attack detection, as used for load / AMI dat
 segment ``[a, b)`` of a profile's valid steps, ``L = b - a`` steps long:
 
 * **scaling**: ``x'(t) = (1 + lam) x(t)`` for ``a <= t < b``; ``|lam|`` uniform in
-  ``[scale_min, scale_max]`` (default 0.2 .. 0.6, i.e. the segment reads 20-60 % high or low) with a random
+  ``[scale_min, scale_max]`` (default 0.3 .. 0.8, i.e. the segment reads 30-80 % high or low) with a random
   sign, so the segment is scaled up or down.
 * **ramping**: ``x'(t) = x(t) (1 + lam (t - a + 1) / L)``: the distortion grows linearly from ``lam / L`` at
   the first step to ``lam`` at the last one; ``|lam|`` uniform in ``[ramp_min, ramp_max]`` (default
-  0.3 .. 1.0) with a random sign.
+  0.5 .. 1.0) with a random sign.
 
 Loads stay physical: a factor ``1 + ...`` below 0 (only possible when ``scale_max`` or ``ramp_max`` exceeds 1,
 never with the defaults) is clipped at 0, so a downward attack never drives a non-negative load negative; it
@@ -37,9 +37,9 @@ import numpy as np
 
 ATTACK_KINDS = ("scaling", "ramping")
 DEFAULT_PARAMS = {
-    "scale_min": 0.2,
-    "scale_max": 0.6,
-    "ramp_min": 0.3,
+    "scale_min": 0.3,
+    "scale_max": 0.8,
+    "ramp_min": 0.5,
     "ramp_max": 1.0,
     "duration_min_hours": 3.0,
     "duration_max_hours": 12.0,
