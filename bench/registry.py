@@ -37,6 +37,7 @@ BUILTIN_MODULES = (
     "baselines.profilesr",
     "baselines.detectors",
     "baselines.forecasters",
+    "baselines.unified",
 )
 
 

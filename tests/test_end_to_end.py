@@ -117,3 +117,35 @@ def test_smartmeterfm_suite_tasks_end_to_end(lcl_sample_dir, tmp_path, capsys):
     assert (rows[(rows["task"] == "imputation") & (rows["model"] == "hold-upsample")]["status"] == "n/a").all()
     tables = (tmp_path / "run" / "tables.md").read_text()
     assert "## imputation" in tables and "setting" in tables
+
+
+def test_unified_suite_end_to_end(lcl_sample_dir, tmp_path, capsys):
+    """The unified-model paper's three tasks through the command line on 8 LCL households with a tiny unified
+    model and fast references: rows for every setting, n/a for missing capabilities, the Table II layout and
+    the expert-utilisation diagnostics in tables.md."""
+    models = "unified,unified-no-moe,seasonal-naive,zscore-detector,linear-interp"
+    args = ["--suite", "unified", "--data-dir", str(lcl_sample_dir), "--households", "8", "--models", models,
+            "--set", "unified.train_steps=20", "--set", "unified.finetune_steps=10",
+            "--set", "unified-no-moe.train_steps=20", "--set", "unified-no-moe.finetune_steps=10",
+            "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), "--quiet"]
+    assert run_bench.main(args) == 0
+    capsys.readouterr()
+    rows = pd.read_csv(tmp_path / "run" / "results.csv", keep_default_na=False)
+    assert set(rows["task"]) == {"forecasting", "anomaly", "imputation"}
+    unified = rows[rows["model"] == "unified"]
+    assert (unified["status"] == "ok").all(), unified[unified["status"] != "ok"][["task", "metric", "note"]]
+    assert set(unified[unified["task"] == "forecasting"]["setting"]) == {"day-ahead", "hour-ahead"}
+    assert set(unified[unified["task"] == "anomaly"]["setting"]) == {"scaling", "ramping"}
+    assert set(unified[unified["task"] == "imputation"]["setting"]) == {f"random-{f}%" for f in (10, 20, 30, 40, 50)}
+    # seasonal-naive forecasts points only: CRPS is n/a there, and it has no other capability
+    naive = rows[(rows["model"] == "seasonal-naive") & (rows["task"] == "forecasting")]
+    assert (naive[naive["metric"] == "CRPS"]["status"] == "n/a").all()
+    assert (naive[naive["metric"] != "CRPS"]["status"] == "ok").all()
+    assert (rows[(rows["model"] == "seasonal-naive") & (rows["task"] != "forecasting")]["status"] == "n/a").all()
+    tables = (tmp_path / "run" / "tables.md").read_text()
+    for heading in ("### forecasting in the paper's layout", "### anomaly in the paper's layout",
+                    "### imputation in the paper's layout", "Expert utilisation of `unified`"):
+        assert heading in tables
+    assert "day-ahead · MAE ↓" in tables and "scaling · Accuracy ↑" in tables
+    assert "Expert utilisation of `unified-no-moe`" not in tables  # no experts to report
+    assert (tmp_path / "run" / "table_forecasting_paper.csv").is_file()
