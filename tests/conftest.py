@@ -35,3 +35,16 @@ def lcl_sample_dir() -> Path:
     if not LCL_SAMPLE.is_dir():
         pytest.skip(f"real LCL sample not found at {LCL_SAMPLE}")
     return LCL_SAMPLE
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's torch code on one thread: two OpenMP threads on a shared, oversubscribed 2-core machine
+    spin-wait and run tiny networks 10-50x slower than one; results do not depend on it. Use with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

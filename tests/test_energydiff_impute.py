@@ -35,13 +35,7 @@ def query_of(values: np.ndarray, observed: np.ndarray, valid: np.ndarray | None 
                            meta(len(values)), 60)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run torch on one thread: with other processes on the two cores, two threads spin and run ~50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

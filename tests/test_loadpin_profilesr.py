@@ -20,14 +20,7 @@ TINY_PIN = {"base": 8, "disc_base": 8, "train_steps": 100, "batch_size": 32, "ch
 TINY_SR = {"base": 16, "n_res": 2, "disc_base": 8, "train_steps": 100, "batch_size": 32, "checkpoint_every": 0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # two OpenMP threads on a shared, oversubscribed 2-core machine spin-wait and run tiny convolutions
-    # 10-50x slower than one thread; the results do not depend on it
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def toy_days(n: int, rng: np.random.Generator, length: int = T) -> np.ndarray:

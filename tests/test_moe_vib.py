@@ -11,12 +11,7 @@ from baselines.nn.moe import DenseFeedForward, MoEFeedForward, NoisyTopKGate, ba
 from baselines.nn.vib import VariationalBottleneck, kl_standard_normal
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def random_gate(d_model: int = 8, n_experts: int = 6, k: int = 2, noise: str = "softmax", seed: int = 0,

@@ -25,12 +25,7 @@ TINY = {"n_patches": 6, "d_model": 16, "d_k": 4, "n_experts": 4, "k": 2, "n_laye
         "finetune_reg": 0.1, "head_hidden": 64, "diag_profiles": 200}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def weekly_series(rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:

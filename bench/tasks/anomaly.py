@@ -61,8 +61,7 @@ from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
 from bench.tasks.attacks import ATTACK_KINDS, DEFAULT_PARAMS, inject
-from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
-from bench.tasks.imputation import failed_rows, paired_bootstrap
+from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, checked_names, failed_rows, split_and_scale
 from bench.tasks.queries import DetectionExamples, DetectionQuery
 from bench.tasks.windows import consecutive_days
 
@@ -150,13 +149,7 @@ class TaskData:
 
 def attack_settings(cfg: dict) -> list[str]:
     """The attack kinds of ``cfg["attacks"]``, checked."""
-    kinds = list(cfg["attacks"])
-    for kind in kinds:
-        if kind not in ATTACK_KINDS:
-            raise ValueError(f"unknown attack {kind!r} in attacks; known: {', '.join(ATTACK_KINDS)}")
-    if len(set(kinds)) != len(kinds):
-        raise ValueError(f"attacks lists a kind twice: {kinds}")
-    return kinds
+    return checked_names(cfg["attacks"], ATTACK_KINDS, "attack")
 
 
 def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
@@ -434,15 +427,7 @@ def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
         labels = data.query_labels[index]
         scores = outcome["scores"][index]
         predicted = scores > outcome["thresholds"][index]
-        for metric in METRICS:
-            try:
-                mean, std = paired_bootstrap(_metric(metric, labels, scores, predicted), len(labels),
-                                             cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
-            except ValueError as err:
-                if metric != "AUROC":  # AUROC alone is undefined on a subset holding one class
-                    raise
-                rows += failed_rows([(setting, metric)], "failed", str(err))
-                continue
-            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
-                         "note": ""})
+        # AUROC alone is undefined on a subset holding one class: a failed row, not an error
+        rows += [bootstrap_row(setting, metric, _metric(metric, labels, scores, predicted), len(labels), cfg, seed,
+                               may_be_undefined=metric == "AUROC") for metric in METRICS]
     return rows

@@ -4,6 +4,7 @@ training checkpoint on their fingerprint (a model fitted for one task is reused 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,3 +62,59 @@ def ensemble_queries(profiles: ProfileSet, cfg: dict, seed: int) -> tuple[SplitD
         rng = np.random.default_rng([seed, QUERY_STREAM])
         real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
     return split, real
+
+
+def checked_names(names: Sequence[str], known: Sequence[str], key: str) -> list[str]:
+    """``names`` (a task config's list of settings under ``key``) as a list, after checking that each is one
+    of ``known`` and none repeats; a ``ValueError`` names the key otherwise."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"{key} must name at least one of {', '.join(known)}")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {key} {unknown}; known: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{key} lists an entry twice: {names}")
+    return names
+
+
+def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
+                     seed: int) -> tuple[float, float]:
+    """Mean and population std of ``fn(rows)`` over ``n_repeats`` subsets of ``floor(frac * n_profiles)``
+    profile indices drawn without replacement from ``np.random.default_rng(seed)`` (sorted); with
+    ``frac == 1`` (or one repeat) it is the metric on every profile and std 0. Paired: ``fn`` scores the same
+    rows of truth and prediction."""
+    if not 0.0 < float(frac) <= 1.0:
+        raise ValueError(f"bootstrap_frac must lie in (0, 1], got {frac}")
+    if int(n_repeats) < 1:
+        raise ValueError(f"n_bootstrap must be a positive integer, got {n_repeats}")
+    size = int(frac * n_profiles)
+    if size < 1:
+        raise ValueError(f"bootstrap_frac={frac} leaves no profile of {n_profiles}")
+    if size == n_profiles or int(n_repeats) == 1:
+        return float(fn(np.arange(n_profiles))), 0.0
+    rng = np.random.default_rng(seed)
+    values = np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False)))
+                       for _ in range(int(n_repeats))])
+    return float(values.mean()), float(values.std())
+
+
+def failed_rows(pairs: list[tuple[str, str]], status: str, note: str) -> list[dict]:
+    """One row per ``(setting, metric)`` with no value and the given status and note."""
+    return [{"setting": s, "metric": m, "value": np.nan, "std": np.nan, "status": status, "note": note}
+            for s, m in pairs]
+
+
+def bootstrap_row(setting: str, metric: str, fn: Callable[[np.ndarray], float], n_items: int, cfg: dict,
+                  seed: int, may_be_undefined: bool = False) -> dict:
+    """The tidy row of one (setting, metric): the :func:`paired_bootstrap` mean ± std of ``fn`` over
+    ``n_items`` items with ``cfg``'s ``n_bootstrap`` and ``bootstrap_frac``. A metric that can be undefined on
+    real data (``may_be_undefined``: MAPE when every true load is ~0, AUROC on a subset of one class) gives a
+    ``failed`` row with the reason instead of raising."""
+    try:
+        mean, std = paired_bootstrap(fn, n_items, cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+    except ValueError as err:
+        if not may_be_undefined:
+            raise
+        return failed_rows([(setting, metric)], "failed", str(err))[0]
+    return {"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok", "note": ""}

@@ -28,8 +28,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import DataError, ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
-from bench.tasks.imputation import failed_rows, paired_bootstrap
+from bench.tasks.common import SPLIT_DEFAULTS, failed_rows, paired_bootstrap, split_and_scale
 
 NAME = "conditional"
 CAPABILITY = "conditional"

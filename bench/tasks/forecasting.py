@@ -38,8 +38,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
-from bench.tasks.imputation import failed_rows, paired_bootstrap
+from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, checked_names, failed_rows, split_and_scale
 from bench.tasks.queries import ForecastExamples, ForecastQuery
 from bench.tasks.windows import consecutive_days, day_ahead, hour_ahead
 
@@ -96,15 +95,7 @@ class TaskData:
 
 def setting_names(cfg: dict) -> list[str]:
     """The settings ``cfg["settings"]`` asks for, in the order given; a clear error for unknown names."""
-    names = list(cfg["settings"])
-    if not names:
-        raise ValueError(f"settings must name at least one of {', '.join(SETTINGS)}")
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown:
-        raise ValueError(f"unknown forecasting settings {unknown}; known: {', '.join(SETTINGS)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"settings lists a setting twice: {names}")
-    return names
+    return checked_names(cfg["settings"], SETTINGS, "forecasting settings")
 
 
 def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
@@ -271,13 +262,6 @@ def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
                 rows += failed_rows([(setting, metric)], "n/a", "point forecast")
                 continue
             fn = _metric(metric, truth, ens, median, float(cfg["mape_eps"]))
-            try:
-                mean, std = paired_bootstrap(fn, len(truth), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
-            except ValueError as err:
-                if metric != "MAPE":  # MAPE alone can be undefined on real data (every true load ~0)
-                    raise
-                rows += failed_rows([(setting, metric)], "failed", str(err))
-                continue
-            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
-                         "note": ""})
+            # MAPE alone can be undefined on real data (every true load ~0): a failed row, not an error
+            rows.append(bootstrap_row(setting, metric, fn, len(truth), cfg, seed, may_be_undefined=metric == "MAPE"))
     return rows

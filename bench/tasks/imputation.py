@@ -19,7 +19,6 @@ earlier, looked up in the full profile set (NaN where that day is absent or unob
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries
+from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, ensemble_queries, failed_rows
 from bench.tasks.masking import PATTERNS, observed_mask
 from bench.tasks.queries import ImputationQuery
 
@@ -168,27 +167,6 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
     return outcome
 
 
-def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
-                     seed: int) -> tuple[float, float]:
-    """Mean and population std of ``fn(rows)`` over ``n_repeats`` subsets of ``floor(frac * n_profiles)``
-    profile indices drawn without replacement from ``np.random.default_rng(seed)`` (sorted); with
-    ``frac == 1`` (or one repeat) it is the metric on every profile and std 0. Paired: ``fn`` scores the same
-    rows of truth and prediction."""
-    if not 0.0 < float(frac) <= 1.0:
-        raise ValueError(f"bootstrap_frac must lie in (0, 1], got {frac}")
-    if int(n_repeats) < 1:
-        raise ValueError(f"n_bootstrap must be a positive integer, got {n_repeats}")
-    size = int(frac * n_profiles)
-    if size < 1:
-        raise ValueError(f"bootstrap_frac={frac} leaves no profile of {n_profiles}")
-    if size == n_profiles or int(n_repeats) == 1:
-        return float(fn(np.arange(n_profiles))), 0.0
-    rng = np.random.default_rng(seed)
-    values = np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False)))
-                       for _ in range(int(n_repeats))])
-    return float(values.mean()), float(values.std())
-
-
 def _metric(name: str, truth: np.ndarray, ens: np.ndarray, median: np.ndarray, scored: np.ndarray):
     """``rows -> value`` of metric ``name`` on the profiles ``rows`` (all arrays in kW)."""
     import metrics
@@ -205,12 +183,6 @@ def _metric(name: str, truth: np.ndarray, ens: np.ndarray, median: np.ndarray, s
     raise ValueError(f"unknown imputation metric {name!r}; known: {', '.join(METRICS)}")
 
 
-def failed_rows(pairs: list[tuple[str, str]], status: str, note: str) -> list[dict]:
-    """One row per ``(setting, metric)`` with no value and the given status and note."""
-    return [{"setting": s, "metric": m, "value": np.nan, "std": np.nan, "status": status, "note": note}
-            for s, m in pairs]
-
-
 def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
     """Per setting and metric, the paired-bootstrap mean ± std on the hidden steps, in kW."""
     pairs = [(s, m) for s in data.settings for m in METRICS]
@@ -224,15 +196,7 @@ def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
         scored = data.real.mask & ~data.observed[index]
         keep = scored.any(axis=1)  # profiles with fewer than two valid steps hide nothing
         args = (truth[keep], ens[:, keep], median[keep], scored[keep])
-        for metric in METRICS:
-            try:
-                mean, std = paired_bootstrap(_metric(metric, *args), int(keep.sum()), cfg["n_bootstrap"],
-                                             cfg["bootstrap_frac"], seed)
-            except ValueError as err:
-                if metric != "MAPE":  # MAPE alone can be undefined on real data (every true load ~0)
-                    raise
-                rows += failed_rows([(setting, metric)], "failed", str(err))
-                continue
-            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
-                         "note": ""})
+        # MAPE alone can be undefined on real data (every true load ~0): a failed row, not an error
+        rows += [bootstrap_row(setting, metric, _metric(metric, *args), int(keep.sum()), cfg, seed,
+                               may_be_undefined=metric == "MAPE") for metric in METRICS]
     return rows

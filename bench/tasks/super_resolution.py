@@ -25,8 +25,7 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries
-from bench.tasks.imputation import failed_rows, paired_bootstrap
+from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries, failed_rows, paired_bootstrap
 from bench.tasks.queries import SuperResolutionQuery
 
 NAME = "super_resolution"
