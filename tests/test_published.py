@@ -1,0 +1,248 @@
+"""The published numbers file (bench/report/published.csv), its loader and the comparison with our rows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report.published import (
+    COLUMNS,
+    COMPARE_COLUMNS,
+    compare,
+    comparison_markdown,
+    load_published,
+    published_for,
+    validate_published,
+)
+
+
+@pytest.fixture(scope="module")
+def published() -> pd.DataFrame:
+    return load_published()
+
+
+def _one(published: pd.DataFrame, **where) -> pd.Series:
+    mask = np.ones(len(published), dtype=bool)
+    for column, value in where.items():
+        mask &= (published[column] == value).to_numpy()
+    hits = published[mask]
+    assert len(hits) == 1, f"{where}: {len(hits)} rows"
+    return hits.iloc[0]
+
+
+# ---------------------------------------------------------------- the file
+
+def test_csv_loads_with_the_expected_rows_per_table(published):
+    assert tuple(published.columns) == COLUMNS
+    counts = published.groupby(["paper", "table"]).agg(rows=("value", "size"),
+                                                       numbers=("value", lambda v: int(v.notna().sum())))
+    expected = {  # (rows, printed numbers): 6 models x 5 metrics per resolution; *** cells have no number
+        ("energydiff", "Table II"): (120, 115), ("energydiff", "Table III"): (60, 60),
+        ("energydiff", "Table IV"): (120, 115), ("energydiff", "Table V"): (120, 100),
+        ("energydiff", "Table VI"): (120, 120), ("energydiff", "Table VII"): (120, 100),
+        ("unified", "Table II"): (48, 48),
+    }
+    assert {k: (int(r.rows), int(r.numbers)) for k, r in counts.iterrows()} == expected
+    # every EnergyDiff number carries its bootstrap std; the unified paper prints none
+    ed = published[published["paper"] == "energydiff"]
+    assert (ed["value"].notna() == ed["std"].notna()).all()
+    assert published.loc[published["paper"] == "unified", "std"].isna().all()
+    missing = published[published["value"].isna()]
+    assert (missing["paper_model"] == "t-Copula").all()
+    assert missing["note"].str.contains("not converged").all()
+
+
+def test_spot_checks_against_the_printed_tables(published):
+    # (table, dataset, resolution, paper model, metric) -> (value, std) as printed in the EnergyDiff paper
+    energydiff = {
+        ("Table II", "wpuq", 1, "GMM", "KL"): (1.1469, 0.1437),
+        ("Table II", "wpuq", 60, "E.Diff.C.", "MMD_paper"): (0.0006, 0.0001),
+        ("Table III", "lcl", 30, "E.Diff.C.", "KS"): (0.0745, 0.0020),
+        ("Table IV", "cossmic", 1, "GAN", "GFD"): (14.3728, 0.1089),
+        ("Table V", "cossmic", 60, "E.Diff.C.", "KS"): (0.0213, 0.0029),
+        ("Table VI", "wpuq", 1, "GAN", "GFD"): (177.8024, 4.9467),
+        ("Table VII", "wpuq", 15, "E.Diff.C.", "MMD_paper"): (0.0009, 0.0001),
+        ("Table VII", "wpuq", 30, "VAE", "WD"): (0.0180, 0.0010),
+    }
+    for (table, dataset, res, model, metric), (value, std) in energydiff.items():
+        row = _one(published, paper="energydiff", table=table, dataset=dataset, resolution=res,
+                   paper_model=model, metric=metric)
+        assert row["value"] == pytest.approx(value, abs=1e-12), (table, res, model, metric)
+        assert row["std"] == pytest.approx(std, abs=1e-12), (table, res, model, metric)
+    # the unified paper's Table II; MAPE printed in percent, stored as a fraction
+    unified = {
+        ("forecasting", "day-ahead", "A1", "MAPE"): 0.104691,
+        ("forecasting", "hour-ahead", "A3", "RMSE"): 0.1192,
+        ("forecasting", "day-ahead", "Proposed", "MAE"): 0.2443,
+        ("anomaly", "scaling", "Proposed", "Precision"): 0.9234,
+        ("anomaly", "ramping", "B2", "Recall"): 0.7566,
+    }
+    for (task, setting, model, metric), value in unified.items():
+        row = _one(published, paper="unified", task=task, setting=setting, paper_model=model, metric=metric)
+        assert row["value"] == pytest.approx(value, abs=1e-12), (task, setting, model, metric)
+        assert row["dataset"] == "cer+lcl" and row["resolution"] == 30
+    mape = published[published["metric"] == "MAPE"]
+    assert len(mape) == 8 and (mape["value"] < 1).all() and mape["unit"].str.contains("percent").all()
+
+
+def test_t_copula_did_not_converge_at_one_minute_in_table_ii(published):
+    rows = published[(published["table"] == "Table II") & (published["paper"] == "energydiff")
+                     & (published["resolution"] == 1) & (published["paper_model"] == "t-Copula")]
+    assert len(rows) == 5 and rows["value"].isna().all()
+
+
+def test_names_are_meterbench_names(published):
+    from bench.postprocess import split_model_name
+    from bench.registry import list_models
+    from bench.tasks import forecasting
+    from bench.tasks.attacks import ATTACK_KINDS
+
+    registered = {spec.name for spec in list_models()}
+    for name in set(published["model"]) - {""}:
+        base, _ = split_model_name(name)  # raises on an unknown post-processing suffix
+        assert base in registered, name
+    ours = published[published["model"] != ""]
+    assert set(ours["model"]) == {"gmm", "t-copula", "vae", "wgan-gp", "energydiff", "energydiff+C", "unified"}
+    assert set(published.loc[published["task"] == "forecasting", "setting"]) <= set(forecasting.SETTINGS)
+    assert set(published.loc[published["task"] == "anomaly", "setting"]) <= set(ATTACK_KINDS)
+    assert set(published.loc[published["task"] == "generation", "metric"]) == {"MMD_paper", "GFD", "KL", "WD",
+                                                                              "KS"}
+
+
+# ---------------------------------------------------------------- validation
+
+def _frame(**changes) -> pd.DataFrame:
+    base = {"paper": "energydiff", "table": "Table II", "page": "Sec. V-A1", "task": "generation",
+            "dataset": "wpuq", "resolution": "15", "setting": "", "model": "gmm", "paper_model": "GMM",
+            "metric": "KL", "value": "0.2107", "std": "0.0341", "unit": "dimensionless", "note": ""}
+    return pd.DataFrame([{**base, **changes}])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"paper": "energydif"}, "'paper' has 'energydif'"),
+    ({"task": "forecast"}, "'task' has 'forecast'"),
+    ({"metric": "MMD2"}, "'metric' has 'MMD2'"),
+    ({"dataset": "london"}, "'dataset' has 'london'"),
+    ({"value": "0.2l07"}, "'value' has '0.2l07'; expected a number"),
+    ({"value": ""}, "a note saying why"),
+    ({"std": "-0.1"}, "non-negative"),
+    ({"resolution": "7.5"}, "positive whole number"),
+    ({"page": ""}, "'page'"),
+])
+def test_validation_names_the_bad_cell(changes, message):
+    with pytest.raises(ValueError, match=message):
+        validate_published(_frame(**changes))
+
+
+def test_validation_rejects_missing_columns_and_duplicates():
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['unit'\]"):
+        validate_published(_frame().drop(columns=["unit"]))
+    twice = pd.concat([_frame(), _frame(value="0.3")], ignore_index=True)
+    with pytest.raises(ValueError, match="repeat the same published number"):
+        validate_published(twice)
+    # the same number under another table is no duplicate
+    assert len(validate_published(pd.concat([_frame(), _frame(table="Table VI")], ignore_index=True))) == 2
+
+
+def test_load_reports_csv_line_numbers(tmp_path):
+    path = tmp_path / "pub.csv"
+    pd.concat([_frame(), _frame(resolution="30", value="n/a")]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"row 3: column 'value' has 'n/a'"):
+        load_published(path)
+    with pytest.raises(FileNotFoundError):
+        load_published(tmp_path / "absent.csv")
+
+
+# ---------------------------------------------------------------- comparison
+
+def _rows(records: list[tuple]) -> pd.DataFrame:
+    cols = ["task", "dataset", "resolution", "setting", "model", "metric", "value", "std", "status", "seed"]
+    return pd.DataFrame.from_records(records, columns=cols).assign(note="")
+
+
+def test_compare_gives_the_differences_and_skips_unmatched_rows(published):
+    heat = published_for(published, "wpuq", kind="heatpump")
+    rows = _rows([
+        ("generation", "wpuq", 15, "", "gmm", "KL", 0.3107, 0.01, "ok", 0),           # paper 0.2107
+        ("generation", "wpuq", 15, "", "energydiff+C", "KS", 0.0515, 0.002, "ok", 0),  # paper 0.1030
+        ("generation", "wpuq", 15, "", "gmm", "MMD", 0.001, 0.0, "ok", 0),            # unbiased MMD: not published
+        ("generation", "wpuq", 5, "", "gmm", "KL", 0.3, 0.0, "ok", 0),                # no 5-min table
+        ("generation", "wpuq", 15, "", "resample-train", "KL", 0.0, 0.0, "ok", 0),    # not in the papers
+        ("generation", "uci", 15, "", "gmm", "KL", 0.3, 0.0, "ok", 0),                # no published uci
+        ("generation", "wpuq", 1, "", "t-copula", "GFD", np.nan, np.nan, "failed", 0),  # paper: not converged
+    ])
+    out = compare(rows, heat)
+    assert tuple(out.columns) == COMPARE_COLUMNS
+    assert len(out) == 3 and set(out["table"]) == {"Table II"} and set(out["source"]) == {"energydiff"}
+    gmm = out[out["model"] == "gmm"].iloc[0]
+    assert gmm["paper"] == pytest.approx(0.2107) and gmm["paper_std"] == pytest.approx(0.0341)
+    assert gmm["diff"] == pytest.approx(0.1) and gmm["rel_diff"] == pytest.approx(0.1 / 0.2107)
+    assert gmm["ours_std"] == pytest.approx(0.01) and gmm["page"] == "Sec. V-A1"
+    cal = out[out["model"] == "energydiff+C"].iloc[0]
+    assert cal["diff"] == pytest.approx(0.0515 - 0.1030) and cal["rel_diff"] == pytest.approx(-0.5)
+    failed = out[out["model"] == "t-copula"].iloc[0]
+    assert failed["status"] == "failed" and math.isnan(failed["diff"]) and math.isnan(failed["paper"])
+
+
+def test_compare_averages_seeds_like_the_summary_tables(published):
+    rows = _rows([("generation", "lcl", 30, "", "vae", "WD", v, 0.001, "ok", s)
+                  for s, v in enumerate([0.03, 0.04, 0.05])])
+    out = compare(rows, published)
+    assert len(out) == 1 and out["n_seeds"].iloc[0] == 3
+    assert out["ours"].iloc[0] == pytest.approx(0.04)
+    assert out["ours_std"].iloc[0] == pytest.approx(np.std([0.03, 0.04, 0.05], ddof=1))
+    assert out["diff"].iloc[0] == pytest.approx(0.04 - 0.0289)
+    with pytest.raises(ValueError, match="several result rows"):
+        compare(pd.concat([rows, rows]), published)
+
+
+def test_compare_refuses_rows_that_match_several_tables(published):
+    rows = _rows([("generation", "wpuq", 60, "", "gmm", "GFD", 0.01, 0.0, "ok", 0)])
+    with pytest.raises(ValueError, match="several published tables.*Table II.*Table VI"):
+        compare(rows, published)
+    assert compare(rows, published_for(published, "wpuq", kind="transformer"))["paper"].tolist() == [0.0104]
+    assert compare(rows, published_for(published, "wpuq")).empty  # households: no published table
+    with pytest.raises(ValueError, match="not options of the 'wpuq' loader"):
+        published_for(published, "wpuq", feed="pv")
+
+
+def test_compare_maps_datasets_for_the_unified_paper(published):
+    rows = _rows([("forecasting", "lcl", 30, "day-ahead", "unified", "MAPE", 0.12, 0.01, "ok", 0),
+                  ("anomaly", "lcl", 30, "ramping", "unified", "Recall", 0.7, 0.02, "ok", 0),
+                  ("forecasting", "lcl", 30, "day-ahead", "persistence", "MAE", 0.3, 0.0, "ok", 0)])
+    assert compare(rows, published).empty  # lcl is not the paper's cer+lcl
+    out = compare(rows, published, datasets={"lcl": "cer+lcl"})
+    assert out["metric"].tolist() == ["MAPE", "Recall"]
+    assert out["diff"].tolist() == pytest.approx([0.12 - 0.099329, 0.7 - 0.7567])
+    assert (out["dataset"] == "lcl").all() and (out["paper_dataset"] == "cer+lcl").all()
+
+
+def test_compare_reads_a_results_csv_with_empty_settings(published, tmp_path):
+    path = tmp_path / "results.csv"
+    _rows([("generation", "lcl", 60, "", "energydiff", "KL", 0.05, 0.002, "ok", 0)]).to_csv(path, index=False)
+    rows = pd.read_csv(path)  # pandas defaults turn the empty setting into NaN
+    out = compare(rows, published)
+    assert out["paper"].tolist() == [0.0332] and out["diff"].iloc[0] == pytest.approx(0.05 - 0.0332)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['status'\]"):
+        compare(rows.drop(columns=["status"]), published)
+
+
+def test_markdown_has_one_line_per_number_and_a_caption(published):
+    rows = _rows([("generation", "wpuq", 1, "", "t-copula", "KL", 0.01, 0.001, "ok", 0),
+                  ("generation", "wpuq", 1, "", "gmm", "KL", 1.0, 0.1, "ok", 0),
+                  ("forecasting", "lcl", 30, "hour-ahead", "unified", "RMSE", 0.15, 0.01, "ok", 0)])
+    frame = compare(rows, published_for(published, "wpuq", kind="heatpump"), datasets={"lcl": "cer+lcl"})
+    text = comparison_markdown(frame, note="Quick profile.")
+    lines = text.strip().splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + len(frame) == 5
+    caption = lines[0]
+    for part in ("Table II (Sec. V-A1)", "Table II (Sec. IV-B)", "Not a reproduction", "ours on lcl",
+                 "cer+lcl", "data size", "Quick profile."):
+        assert part in caption, part
+    assert "not converged" in text and "1.1469" in text and "-12.8%" in text  # gmm: (1 - 1.1469) / 1.1469
+    empty = comparison_markdown(frame.iloc[:0])
+    assert "No published number matches" in empty
