@@ -90,6 +90,12 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
             md += [f"### {task} in the paper's layout", "", tables.to_markdown(wide_table, wide_caption), ""]
             tex.append(tables.to_latex(wide_table, wide_caption))
             tables.to_csv(wide_table, run_dir / f"table_{task}_paper.csv")
+    comparison = published_comparison(config, rows)
+    if not comparison.empty:
+        from bench.report.published import comparison_markdown
+
+        comparison.to_csv(run_dir / "comparison.csv", index=False)
+        md += ["## compared with the papers' published numbers", "", comparison_markdown(comparison), ""]
     diagnostics = diagnostics_frame(config["cells"], cache)
     if not diagnostics.empty:
         diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
@@ -114,6 +120,26 @@ def paper_layout(task: str, task_rows: pd.DataFrame, directions: dict[str, str])
         return None
     table = tables.settings_as_columns(task_rows, directions, metrics, settings=layout.get("settings"))
     return table, f"{layout['caption']}: settings as column groups, the same values as the table above"
+
+
+def published_comparison(config: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """The run's rows beside the papers' published numbers of the same cells
+    (:func:`bench.report.published.compare`), dataset by dataset so that the loader options pick the right
+    published table; the suite's ``compare`` mapping pairs datasets that differ knowingly. Empty when nothing
+    matches."""
+    from bench.report.published import compare, load_published, published_for
+
+    published = load_published()
+    frames = []
+    for spec in config["suite"]["datasets"]:
+        ours = rows[rows["dataset"] == spec["name"]]
+        if ours.empty:
+            continue
+        theirs = published_for(published, spec["name"], **(spec.get("options") or {}))
+        frame = compare(ours, theirs, datasets=config["suite"].get("compare") or {})
+        if not frame.empty:
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 DIAGNOSTIC_KEYS = ("dataset", "resolution", "model", "seed")

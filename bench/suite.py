@@ -40,6 +40,9 @@ class Suite:
     tasks: tuple[TaskSpec, ...]
     description: str = ""
     source: str = ""
+    # our dataset name -> the published dataset it is set beside in the comparison with the papers' numbers
+    # (e.g. {"lcl": "cer+lcl"}: the unified paper pools CER and LCL); unlisted names compare with themselves
+    compare: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -78,7 +81,7 @@ def load_suite(name_or_path: str) -> Suite:
         for t in _require(raw, "tasks", where))
     return Suite(name=raw.get("name", path.stem), profile=raw.get("profile", "quick"),
                  seeds=tuple(raw.get("seeds", [0])), datasets=datasets, tasks=tasks,
-                 description=raw.get("description", ""), source=str(path))
+                 description=raw.get("description", ""), source=str(path), compare=dict(raw.get("compare", {})))
 
 
 def suite_data_dir(data_dir: str | None) -> str | None:

@@ -299,3 +299,18 @@ def test_diagnostics_render_expert_grid_once_per_fitted_model(tmp_path):
     text = "\n".join(diagnostics_markdown(frame))
     assert "| L0      | 0.750 | 0.250 |" in text and "| L1      | 0.500 | 0.500 |" in text
     assert "balanced = 0.500" in text and "pretrain_mse = 0.125" in text
+
+
+def test_run_rendering_sets_results_beside_the_published_numbers():
+    from bench.render import published_comparison
+
+    row = {"suite": "s", "task": "forecasting", "dataset": "lcl", "resolution": 30, "setting": "day-ahead",
+           "model": "unified", "seed": 0, "metric": "MAE", "value": 0.3, "std": 0.01, "status": "ok", "note": ""}
+    rows = pd.DataFrame([row, {**row, "model": "seasonal-naive"}])
+    config = {"suite": {"datasets": [{"name": "lcl", "options": {}}], "compare": {"lcl": "cer+lcl"}}}
+    frame = published_comparison(config, rows)
+    # the unified paper's Table II prints day-ahead MAE 0.2443 for its model; seasonal-naive is not in it
+    assert len(frame) == 1 and frame["paper"].iloc[0] == pytest.approx(0.2443)
+    assert frame["diff"].iloc[0] == pytest.approx(0.3 - 0.2443)
+    # without the dataset pairing nothing matches (the paper's data are CER + LCL, not LCL alone)
+    assert published_comparison({"suite": {"datasets": [{"name": "lcl"}]}}, rows).empty
