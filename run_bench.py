@@ -6,6 +6,8 @@
     python run_bench.py --suite quick --models gmm,t-copula --seeds 0,1
     python run_bench.py list models|datasets|tasks|suites
     python run_bench.py report results/quick     # rebuild tables and plots from the cache alone
+    python run_bench.py --executor process --workers 4                     # jobs in 4 local processes
+    python run_bench.py --executor submitit --slurm partition=gpu --slurm gpus_per_node=1 --device cuda
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", default=str(DEFAULT_RESULTS / "cache"), help="cell cache directory")
     run.add_argument("--no-cache", action="store_true", help="recompute every cell (results still stored)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=("local", "process", "submitit"), default="local",
+                     help="where the cells run: local (sequential, the default), process (a local process "
+                     "pool) or submitit (SLURM job arrays, or local subprocesses); one job per training run")
+    run.add_argument("--workers", type=int, help="processes of --executor process (default: one per CPU)")
+    run.add_argument("--submitit-folder", help="submitit's folder for jobs and logs (default <out>/submitit)")
+    run.add_argument("--submitit-cluster", choices=("local", "slurm", "debug"),
+                     help="submitit cluster (default: SLURM when available, else local)")
+    run.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="a SLURM parameter for --executor submitit, e.g. partition=gpu, gpus_per_node=1, "
+                     "timeout_min=240, cpus_per_task=8 (repeatable)")
     lst = sub.add_parser("list", help="list models, datasets, tasks or suites")
     lst.add_argument("what", choices=("models", "datasets", "tasks", "suites"))
     rep = sub.add_parser("report", help="rebuild a run's tables and plots from the cache")
@@ -81,7 +93,21 @@ def cmd_list(what: str) -> None:
         print(tabulate(rows, headers=["suite", "profile", "description"]))
 
 
+def executor_config(args):
+    """The ``ExecutorConfig`` of the run flags; flags of another executor than the chosen one are an error."""
+    from bench.executors import ExecutorConfig, parse_slurm_setting
+
+    if args.workers is not None and args.executor != "process":
+        raise ValueError("--workers applies to --executor process only")
+    if (args.slurm or args.submitit_folder or args.submitit_cluster) and args.executor != "submitit":
+        raise ValueError("--slurm, --submitit-folder and --submitit-cluster apply to --executor submitit only")
+    slurm = dict(parse_slurm_setting(text) for text in args.slurm)
+    return ExecutorConfig(kind=args.executor, workers=args.workers, folder=args.submitit_folder,
+                          cluster=args.submitit_cluster, slurm=slurm)
+
+
 def cmd_run(args, argv: list[str]) -> int:
+    from bench.executors import JobsFailedError
     from bench.runner import run_suite
     from bench.suite import load_suite, override, parse_model_setting
 
@@ -94,9 +120,15 @@ def cmd_run(args, argv: list[str]) -> int:
     suite = override(suite, dataset=args.dataset, data_dir=args.data_dir, resolutions=args.resolution,
                      models=args.models, seeds=args.seeds, profile=args.profile, options=options,
                      model_settings=settings)
+    executor = executor_config(args)
     out_dir = Path(args.out) if args.out else DEFAULT_RESULTS / suite.name
-    summary = run_suite(suite, out_dir, args.cache, device=args.device, progress=not args.quiet,
-                        use_cache=not args.no_cache, command=shlex.join(["python", "run_bench.py", *argv]))
+    try:
+        summary = run_suite(suite, out_dir, args.cache, device=args.device, progress=not args.quiet,
+                            use_cache=not args.no_cache, command=shlex.join(["python", "run_bench.py", *argv]),
+                            executor=None if executor.kind == "local" else executor)
+    except JobsFailedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print((out_dir / "tables.md").read_text())
     print(f"{summary.computed} cells computed, {summary.cached} from cache, {summary.seconds:.1f} s; "
           f"results in {out_dir}")

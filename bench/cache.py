@@ -158,11 +158,18 @@ class CellCache:
         return d
 
     def save_array(self, name: str, array: np.ndarray) -> None:
+        """Store ``array`` as ``arrays/<name>.npy``; a unique temporary file and an atomic rename let several
+        runs sharing one cache write the same array without corrupting it."""
         d = self.root / "arrays"
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{name}.tmp.npy"
-        np.save(tmp, array)
-        os.replace(tmp, d / f"{name}.npy")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".npy", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, array)
+            os.replace(tmp, d / f"{name}.npy")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def load_array(self, name: str) -> np.ndarray | None:
         f = self.root / "arrays" / f"{name}.npy"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class RunSummary:
     cached: int
     out_dir: Path
     seconds: float
+    jobs: list = field(default_factory=list)  # bench.executors.JobReport of each job, when an executor ran
 
 
 def _progress(iterable, enabled: bool, total: int, desc: str):
@@ -44,65 +45,117 @@ def _progress(iterable, enabled: bool, total: int, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="cell", leave=False)
 
 
-def _cells(suite: Suite):
-    """Yield (dataset spec, resolution, task spec, seed, model name) in a fixed order."""
-    for d, ds in enumerate(suite.datasets):
-        for res in ds.resolutions:
-            for task in suite.tasks:
-                for seed in suite.seeds:
-                    for model in task.models:
-                        yield d, ds, res, task, seed, model
+@dataclass(frozen=True)
+class CellRef:
+    """One cell of a suite by position: the dataset's index in ``suite.datasets``, a resolution, the task's
+    index in ``suite.tasks`` (and its name, for messages), a seed and a model name (``+C`` suffixes included).
+    Plain values only, so a list of them travels to other processes and machines."""
+
+    dataset: int
+    resolution: int
+    task: int
+    task_name: str
+    seed: int
+    model: str
+
+
+def suite_cells(suite: Suite) -> list[CellRef]:
+    """Every cell of ``suite`` in the fixed order the sequential runner visits them."""
+    return [CellRef(d, res, t, task.name, seed, model)
+            for d, ds in enumerate(suite.datasets)
+            for res in ds.resolutions
+            for t, task in enumerate(suite.tasks)
+            for seed in suite.seeds
+            for model in task.models]
+
+
+@dataclass
+class CellMemo:
+    """Profiles and prepared task data loaded by earlier cells of the same pass, reused by later ones."""
+
+    profiles: dict = field(default_factory=dict)
+    prepared: dict = field(default_factory=dict)
+
+
+def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, counts: dict, *, device: str = "cpu",
+             progress: bool = False, use_cache: bool = True, log=print, save_real: bool = True) -> dict:
+    """Compute one cell of ``suite`` into ``cache`` unless it is there already; returns the cell's entry of
+    the run's ``config.json``.
+
+    ``counts`` ("computed", "cached") is updated in place. ``save_real=False`` skips storing the real
+    evaluation profiles the plots use: jobs running side by side leave that to the final sequential pass,
+    so that no two processes ever write the same array.
+    """
+    ds, task_spec = suite.datasets[ref.dataset], suite.tasks[ref.task]
+    d, res, seed, model_name = ref.dataset, ref.resolution, ref.seed, ref.model
+    task = get_task(task_spec.name)
+    base_name, suffixes = split_model_name(model_name)
+    spec = get_model(base_name)
+    cfg = {**task.DEFAULTS, **task_spec.config}
+    if (d, res) not in memo.profiles:
+        memo.profiles[(d, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
+    profiles = memo.profiles[(d, res)]
+    descriptor = {
+        "suite": suite.name, "task": task_spec.name, "task_config": cfg, "dataset": ds.name,
+        "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
+        "model": model_name, "seed": seed, "profile": suite.profile,
+    }
+    if task.CAPABILITY not in spec.capabilities:
+        return {**descriptor, "key": None, "status": "n/a"}
+    # keyed by task position, not name: a suite may list one task twice with different configs
+    memo_key = (d, res, ref.task, seed)
+    if memo_key not in memo.prepared:
+        data = task.prepare(profiles, cfg, seed)
+        memo.prepared[memo_key] = data
+        real_name = f"real-{data.fingerprint()}"
+        if save_real and cache.load_array(real_name) is None:
+            cache.save_array(real_name, data.scaler.inverse(data.real.values))
+    data = memo.prepared[memo_key]
+    overrides = task_spec.model_overrides.get(model_name) or task_spec.model_overrides.get(base_name)
+    model_cfg = spec.config(suite.profile, overrides)
+    base = {**descriptor, "model": base_name, "model_config": model_cfg,
+            "code_version": code_version(spec.cls, task)}
+    key = _cell(base, (), spec, overrides, task, data, cfg, cache, use_cache, counts,
+                device=device, progress=progress, log=log)
+    if suffixes:
+        key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
+                    device=device, progress=progress, log=log)
+    return {**descriptor, "model_config": model_cfg, "key": key,
+            "real_array": f"real-{data.fingerprint()}", "split_rule": data.split_rule}
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, device: str = "cpu",
-              progress: bool = True, use_cache: bool = True, log=print, command: str | None = None) -> RunSummary:
+              progress: bool = True, use_cache: bool = True, log=print, command: str | None = None,
+              executor=None) -> RunSummary:
     """Run every cell of ``suite`` not already in the cache, then write tables, plots and provenance.
 
     Cells finished before an interruption are reused; a cell that fails inside a model (``ModelFitError``)
     is stored as failed and shown as such in the tables.
+
+    ``executor`` (a ``bench.executors.ExecutorConfig``, or None / "local" for the plain sequential run) first
+    computes the suite's jobs elsewhere (a process pool, SLURM); the sequential pass then finds every cell in
+    the cache and only writes the run directory. A job that raised ends the run with
+    ``bench.executors.JobsFailedError`` before anything is written.
     """
     started = time.perf_counter()
     out_dir, cache = Path(out_dir), CellCache(cache_dir)
+    jobs: list = []
+    if executor is not None and executor != "local":
+        from bench.executors import ExecutorConfig, execute, plan_jobs
+
+        config = executor if isinstance(executor, ExecutorConfig) else ExecutorConfig(kind=executor)
+        if config.kind != "local":
+            jobs = execute(plan_jobs(suite, cache_dir, device=device, use_cache=use_cache), config,
+                           out_dir=out_dir, log=log)
+            # the jobs computed (or recomputed) every cell: the pass below only reads them back
+            use_cache = True
     cells_meta: list[dict] = []
     counts = {"computed": 0, "cached": 0}
-    profiles_memo: dict = {}
-    prepared_memo: dict = {}
-    all_cells = list(_cells(suite))
-    for d, ds, res, task_spec, seed, model_name in _progress(all_cells, progress, len(all_cells), suite.name):
-        task = get_task(task_spec.name)
-        base_name, suffixes = split_model_name(model_name)
-        spec = get_model(base_name)
-        cfg = {**task.DEFAULTS, **task_spec.config}
-        if (d, res) not in profiles_memo:
-            profiles_memo[(d, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
-        profiles = profiles_memo[(d, res)]
-        descriptor = {
-            "suite": suite.name, "task": task_spec.name, "task_config": cfg, "dataset": ds.name,
-            "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
-            "model": model_name, "seed": seed, "profile": suite.profile,
-        }
-        if task.CAPABILITY not in spec.capabilities:
-            cells_meta.append({**descriptor, "key": None, "status": "n/a"})
-            continue
-        memo_key = (d, res, task_spec.name, seed)
-        if memo_key not in prepared_memo:
-            data = task.prepare(profiles, cfg, seed)
-            prepared_memo[memo_key] = data
-            real_name = f"real-{data.fingerprint()}"
-            if cache.load_array(real_name) is None:
-                cache.save_array(real_name, data.scaler.inverse(data.real.values))
-        data = prepared_memo[memo_key]
-        overrides = task_spec.model_overrides.get(model_name) or task_spec.model_overrides.get(base_name)
-        model_cfg = spec.config(suite.profile, overrides)
-        base = {**descriptor, "model": base_name, "model_config": model_cfg,
-                "code_version": code_version(spec.cls, task)}
-        key = _cell(base, (), spec, overrides, task, data, cfg, cache, use_cache, counts,
-                    device=device, progress=progress, log=log)
-        if suffixes:
-            key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
-                        device=device, progress=progress, log=log)
-        cells_meta.append({**descriptor, "model_config": model_cfg, "key": key,
-                           "real_array": f"real-{data.fingerprint()}", "split_rule": data.split_rule})
+    memo = CellMemo()
+    all_cells = suite_cells(suite)
+    for ref in _progress(all_cells, progress, len(all_cells), suite.name):
+        cells_meta.append(run_cell(suite, ref, cache, memo, counts, device=device, progress=progress,
+                                   use_cache=use_cache, log=log))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"command": command, "suite": suite.to_dict(), "device": device, "cells": cells_meta}
@@ -113,8 +166,12 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
     from bench.render import render_run
 
     rows = render_run(out_dir, cache)
+    if jobs:
+        # report the work the jobs did, counted exactly as a sequential run counts it
+        counts = {"computed": counts["computed"] + sum(j.computed for j in jobs),
+                  "cached": sum(j.cached for j in jobs)}
     return RunSummary(rows=rows, computed=counts["computed"], cached=counts["cached"], out_dir=out_dir,
-                      seconds=time.perf_counter() - started)
+                      seconds=time.perf_counter() - started, jobs=jobs)
 
 
 def fit_key(base: dict, spec, data) -> str:
