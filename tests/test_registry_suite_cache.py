@@ -149,3 +149,16 @@ def test_third_party_models_load_through_entry_points(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "_LOADED", False)
     assert registry.get_model("test-plugin-model").capabilities == frozenset({"generate"})
     sys.modules.pop("meterbench_test_plugin", None)
+
+
+def test_every_shipped_suite_names_known_tasks_and_models():
+    from bench.postprocess import split_model_name
+    from bench.tasks import get_task
+
+    for name in list_suites():
+        suite = load_suite(name)
+        assert suite.datasets and suite.tasks, name
+        for task in suite.tasks:
+            get_task(task.name)
+            for model in task.models:
+                get_model(split_model_name(model)[0])
