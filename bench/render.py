@@ -132,7 +132,8 @@ def published_comparison(config: dict, rows: pd.DataFrame) -> pd.DataFrame:
     published = load_published()
     frames = []
     for spec in config["suite"]["datasets"]:
-        ours = rows[rows["dataset"] == spec["name"]]
+        # rows carry the dataset's label; the published numbers, the loader's name
+        ours = rows[rows["dataset"] == (spec.get("label") or spec["name"])].assign(dataset=spec["name"])
         if ours.empty:
             continue
         theirs = published_for(published, spec["name"], **(spec.get("options") or {}))

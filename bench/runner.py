@@ -96,7 +96,7 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
         memo.profiles[(d, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
     profiles = memo.profiles[(d, res)]
     descriptor = {
-        "suite": suite.name, "task": task_spec.name, "task_config": cfg, "dataset": ds.name,
+        "suite": suite.name, "task": task_spec.name, "task_config": cfg, "dataset": ds.title,
         "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
         "model": model_name, "seed": seed, "profile": suite.profile,
     }

@@ -19,6 +19,14 @@ class DatasetSpec:
     period: str = "day"
     data_dir: str | None = None
     options: dict = field(default_factory=dict)
+    # what tables call the dataset when one suite reads several parts of one source (WPuQ heat pumps and the
+    # WPuQ transformer are both loader "wpuq"); None = the loader's name
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The dataset's name in result rows and tables: ``label``, else the loader's name."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def load_suite(name_or_path: str) -> Suite:
     datasets = tuple(
         DatasetSpec(name=_require(d, "name", where), resolutions=tuple(_require(d, "resolutions", where)),
                     period=d.get("period", "day"), data_dir=suite_data_dir(d.get("data_dir")),
-                    options=d.get("options", {}))
+                    options=d.get("options", {}), label=d.get("label"))
         for d in _require(raw, "datasets", where))
     tasks = tuple(
         TaskSpec(name=_require(t, "name", where), models=tuple(_require(t, "models", where)),
@@ -114,7 +122,8 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
                                 # a dataset the suite does not list takes the suite's period (month stays month)
                                 period=base.period if base else (datasets[0].period if datasets else "day"),
                                 data_dir=data_dir or (base.data_dir if base else None),
-                                options={**(base.options if base else {}), **(options or {})}),)
+                                options={**(base.options if base else {}), **(options or {})},
+                                label=base.label if base else None),)
     elif resolutions or data_dir or options:
         datasets = tuple(replace(d, resolutions=tuple(resolutions or d.resolutions),
                                  data_dir=data_dir or d.data_dir, options={**d.options, **(options or {})})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.cache import REPO_ROOT, CellCache, cell_key, code_version, project_imports
@@ -162,3 +163,18 @@ def test_every_shipped_suite_names_known_tasks_and_models():
             get_task(task.name)
             for model in task.models:
                 get_model(split_model_name(model)[0])
+
+
+def test_dataset_labels_name_the_rows_and_keep_the_loader(tmp_path):
+    from bench.render import published_comparison
+
+    suite = load_suite("energydiff_paper")
+    titles = [d.title for d in suite.datasets]
+    assert titles == ["wpuq-heatpump", "lcl", "cossmic-load", "cossmic-pv", "wpuq-transformer"]
+    assert [d.name for d in suite.datasets] == ["wpuq", "lcl", "cossmic", "cossmic", "wpuq"]
+    assert override(suite, dataset="wpuq").datasets[0].label == "wpuq-heatpump"
+    # a labelled dataset's rows are compared with the table its loader options read (heat pumps: Table II)
+    row = {"suite": "s", "task": "generation", "dataset": "wpuq-heatpump", "resolution": 60, "setting": "",
+           "model": "gmm", "seed": 0, "metric": "KS", "value": 0.1, "std": 0.0, "status": "ok", "note": ""}
+    frame = published_comparison({"suite": suite.to_dict()}, pd.DataFrame([row]))
+    assert len(frame) == 1 and frame["table"].iloc[0] == "Table II"
