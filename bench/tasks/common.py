@@ -4,6 +4,7 @@ training checkpoint on their fingerprint (a model fitted for one task is reused 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import numpy as np
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.data.split import split_profiles
+from bench.errors import ModelFitError
 
 SPLIT_DEFAULTS = {
     "fractions": [0.5, 0.25, 0.25],
@@ -118,3 +120,38 @@ def bootstrap_row(setting: str, metric: str, fn: Callable[[np.ndarray], float], 
             raise
         return failed_rows([(setting, metric)], "failed", str(err))[0]
     return {"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok", "note": ""}
+
+
+def run_ensemble_settings(model, train: ProfileSet, real: ProfileSet, settings: Sequence[str], n_samples: int,
+                          ctx, ask: Callable[[int], np.ndarray], what: str) -> dict:
+    """Fit ``model`` on ``train``, then ``ask(index)`` it for each setting's ``[S, N, T]`` ensemble of the
+    ``real`` profiles (imputation, super-resolution).
+
+    Returns the task outcome: ``samples [n_settings, S, N, T]`` float32 with padding set to 0, ``fit_seconds``
+    and ``sample_seconds``. A :class:`ModelFitError`, or non-finite ``what`` values on valid steps, give a
+    ``failed`` outcome with the reason; an ensemble of the wrong shape is a ``RuntimeError`` (a model bug).
+    """
+    outcome = {"status": "ok", "note": "", "samples": None}
+    n, length = real.values.shape
+    try:
+        start = time.perf_counter()
+        model.fit(train, ctx)
+        outcome["fit_seconds"] = time.perf_counter() - start
+        start = time.perf_counter()
+        results = []
+        for index, setting in enumerate(settings):
+            ens = np.asarray(ask(index), dtype=np.float32)
+            if ens.shape != (n_samples, n, length):
+                raise RuntimeError(f"model returned {what} values of shape {ens.shape} for {setting}, expected "
+                                   f"{(n_samples, n, length)}")
+            if not np.isfinite(ens[:, real.mask]).all():
+                outcome.update(status="failed", note=f"non-finite {what} values ({setting})")
+                return outcome
+            results.append(np.where(real.mask, ens, 0.0).astype(np.float32))
+        outcome["sample_seconds"] = time.perf_counter() - start
+    except ModelFitError as err:
+        outcome.update(status="failed", note=str(err))
+        return outcome
+    outcome["samples"] = (np.stack(results) if results
+                          else np.zeros((0, n_samples, n, length), dtype=np.float32))
+    return outcome

@@ -18,7 +18,6 @@ earlier, looked up in the full profile set (NaN where that day is absent or unob
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +26,7 @@ import pandas as pd
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, ensemble_queries, failed_rows
+from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, ensemble_queries, failed_rows, run_ensemble_settings
 from bench.tasks.masking import PATTERNS, observed_mask
 from bench.tasks.queries import ImputationQuery
 
@@ -140,31 +138,8 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
     ``samples`` is ``[n_settings, S, N, T]`` float32 (padding set to 0). A :class:`ModelFitError` or
     non-finite imputations on valid steps give a ``failed`` outcome with the reason.
     """
-    n_samples = data.n_samples
-    outcome = {"status": "ok", "note": "", "samples": None}
-    n, length = data.real.values.shape
-    try:
-        start = time.perf_counter()
-        model.fit(data.train, ctx)
-        outcome["fit_seconds"] = time.perf_counter() - start
-        start = time.perf_counter()
-        results = []
-        for index, setting in enumerate(data.settings):
-            ens = np.asarray(model.impute(data.query(index), n_samples, ctx), dtype=np.float32)
-            if ens.shape != (n_samples, n, length):
-                raise RuntimeError(f"model returned imputations of shape {ens.shape} for {setting}, expected "
-                                   f"{(n_samples, n, length)}")
-            if not np.isfinite(ens[:, data.real.mask]).all():
-                outcome.update(status="failed", note=f"non-finite imputed values ({setting})")
-                return outcome
-            results.append(np.where(data.real.mask, ens, 0.0).astype(np.float32))
-        outcome["sample_seconds"] = time.perf_counter() - start
-    except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
-    outcome["samples"] = (np.stack(results) if results
-                          else np.zeros((0, n_samples, n, length), dtype=np.float32))
-    return outcome
+    return run_ensemble_settings(model, data.train, data.real, data.settings, data.n_samples, ctx,
+                                 lambda index: model.impute(data.query(index), data.n_samples, ctx), "imputed")
 
 
 def _metric(name: str, truth: np.ndarray, ens: np.ndarray, median: np.ndarray, scored: np.ndarray):

@@ -16,7 +16,6 @@ Values are paired-bootstrap means ± std as in :mod:`bench.tasks.imputation`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +23,7 @@ import numpy as np
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.errors import ModelFitError
-from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries, failed_rows, paired_bootstrap
+from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries, failed_rows, paired_bootstrap, run_ensemble_settings
 from bench.tasks.queries import SuperResolutionQuery
 
 NAME = "super_resolution"
@@ -120,28 +118,9 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
     if not data.settings:
         outcome["note"] = f"no super-resolution factor applies at {data.real.resolution} min"
         return outcome
-    n, length = data.real.values.shape
-    try:
-        start = time.perf_counter()
-        model.fit(data.train, ctx)
-        outcome["fit_seconds"] = time.perf_counter() - start
-        start = time.perf_counter()
-        results = []
-        for index, setting in enumerate(data.settings):
-            ens = np.asarray(model.super_resolve(data.query(index), data.n_samples, ctx), dtype=np.float32)
-            if ens.shape != (data.n_samples, n, length):
-                raise RuntimeError(f"model returned profiles of shape {ens.shape} for {setting}, expected "
-                                   f"{(data.n_samples, n, length)}")
-            if not np.isfinite(ens[:, data.real.mask]).all():
-                outcome.update(status="failed", note=f"non-finite super-resolved values ({setting})")
-                return outcome
-            results.append(np.where(data.real.mask, ens, 0.0).astype(np.float32))
-        outcome["sample_seconds"] = time.perf_counter() - start
-    except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
-    outcome["samples"] = np.stack(results)
-    return outcome
+    return run_ensemble_settings(model, data.train, data.real, data.settings, data.n_samples, ctx,
+                                 lambda index: model.super_resolve(data.query(index), data.n_samples, ctx),
+                                 "super-resolved")
 
 
 def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
