@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import tomllib
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench.suite import DatasetSpec, Suite, TaskSpec
+from bench.suite import DatasetSpec, Suite, TaskSpec, toml_value
 
 EXECUTORS = ("local", "process", "submitit")
 SUBMITIT_CLUSTERS = ("local", "slurm", "debug")
@@ -345,8 +344,4 @@ def parse_slurm_setting(text: str) -> tuple[str, object]:
     key = key.strip()
     if not sep or not key.isidentifier() or not raw.strip():
         raise ValueError(f"--slurm expects KEY=VALUE (e.g. partition=gpu), got {text!r}")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return key, value
+    return key, toml_value(raw)

@@ -148,8 +148,13 @@ def parse_model_setting(text: str) -> tuple[str, str, object]:
     model, dot, param = target.strip().partition(".")
     if not sep or not dot or not model or not param:
         raise ValueError(f"--set expects MODEL.PARAM=VALUE, got {text!r}")
+    return model, param, toml_value(raw)
+
+
+def toml_value(raw: str) -> object:
+    """A command-line value as a TOML literal (numbers, booleans, quoted strings, arrays), or the stripped text
+    itself when it is not one (``gpu`` -> ``"gpu"``, ``240`` -> ``240``)."""
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        return tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return model, param, value
+        return raw.strip()
