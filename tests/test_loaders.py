@@ -334,6 +334,112 @@ def test_wpuq_missing_field_and_files(tmp_path):
         load_dataset("wpuq", tmp_path, resolution=60)
 
 
+PV_TABLE = "MISC/PV1/PV/INVERTER/{}/table"
+PV_DAY1 = int(pd.Timestamp("2019-06-01 00:00").timestamp())  # naive -> read as UTC, as the files' index
+PV_DAY2 = PV_DAY1 + 86400
+
+
+def pv_inverters(east, south, west, seconds=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The three inverter tables of the transformer-level PV plant; one reading per hour by default."""
+    seconds = PV_DAY1 + 3600 * np.arange(len(east)) if seconds is None else seconds
+    return {PV_TABLE.format(name): (seconds, np.asarray(watts, dtype=float))
+            for name, watts in (("EAST", east), ("SOUTH", south), ("WEST", west))}
+
+
+@pytest.fixture
+def wpuq_pv_dir(tmp_path) -> Path:
+    """Two hourly days of PV (2019-06-01 complete, 2019-06-02 with one SOUTH reading missing) in the 2019
+    file, beside the transformer; a house in 2020 whose file holds no PV plant."""
+    hours = 48
+    east = 100.0 * np.arange(hours)            # 0, 100, ..., 4700 W
+    south = 1000.0 + 10.0 * np.arange(hours)   # 1000, 1010, ..., 1470 W
+    west = np.full(hours, 7.0)
+    south[24 + 13] = np.nan                    # 2019-06-02 13:00: SOUTH missing
+    tables = pv_inverters(east, south, west)
+    tables["MISC/ES1/TRANSFORMER/table"] = (PV_DAY1 + 3600 * np.arange(hours), np.full(hours, 5.0e4))
+    write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
+    write_wpuq(tmp_path / "2020_data_60min.hdf5", {
+        "NO_PV/SFH3/HOUSEHOLD/table": (PV_DAY1 + 366 * 86400 + 3600 * np.arange(24), np.full(24, 500.0)),
+    })
+    return tmp_path
+
+
+def test_wpuq_pv_is_the_sum_of_the_three_inverters(wpuq_pv_dir):
+    r = load_dataset("wpuq", wpuq_pv_dir, kind="pv")
+    assert r.series_ids == ["PV1"] and r.info["category"].to_dict() == {"PV1": "pv"} and r.resolution == 60
+    assert len(r.frame) == 48 and r.sources == [str(wpuq_pv_dir / "2019_data_60min.hdf5")]
+    # hour h: EAST 100 h + SOUTH (1000 + 10 h) + WEST 7 = 1007 + 110 h W
+    assert kw_at(r, "PV1", "2019-06-01 00:00") == pytest.approx(1.007, abs=1e-12)
+    assert kw_at(r, "PV1", "2019-06-01 12:00") == pytest.approx(2.327, abs=1e-12)
+    assert kw_at(r, "PV1", "2019-06-02 23:00") == pytest.approx(6.177, abs=1e-12)  # h = 47
+    assert np.isnan(kw_at(r, "PV1", "2019-06-02 13:00"))  # SOUTH missing: not 100 * 37 + 7 W
+    observed = r.frame.dropna()
+    hours = ((observed["timestamp"] - pd.Timestamp("2019-06-01")) / pd.Timedelta(hours=1)).to_numpy()
+    np.testing.assert_allclose(observed["kw"].to_numpy(), (1007.0 + 110.0 * hours) / 1000.0, rtol=0, atol=1e-12)
+    # households does not apply to the one-series kinds (as for the transformer)
+    assert load_dataset("wpuq", wpuq_pv_dir, kind="pv", households=1).frame.equals(r.frame)
+    assert load_dataset("wpuq", wpuq_pv_dir, kind="transformer", households=1).series_ids == ["ES1"]
+
+
+def test_wpuq_pv_day_with_a_missing_inverter_reading_is_dropped(wpuq_pv_dir):
+    from bench.data.pipeline import load_profiles
+
+    days = load_profiles("wpuq", 60, period="day", data_dir=wpuq_pv_dir, kind="pv")
+    assert len(days) == 1 and days.complete  # 2019-06-02 is dropped, not filled with zero
+    assert days.meta["start"].tolist() == [pd.Timestamp("2019-06-01")]
+    assert days.meta["category"].tolist() == ["pv"]
+    np.testing.assert_allclose(days.values[0], (1007.0 + 110.0 * np.arange(24)) / 1000.0, rtol=1e-6)
+    kept_both = load_profiles("wpuq", 60, period="day", data_dir=wpuq_pv_dir, kind="pv", min_observed=0.9)
+    assert len(kept_both) == 2 and kept_both.mask[1].sum() == 23 and not kept_both.mask[1, 13]
+
+
+def test_wpuq_pv_absent_row_is_missing_not_zero(tmp_path):
+    seconds = PV_DAY1 + 3600 * np.arange(3)
+    tables = pv_inverters([10.0, 20.0, 30.0], [1.0, 2.0, 3.0], [100.0, 200.0, 300.0], seconds=seconds)
+    tables[PV_TABLE.format("WEST")] = (seconds[[0, 2]], np.array([100.0, 300.0]))  # no WEST row at 01:00
+    write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
+    r = load_dataset("wpuq", tmp_path, kind="pv")
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp("2019-06-01 00:00") + pd.Timedelta(hours=h)
+                                             for h in range(3)]
+    np.testing.assert_allclose(r.frame["kw"].to_numpy(), [0.111, np.nan, 0.333], rtol=0, atol=1e-12)
+
+
+def test_wpuq_pv_missing_inverter_table_is_named(tmp_path):
+    tables = pv_inverters([1.0, 2.0], [1.0, 2.0], [1.0, 2.0])
+    del tables[PV_TABLE.format("SOUTH")], tables[PV_TABLE.format("WEST")]
+    f = write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
+    with pytest.raises(DataError, match="MISC/PV1/PV/INVERTER/SOUTH/table, MISC/PV1/PV/INVERTER/WEST/table "
+                                        "missing") as err:
+        load_dataset("wpuq", tmp_path, kind="pv")
+    assert str(f) in str(err.value) and "only EAST" in str(err.value)
+
+
+def test_wpuq_pv_absent_everywhere(wpuq_dir):
+    with pytest.raises(DataError, match=r"no pv tables \(MISC/PV1/PV/INVERTER/\{EAST,SOUTH,WEST\}/table\)"):
+        load_dataset("wpuq", wpuq_dir, kind="pv", resolution=15)
+
+
+@pytest.mark.parametrize("inverter, watts, message", [
+    ("WEST", [5.0, -0.5, 5.0], "table MISC/PV1/PV/INVERTER/WEST/table row 2: P_TOT -0.5 W"),
+    ("SOUTH", [5.0, 5.0, np.inf], "table MISC/PV1/PV/INVERTER/SOUTH/table row 3: P_TOT inf W"),
+])
+def test_wpuq_pv_bad_power_names_file_table_and_row(tmp_path, inverter, watts, message):
+    tables = pv_inverters([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    tables[PV_TABLE.format(inverter)] = (tables[PV_TABLE.format(inverter)][0], np.array(watts))
+    f = write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
+    with pytest.raises(DataError, match=message) as err:
+        load_dataset("wpuq", tmp_path, kind="pv")
+    assert str(f) in str(err.value)
+
+
+def test_wpuq_pv_repeated_timestamp_in_one_inverter(tmp_path):
+    seconds = PV_DAY1 + 3600 * np.array([0, 1, 1])
+    f = write_wpuq(tmp_path / "2019_data_60min.hdf5", pv_inverters([1.0] * 3, [1.0] * 3, [1.0] * 3, seconds))
+    with pytest.raises(DataError, match="duplicate reading for series PV1/EAST .* in row 3") as err:
+        load_dataset("wpuq", tmp_path, kind="pv")
+    assert str(f) in str(err.value)
+
+
 # --- CoSSMic ---------------------------------------------------------------------------------------------
 
 COSSMIC_HEADER = "utc_timestamp,cet_cest_timestamp,DE_KN_residential1_grid_import,interpolated\n"

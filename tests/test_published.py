@@ -209,6 +209,22 @@ def test_compare_refuses_rows_that_match_several_tables(published):
         published_for(published, "wpuq", feed="pv")
 
 
+def test_published_for_keeps_table_vii_only_for_the_pv_kind(published):
+    is_vii = (published["paper"] == "energydiff") & (published["table"] == "Table VII")
+    pv = published_for(published, "wpuq", kind="pv")
+    wpuq = pv[pv["dataset"] == "wpuq"]
+    assert len(wpuq) == 120 and set(wpuq["table"]) == {"Table VII"} and set(wpuq["paper"]) == {"energydiff"}
+    assert wpuq.reset_index(drop=True).equals(published[is_vii].reset_index(drop=True))
+    assert len(pv) == len(published) - int(((published["dataset"] == "wpuq") & ~is_vii).sum())  # others kept
+    for options in ({}, {"kind": "household"}, {"kind": "heatpump"}, {"kind": "transformer"}):
+        kept = published_for(published, "wpuq", **options)
+        assert "Table VII" not in set(kept.loc[kept["dataset"] == "wpuq", "table"]), options
+    assert published.loc[is_vii, "note"].str.startswith("WPuQ transformer-level PV (read with the wpuq loader "
+                                                        "option kind=pv)").all()
+    rows = _rows([("generation", "wpuq", 60, "", "gmm", "GFD", 0.01, 0.0, "ok", 0)])
+    assert compare(rows, pv)["paper"].tolist() == [0.0060] and set(compare(rows, pv)["table"]) == {"Table VII"}
+
+
 def test_compare_maps_datasets_for_the_unified_paper(published):
     rows = _rows([("forecasting", "lcl", 30, "day-ahead", "unified", "MAPE", 0.12, 0.01, "ok", 0),
                   ("anomaly", "lcl", 30, "ramping", "unified", "Recall", 0.7, 0.02, "ok", 0),

@@ -170,8 +170,9 @@ def test_dataset_labels_name_the_rows_and_keep_the_loader(tmp_path):
 
     suite = load_suite("energydiff_paper")
     titles = [d.title for d in suite.datasets]
-    assert titles == ["wpuq-heatpump", "lcl", "cossmic-load", "cossmic-pv", "wpuq-transformer"]
-    assert [d.name for d in suite.datasets] == ["wpuq", "lcl", "cossmic", "cossmic", "wpuq"]
+    assert titles == ["wpuq-heatpump", "lcl", "cossmic-load", "cossmic-pv", "wpuq-transformer",
+                      "wpuq-pv"]
+    assert [d.name for d in suite.datasets] == ["wpuq", "lcl", "cossmic", "cossmic", "wpuq", "wpuq"]
     assert override(suite, dataset="wpuq").datasets[0].label == "wpuq-heatpump"
     # a labelled dataset's rows are compared with the table its loader options read (heat pumps: Table II)
     row = {"suite": "s", "task": "generation", "dataset": "wpuq-heatpump", "resolution": 60, "setting": "",

@@ -91,7 +91,7 @@ TABLE_SOURCES: dict[tuple[str, str], TableSource] = {
                                             {"feed": "grid_import", "kind": "residential"}),
     ("energydiff", "Table V"): TableSource("CoSSMic residential PV", {"feed": "pv", "kind": "residential"}),
     ("energydiff", "Table VI"): TableSource("WPuQ transformer-level electricity", {"kind": "transformer"}),
-    ("energydiff", "Table VII"): TableSource("WPuQ transformer-level PV", None),
+    ("energydiff", "Table VII"): TableSource("WPuQ transformer-level PV", {"kind": "pv"}),
     ("unified", "Table II"): TableSource("CER + LCL daily profiles (30 min)", {}),
 }
 
@@ -223,7 +223,8 @@ def published_for(published: pd.DataFrame, dataset: str, **options) -> pd.DataFr
     are both ``wpuq``); a run's rows carry only the name, so :func:`compare` needs the published rows narrowed
     to the matching table first. Options not given take the loader's defaults, e.g.
     ``published_for(p, "wpuq", kind="heatpump")`` keeps EnergyDiff's Table II and drops Tables VI and VII,
-    and ``published_for(p, "wpuq")`` (households, the loader default) drops all three. A table with no
+    ``published_for(p, "wpuq", kind="pv")`` keeps only Table VII, and ``published_for(p, "wpuq")``
+    (households, the loader default) drops all three. A table with no
     meterbench loader setting (:data:`TABLE_SOURCES` entry None) is dropped; rows of other datasets and
     tables without a :data:`TABLE_SOURCES` entry are kept.
 

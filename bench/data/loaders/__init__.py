@@ -75,11 +75,11 @@ DATASETS: dict[str, DatasetInfo] = {
             options="households, allocation (CSV with ID,Code)"),
         DatasetInfo(
             name="wpuq",
-            description="WPuQ Hamelin single-family houses: household, heat-pump or substation power",
+            description="WPuQ Hamelin single-family houses: household, heat-pump, substation or its PV power",
             resolution=1, loader=load_wpuq,
             files="{year}_data_{1min,15min,60min}.hdf5 from Zenodo record 5642902",
             license="CC BY 4.0; Schlemminger et al., Scientific Data 9 (2022)",
-            options="kind (household|heatpump|transformer), resolution (1|15|60), year, households"),
+            options="kind (household|heatpump|transformer|pv), resolution (1|15|60), year, households"),
         DatasetInfo(
             name="cossmic",
             description="CoSSMic households and businesses in Konstanz (OPSD household_data, cumulative kWh)",
