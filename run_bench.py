@@ -5,7 +5,8 @@
     python run_bench.py --dataset lcl --data-dir ../shared/data/lcl_sample --resolution 30
     python run_bench.py --suite quick --models gmm,t-copula --seeds 0,1
     python run_bench.py list models|datasets|tasks|suites
-    python run_bench.py report results/quick     # rebuild tables and plots from the cache alone
+    python run_bench.py report                   # rebuild every run in results/ (tables, plots, HTML) from the cache
+    python run_bench.py report results/quick     # ... or one run
     python run_bench.py --executor process --workers 4                     # jobs in 4 local processes
     python run_bench.py --executor submitit --slurm partition=gpu --slurm gpus_per_node=1 --device cuda
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -58,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "timeout_min=240, cpus_per_task=8 (repeatable)")
     lst = sub.add_parser("list", help="list models, datasets, tasks or suites")
     lst.add_argument("what", choices=("models", "datasets", "tasks", "suites"))
-    rep = sub.add_parser("report", help="rebuild a run's tables and plots from the cache")
-    rep.add_argument("run_dir", help="a run directory (holding config.json)")
+    rep = sub.add_parser("report", help="rebuild runs' tables, plots and HTML reports from the cache")
+    rep.add_argument("run_dir", nargs="?", help="a run directory (holding config.json); default: every run "
+                     "directory under --results, then its overview page (README.md, index.html)")
+    rep.add_argument("--results", default=str(DEFAULT_RESULTS), help="results folder (default results/)")
     rep.add_argument("--cache", default=str(DEFAULT_RESULTS / "cache"), help="cell cache directory")
     return parser
 
@@ -129,6 +133,10 @@ def cmd_run(args, argv: list[str]) -> int:
     except JobsFailedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if out_dir.resolve().parent == DEFAULT_RESULTS.resolve():
+        from bench.report.index import write_index
+
+        write_index(DEFAULT_RESULTS)  # the overview page lists this run too
     print((out_dir / "tables.md").read_text())
     print(f"{summary.computed} cells computed, {summary.cached} from cache, {summary.seconds:.1f} s; "
           f"results in {out_dir}")
@@ -136,17 +144,44 @@ def cmd_run(args, argv: list[str]) -> int:
 
 
 def cmd_report(args) -> int:
+    """Re-render one run directory, or every run directory of the results folder plus its overview page. A run
+    whose cells are not all in the cache is left as it is, with the command that recomputes it."""
     from bench.cache import CellCache
-    from bench.render import render_run
+    from bench.render import missing_cells, render_run
+    from bench.report.index import run_directories, write_index
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").is_file():
-        print(f"error: {run_dir} holds no config.json; give a run directory written by `run_bench.py run`",
-              file=sys.stderr)
-        return 2
-    render_run(run_dir, CellCache(args.cache))
-    print((run_dir / "tables.md").read_text())
-    return 0
+    cache = CellCache(args.cache)
+    if args.run_dir is not None:
+        run_dirs = [Path(args.run_dir)]
+        if not (run_dirs[0] / "config.json").is_file():
+            print(f"error: {run_dirs[0]} holds no config.json; give a run directory written by `run_bench.py run`",
+                  file=sys.stderr)
+            return 2
+    else:
+        run_dirs = run_directories(args.results)
+        if not run_dirs:
+            print(f"error: no run directory (a folder with config.json) under {args.results}", file=sys.stderr)
+            return 2
+    incomplete = 0
+    for run_dir in run_dirs:
+        config = json.loads((run_dir / "config.json").read_text())
+        missing = missing_cells(config, cache)
+        if missing:
+            incomplete += 1
+            print(f"error: {run_dir}: {len(missing)} of {len(config['cells'])} cells are not in the cache "
+                  f"{cache.root}, so it was left unchanged; recompute them (cached cells are reused) with\n"
+                  f"    {config.get('command') or 'python run_bench.py --suite ' + config['suite']['name']}",
+                  file=sys.stderr)
+            continue
+        render_run(run_dir, cache)
+        if args.run_dir is not None:
+            print((run_dir / "tables.md").read_text())
+        else:
+            print(f"{run_dir}: {len(config['cells'])} cells from the cache -> tables.md, report.html")
+    if args.run_dir is None:
+        md, page = write_index(args.results)
+        print(f"overview: {md}, {page}")
+    return 1 if incomplete else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,11 @@ def task_directions(task: str, base: dict[str, str]) -> dict[str, str]:
             **{m: "none" for m in getattr(module, "UNRANKED_METRICS", ())}}
 
 
+def missing_cells(config: dict, cache: CellCache) -> list[dict]:
+    """The cells of a run's ``config`` that have a cache key but no finished entry in ``cache``."""
+    return [cell for cell in config["cells"] if cell.get("key") is not None and not cache.has(cell["key"])]
+
+
 def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     """Rebuild ``results.csv``, the tables and the plots of ``run_dir`` from its ``config.json`` and the cache.
 
@@ -64,6 +69,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]
     tex = []
+    task_tables = {}
     for task, task_rows in rows.groupby("task", sort=False):
         directions = task_directions(task, base_directions)
         metrics = list(dict.fromkeys(task_rows["metric"]))
@@ -75,6 +81,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
             keys = np.column_stack([task_rows[c].map(order[c]).to_numpy() for c in index])
             task_rows = task_rows.iloc[np.lexsort(keys.T[::-1])]
         table = tables.summary_table(task_rows, directions, metrics=metrics, index=index)
+        task_tables[task] = table
         caption = f"Task `{task}`"
         for word in ("lower", "higher"):
             named = [m for m in metrics if directions[m] == word]
@@ -90,19 +97,36 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
             md += [f"### {task} in the paper's layout", "", tables.to_markdown(wide_table, wide_caption), ""]
             tex.append(tables.to_latex(wide_table, wide_caption))
             tables.to_csv(wide_table, run_dir / f"table_{task}_paper.csv")
+    if task_tables:
+        summary = tables.rank_summary(task_tables)
+        summary.to_csv(run_dir / "rank_summary.csv")
+        md += ["## rank summary", "", tables.rank_summary_markdown(summary), ""]
     comparison = published_comparison(config, rows)
     if not comparison.empty:
         from bench.report.published import comparison_markdown
 
+        from bench.report.agreement import agreement_markdown, rank_agreement
+
         comparison.to_csv(run_dir / "comparison.csv", index=False)
-        md += ["## compared with the papers' published numbers", "", comparison_markdown(comparison), ""]
+        agreement = rank_agreement(comparison, base_directions)
+        agreement.to_csv(run_dir / "agreement.csv", index=False)
+        md += ["## compared with the papers' published numbers", "", comparison_markdown(comparison), "",
+               "### model order: ours vs the paper's", "", agreement_markdown(agreement), ""]
     diagnostics = diagnostics_frame(config["cells"], cache)
     if not diagnostics.empty:
         diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
         md += ["## model diagnostics", "", *diagnostics_markdown(diagnostics), ""]
+    figures = _render_plots(config["cells"], cache, run_dir / "plots", plots)
+    if figures:
+        md += ["## figures", ""]
+        for heading, items in figures:
+            md += [f"### {heading}", ""]
+            md += [f"![{caption}]({path.relative_to(run_dir).as_posix()})\n\n*{caption}*\n" for caption, path in items]
     (run_dir / "tables.md").write_text("\n".join(md))
     (run_dir / "tables.tex").write_text("\n\n".join(tex))
-    _render_plots(config["cells"], cache, run_dir / "plots", plots)
+    from bench.report.html import write_html
+
+    write_html("\n".join(md), run_dir / "report.html", title=f"meterbench: suite {config['suite']['name']}")
     return rows
 
 
@@ -187,23 +211,34 @@ def diagnostics_markdown(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> None:
-    """Sample curves, marginal histograms and correlation heatmaps per (dataset, resolution), first seed."""
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    groups: dict = {}
+def _generation_groups(cells: list[dict]) -> dict[tuple, list[dict]]:
+    """Cached generation cells per (dataset, resolution), of the first seed listed for that pair."""
+    groups: dict[tuple, dict] = {}
     for cell in cells:
         if cell["task"] != "generation" or cell["key"] is None:
             continue
         group = groups.setdefault((cell["dataset"], cell["resolution"]), {"seed": cell["seed"], "cells": []})
         if cell["seed"] == group["seed"]:
             group["cells"].append(cell)
-    for (dataset, resolution), group in groups.items():
-        real = cache.load_array(group["cells"][0]["real_array"])
+    return {key: group["cells"] for key, group in groups.items()}
+
+
+def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> list[tuple[str, list]]:
+    """Per (dataset, resolution) of the generation task, first seed: sample curves, marginal histograms,
+    correlation heatmaps, a 2-D PCA embedding of real vs generated profiles (and a UMAP one when umap-learn is
+    installed) and, for every model scored before and after a post-processing step (``m`` and ``m+C``), a
+    before/after calibration figure. Returns ``[(heading, [(caption, path), ...]), ...]`` for the report."""
+    from bench.postprocess import split_model_name
+
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for (dataset, resolution), group in _generation_groups(cells).items():
+        real = cache.load_array(group[0]["real_array"])
         if real is None:
             continue
         generated: dict[str, np.ndarray | None] = {}
         failures: dict[str, str] = {}
-        for cell in group["cells"]:
+        for cell in group:
             result = cache.load(cell["key"])
             samples = cache.load_samples(cell["key"])
             # cached samples are in the model's scaled space; show kW like the real profiles
@@ -211,9 +246,33 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
             if samples is None:
                 failures[cell["model"]] = result["note"] or "no samples"
         stem = plot_dir / f"{dataset}-{resolution}min"
-        title = f"{dataset}, {resolution}-minute daily profiles (kW)"
-        plots.plot_samples(real, generated, f"{stem}-samples.png", resolution=resolution, title=title,
-                           failures=failures)
-        plots.plot_marginal_histograms(real, generated, f"{stem}-histograms.png", failures=failures)
-        plots.plot_covariance(real, generated, f"{stem}-correlation.png", resolution=resolution,
-                              failures=failures)
+        where = f"{dataset}, {resolution}-minute daily profiles"
+        items = [
+            (f"{where}: 100 real and generated profiles per model (kW)",
+             plots.plot_samples(real, generated, f"{stem}-samples.png", resolution=resolution,
+                                title=f"{where} (kW)", failures=failures)),
+            (f"{where}: pooled marginal distribution, generated over real",
+             plots.plot_marginal_histograms(real, generated, f"{stem}-histograms.png", failures=failures)),
+            (f"{where}: Pearson correlation between time steps",
+             plots.plot_covariance(real, generated, f"{stem}-correlation.png", resolution=resolution,
+                                   failures=failures)),
+            (f"{where}: 2-D PCA embedding (fitted on the real test profiles) of real and generated profiles",
+             plots.plot_embedding(real, generated, f"{stem}-pca.png", method="pca", failures=failures,
+                                  title=f"{where}: PCA of real (grey) and generated (blue) profiles")),
+        ]
+        if plots.umap_available():
+            items.append((f"{where}: 2-D UMAP embedding (fitted on the real test profiles)",
+                          plots.plot_embedding(real, generated, f"{stem}-umap.png", method="umap",
+                                               failures=failures,
+                                               title=f"{where}: UMAP of real (grey) and generated (blue)")))
+        for name, after in generated.items():
+            base, suffixes = split_model_name(name)
+            before = generated.get(base)
+            if not suffixes or before is None or after is None:
+                continue
+            items.append((f"{where}: `{base}` before and after {'+'.join(suffixes)} (marginal calibration)",
+                          plots.plot_calibration(real, before, after, f"{stem}-calibration-{base}.png",
+                                                 resolution=resolution, model=base,
+                                                 title=f"{where}: {base} before / after +{'+'.join(suffixes)}")))
+        figures.append((f"{dataset} @ {resolution} min", items))
+    return figures

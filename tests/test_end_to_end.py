@@ -47,6 +47,29 @@ def test_run_then_cached_rerun_then_report(lcl_sample_dir, tmp_path, capsys):
     (run / "tables.md").unlink()
     assert run_bench.main(["report", str(run), "--cache", str(tmp_path / "cache")]) == 0
     assert (run / "tables.md").read_text() == table
+    for name in ("report.html", "rank_summary.csv", "plots/lcl-60min-pca.png"):
+        assert (run / name).is_file(), name
+    assert "## rank summary" in table and "![lcl, 60-minute" in table
+    page = (run / "report.html").read_text()
+    assert page.count("<table>") >= 2 and 'src="plots/lcl-60min-pca.png"' in page
+
+    # no run directory: every run under --results, then the overview page
+    assert run_bench.main(["report", "--results", str(tmp_path), "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert f"{run}: 4 cells from the cache" in out
+    assert (run / "tables.md").read_text() == table
+    overview = (tmp_path / "README.md").read_text()
+    assert "| `run` " in overview and "[html](run/report.html)" in overview and "--households 8" in overview
+    assert (tmp_path / "index.html").is_file()
+
+    # a run whose cells left the cache is reported with the command that recomputes it, and left unchanged
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache" / "cells")
+    assert run_bench.main(["report", "--results", str(tmp_path), "--cache", str(tmp_path / "cache")]) == 1
+    err = capsys.readouterr().err
+    assert "4 of 4 cells are not in the cache" in err and "python run_bench.py --dataset lcl" in err
+    assert (run / "tables.md").read_text() == table
 
 
 def test_interrupted_run_resumes_from_cache(lcl_sample_dir, tmp_path, monkeypatch):

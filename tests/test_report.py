@@ -314,3 +314,59 @@ def test_run_rendering_sets_results_beside_the_published_numbers():
     assert frame["diff"].iloc[0] == pytest.approx(0.3 - 0.2443)
     # without the dataset pairing nothing matches (the paper's data are CER + LCL, not LCL alone)
     assert published_comparison({"suite": {"datasets": [{"name": "lcl"}]}}, rows).empty
+
+
+def test_rank_summary_normalises_ranks_by_hand(table):
+    # task 1 (the CELLS table): res 15 ranks three models ((r - 1) / 2), res 60 two (r - 1); B is n/a at 60
+    # A: 0, .25, .5, .5, .5 | 1, 0, .5, 0, 1 -> 4.25 / 10;  B: .5, .25, 0, 0, 0 -> 0.75 / 5;  C: 1 x5 | 0, 1, .5, 1, 0
+    norm = tables.normalised_ranks(table)
+    assert norm.loc[("toy", 60, "A")].tolist() == [1.0, 0.0, 0.5, 0.0, 1.0]
+    assert norm.loc[("toy", 60, "B")].isna().all()
+    # task 2: only A and C at res 15, C failed everywhere -> A 0, C 1
+    two = _rows({k: v for k, v in CELLS.items() if k in {(15, "A"), (15, "C")}})
+    summary = tables.rank_summary({"one": table, "two": tables.summary_table(two, DIRECTIONS)})
+    assert list(summary.index) == ["A", "B", "C"]
+    assert summary.loc["A", "one"] == pytest.approx(0.425)
+    assert summary.loc["B", "one"] == pytest.approx(0.15)
+    assert summary.loc["C", "one"] == pytest.approx(0.75)
+    assert math.isnan(summary.loc["B", "two"])
+    assert summary["overall"].tolist() == pytest.approx([(0.425 + 0) / 2, 0.15, (0.75 + 1) / 2])
+    assert summary["best"].tolist() == [5 + 5, 4, 3]
+    assert summary["ranked"].tolist() == [10 + 5, 5, 10 + 5]
+    text = tables.rank_summary_markdown(summary)
+    assert "| **B** " in text and "| A " in text
+
+
+def test_html_report_keeps_tables_bold_and_figures(tmp_path):
+    from bench.report.html import write_html
+
+    text = "# title\n\n| model | MMD ↓ |\n|---|---|\n| A | **0.1 ± 0.01** |\n\n![a figure](plots/x.png)\n"
+    page = write_html(text, tmp_path / "r.html", title="t <1>").read_text()
+    assert "<table>" in page and "<strong>0.1 ± 0.01</strong>" in page
+    assert '<img alt="a figure" src="plots/x.png"' in page
+    assert "<title>t &lt;1&gt;</title>" in page
+
+
+def test_rank_agreement_by_hand():
+    from bench.report.agreement import agreement_markdown, rank_agreement
+
+    def line(model, metric, ours, paper, resolution=30, status="ok"):
+        return {"source": "energydiff", "table": "Table III", "dataset": "lcl", "resolution": resolution,
+                "setting": "", "model": model, "metric": metric, "ours": ours, "paper": paper, "status": status}
+
+    frame = pd.DataFrame([
+        # GFD: same order (a < b < c) on both sides -> tau 1, same best a
+        line("a", "GFD", 0.1, 0.01), line("b", "GFD", 0.2, 0.02), line("c", "GFD", 0.9, 0.03),
+        # KS: reversed -> tau -1, our best c, the paper's a
+        line("a", "KS", 0.3, 0.1), line("b", "KS", 0.2, 0.2), line("c", "KS", 0.1, 0.3),
+        # one swap of three pairs: tau = (2 - 1) / 3; a failed model is left out of the group
+        line("a", "KL", 0.1, 0.1, 60), line("b", "KL", 0.3, 0.2, 60), line("c", "KL", 0.2, 0.3, 60),
+        line("d", "KL", float("nan"), 0.05, 60, status="failed"),
+    ])
+    out = rank_agreement(frame, {"GFD": "lower", "KS": "lower", "KL": "lower"}).set_index("metric")
+    assert out.loc["GFD", "kendall_tau"] == pytest.approx(1.0) and out.loc["GFD", "same_best"] == 1.0
+    assert out.loc["KS", "kendall_tau"] == pytest.approx(-1.0) and out.loc["KS", "same_best"] == 0.0
+    assert (out.loc["KS", "ours_best"], out.loc["KS", "paper_best"]) == ("c", "a")
+    assert out.loc["KL", "kendall_tau"] == pytest.approx(1 / 3) and out.loc["KL", "n_models"] == 3
+    text = agreement_markdown(out.reset_index())
+    assert "same best model in 2 of 3" in text and "+0.33" in text

@@ -1,4 +1,5 @@
-"""Figures comparing real and generated profiles: sample curves, pooled marginal histograms, correlation maps.
+"""Figures comparing real and generated profiles: sample curves, pooled marginal histograms, correlation maps,
+2-D embeddings fitted on the real profiles, and the effect of marginal calibration on one model.
 
 Every function draws on a fresh :class:`matplotlib.figure.Figure` with an Agg canvas (never ``pyplot``, so
 no window opens and no global figure stays registered), writes a PNG to ``path`` (creating its folder),
@@ -202,4 +203,294 @@ def plot_covariance(real: np.ndarray, generated: Mapping[str, np.ndarray | None]
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="correlation")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------- 2-D embeddings
+
+EMBEDDING_METHODS = ("pca", "umap")
+
+
+def subsample_rows(values: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """At most ``max_points`` rows of ``values``, drawn without replacement by a generator seeded with ``seed``
+    alone and kept in their original order; all rows (the same array) when there are not more than that.
+
+    Every array gets its own generator from the same seed, so an array's subsample depends only on the seed
+    and its row count, not on which other models are plotted beside it.
+    """
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
+    if len(values) <= max_points:
+        return values
+    pick = np.random.default_rng(seed).choice(len(values), max_points, replace=False)
+    return values[np.sort(pick)]
+
+
+def _require_finite(values: np.ndarray, name: str) -> None:
+    bad = int((~np.isfinite(values).all(axis=1)).sum())
+    if bad:
+        raise ValueError(f"{name}: {bad} of {len(values)} profiles hold non-finite values; "
+                         "drop or fill them before embedding")
+
+
+class PcaMap:
+    """The first two principal axes of a set of profiles, fitted once and applied to any profiles of the same
+    length (``transform``). Attributes: ``mean [T]``, ``components [2, T]`` (orthonormal rows, each with its
+    largest-magnitude loading positive so that repeated fits draw the same picture) and ``explained [2]``,
+    the fractions of the total variance the two axes carry."""
+
+    def __init__(self, profiles: np.ndarray, name: str = REAL) -> None:
+        x = np.asarray(profiles, dtype=float)
+        if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+            raise ValueError(f"{name}: PCA needs at least 2 profiles of at least 2 steps, got shape {x.shape}")
+        _require_finite(x, name)
+        self.mean = x.mean(axis=0)
+        _, singular, vt = np.linalg.svd(x - self.mean, full_matrices=False)
+        components = vt[:2]
+        # SVD fixes each axis only up to sign: pin it so that the picture does not flip between runs
+        largest = np.abs(components).argmax(axis=1)
+        signs = np.sign(components[np.arange(2), largest])
+        self.components = components * signs[:, None]
+        total = float((singular ** 2).sum())
+        self.explained = (singular[:2] ** 2 / total) if total > 0 else np.zeros(2)
+
+    def transform(self, profiles: np.ndarray) -> np.ndarray:
+        """Coordinates ``[n, 2]`` of ``profiles [n, T]`` on the fitted axes: ``(x - mean) @ components.T``."""
+        return (np.asarray(profiles, dtype=float) - self.mean) @ self.components.T
+
+    def labels(self) -> tuple[str, str]:
+        """Axis labels naming each component and its share of the real variance, e.g. ``PC1 (62.3 % var.)``."""
+        return tuple(f"PC{k + 1} ({100 * share:.1f} % var.)" for k, share in enumerate(self.explained))
+
+
+def _import_umap():
+    try:
+        import umap
+    except ImportError as err:
+        raise ImportError("the UMAP embedding needs the package umap-learn: pip install umap-learn") from err
+    return umap
+
+
+def umap_available() -> bool:
+    """Whether ``umap-learn`` can be imported, i.e. whether ``method="umap"`` works here."""
+    try:
+        _import_umap()
+    except ImportError:
+        return False
+    return True
+
+
+def _umap_embed(real: np.ndarray, others: Mapping[str, np.ndarray], seed: int
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    umap = _import_umap()
+    # the default 15 neighbours cannot be met by a tiny real set; a seeded UMAP runs on one thread anyway, and
+    # saying so avoids its warning about overriding n_jobs
+    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, len(real) - 1)), random_state=seed, n_jobs=1)
+    real_xy = np.asarray(reducer.fit_transform(real), dtype=float)
+    return real_xy, {name: np.asarray(reducer.transform(arr), dtype=float) for name, arr in others.items()}
+
+
+def embed_2d(real: np.ndarray, others: Mapping[str, np.ndarray], method: str = "pca", seed: int = 0,
+             max_points: int = 2000) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[str, str]]:
+    """Map profiles to 2-D with a map fitted on the real profiles only, so that every model lands in the
+    real data's coordinate system (a map fitted per model, or on everything pooled, would move the axes with
+    the model and make panels incomparable).
+
+    Each array is first cut to at most ``max_points`` rows (:func:`subsample_rows`, seeded with ``seed``), so
+    that 1-minute data stay fast. ``method="pca"``: the two leading principal axes of the centred real
+    profiles (:class:`PcaMap`). ``method="umap"``: ``umap.UMAP`` fitted on the real profiles with
+    ``random_state=seed``, the others placed with its ``transform``.
+
+    Returns:
+        real coordinates ``[n_real, 2]``, each model's coordinates ``[n_model, 2]`` by name, and the labels of
+        the two axes.
+
+    Raises:
+        ValueError: an array is not 2-D, its length differs from the real one, or a row holds a non-finite
+            value (the message names the array); an unknown ``method``.
+        ImportError: ``method="umap"`` without ``umap-learn`` installed.
+    """
+    if method not in EMBEDDING_METHODS:
+        raise ValueError(f"method must be one of {EMBEDDING_METHODS}, got {method!r}")
+    real = _as_profiles(real, REAL)
+    _require_finite(real, REAL)
+    checked = {}
+    for name, arr in others.items():
+        label = f"model {name!r}"
+        checked[name] = _as_profiles(arr, label, real.shape[1])
+        _require_finite(checked[name], label)
+    real = subsample_rows(real, max_points, seed)
+    checked = {name: subsample_rows(arr, max_points, seed) for name, arr in checked.items()}
+    if method == "umap":
+        real_xy, others_xy = _umap_embed(real, checked, seed)
+        return real_xy, others_xy, ("UMAP 1", "UMAP 2")
+    pca = PcaMap(real)
+    return pca.transform(real), {name: pca.transform(arr) for name, arr in checked.items()}, pca.labels()
+
+
+def _shared_limits(coords: list[np.ndarray]) -> tuple[tuple[float, float], tuple[float, float]]:
+    points = np.concatenate(coords)
+    points = points[np.isfinite(points).all(axis=1)]
+    limits = []
+    for axis in range(2):
+        low, high = (float(points[:, axis].min()), float(points[:, axis].max())) if len(points) else (0.0, 1.0)
+        pad = 0.05 * (high - low) or 0.5
+        limits.append((low - pad, high + pad))
+    return limits[0], limits[1]
+
+
+def plot_embedding(real: np.ndarray, generated: Mapping[str, np.ndarray | None], path: str | Path,
+                   method: str = "pca", failures: Mapping[str, str] | None = None, max_points: int = 2000,
+                   seed: int = 0, title: str | None = None) -> Path:
+    """One panel per model: its samples (blue) over the real profiles (grey) in a 2-D map fitted on the real
+    profiles only (:func:`embed_2d`), every panel on the same axis limits. Without models, a single panel
+    shows the real profiles.
+
+    A model's samples with non-finite values lose those rows (the panel title counts them) rather than
+    breaking the whole figure; a model left with none gets the failed panel. Real profiles with non-finite
+    values are a ``ValueError``: the map is fitted on them.
+    """
+    real, models = _inputs(real, generated)
+    usable, dropped, reasons = {}, {}, {}
+    for name, arr in models.items():
+        if arr is None:
+            reasons[name] = _reason(failures, name)
+            continue
+        keep = np.isfinite(arr).all(axis=1)
+        if not keep.any():
+            reasons[name] = "no sample without non-finite values"
+            continue
+        usable[name], dropped[name] = arr[keep], int((~keep).sum())
+    real_xy, model_xy, (xlabel, ylabel) = embed_2d(real, usable, method, seed, max_points)
+    xlim, ylim = _shared_limits([real_xy, *model_xy.values()])
+    names = list(models) or [REAL]
+    fig, axes = _figure(len(names), (3.8, 3.4))
+    for ax, name in zip(axes, names):
+        if name in reasons:
+            _failed_panel(ax, name, reasons[name])
+            continue
+        ax.scatter(real_xy[:, 0], real_xy[:, 1], s=3, color=_REAL_COLOUR, alpha=0.3, linewidths=0, label=REAL)
+        heading = f"{REAL} ({len(real_xy)} of {len(real)})"
+        if name != REAL:
+            xy = model_xy[name]
+            ax.scatter(xy[:, 0], xy[:, 1], s=3, color=_MODEL_COLOUR, alpha=0.5, linewidths=0, label=name)
+            heading = f"{name} ({len(xy)} of {len(models[name])}"
+            heading += f", {dropped[name]} non-finite dropped)" if dropped[name] else ")"
+            ax.legend(fontsize="small", markerscale=3)
+        ax.set_title(heading, fontsize="medium")
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    fig.suptitle(title or f"{method.upper()} map fitted on the real profiles")
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ marginal calibration
+
+_BEFORE_COLOUR = "tab:orange"
+
+
+def per_step_ks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two-sample Kolmogorov-Smirnov statistic between ``a[:, t]`` and ``b[:, t]`` for every step ``t``.
+
+    ``a [n, T]`` and ``b [m, T]`` must be finite. Equal to ``scipy.stats.ks_2samp(a[:, t], b[:, t]).statistic``
+    column by column, computed for all columns at once: sort both samples together, walk up the pooled order
+    adding ``m`` for a value of ``a`` and subtracting ``n`` for one of ``b`` (integers, so no rounding builds
+    up), and read ``|n m (F_a - F_b)|`` only at the last of tied values, where both ECDFs are defined.
+    """
+    a = _as_profiles(a, "a")
+    b = _as_profiles(b, "b", a.shape[1])
+    for name, arr in (("a", a), ("b", b)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: the KS statistic needs finite values")
+    n, m = len(a), len(b)
+    # one row per step, contiguous: sorting along rows is several times faster than down strided columns
+    pooled = np.ascontiguousarray(np.concatenate([a, b]).T)
+    # the order within ties does not matter (only the last of each tie is read), so no stable sort is needed
+    order = np.argsort(pooled, axis=1)
+    values = np.take_along_axis(pooled, order, axis=1)
+    gap = np.abs(np.cumsum(np.where(order < n, m, -n), axis=1, dtype=np.int64))
+    last_of_ties = np.ones(values.shape, dtype=bool)
+    last_of_ties[:, :-1] = values[:, 1:] != values[:, :-1]
+    return np.where(last_of_ties, gap, 0).max(axis=1) / (n * m)
+
+
+def _calibration_inputs(real: object, before: object, after: object
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    real = _as_profiles(real, REAL)
+    before = _as_profiles(before, "before calibration", real.shape[1])
+    after = _as_profiles(after, "after calibration", real.shape[1])
+    for name, arr in ((REAL, real), ("before calibration", before), ("after calibration", after)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: profiles must be finite")
+    return real, before, after
+
+
+def _calibration_histograms(ax, real, before, after, bins: int) -> None:
+    low = min(real.min(), before.min(), after.min())
+    high = max(real.max(), before.max(), after.max())
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, bins + 1)
+    ax.hist(real.ravel(), bins=edges, density=True, color=_REAL_COLOUR, alpha=0.45, label=REAL)
+    ax.hist(before.ravel(), bins=edges, density=True, histtype="step", color=_BEFORE_COLOUR, ls="--", lw=1.2,
+            label="before")
+    ax.hist(after.ravel(), bins=edges, density=True, histtype="step", color=_MODEL_COLOUR, lw=1.2, label="after")
+    ax.set_title("pooled marginal (all steps)", fontsize="medium")
+    ax.set_xlabel("value")
+    ax.set_ylabel("density")
+    ax.legend(fontsize="small")
+
+
+def _calibration_quantiles(ax, hours, xlabel, real, before, after) -> None:
+    levels = [0.05, 0.5, 0.95]
+    real_q, before_q, after_q = (np.quantile(arr, levels, axis=0) for arr in (real, before, after))
+    ax.fill_between(hours, real_q[0], real_q[2], color=_REAL_COLOUR, alpha=0.3, lw=0, label=f"{REAL} 5-95 %")
+    ax.plot(hours, real_q[1], color=_REAL_COLOUR, lw=1.2, label=f"{REAL} median")
+    for q in before_q:
+        ax.plot(hours, q, color=_BEFORE_COLOUR, ls="--", lw=1.0)
+    for q in after_q:
+        ax.plot(hours, q, color=_MODEL_COLOUR, lw=1.0)
+    # one legend entry per curve family, not per quantile
+    ax.plot([], [], color=_BEFORE_COLOUR, ls="--", label="before 5/50/95 %")
+    ax.plot([], [], color=_MODEL_COLOUR, label="after 5/50/95 %")
+    ax.set_title("quantiles per step", fontsize="medium")
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize="x-small")
+
+
+def _calibration_ks(ax, hours, xlabel, ks_before, ks_after) -> None:
+    ax.plot(hours, ks_before, color=_BEFORE_COLOUR, ls="--", lw=1.2, label=f"before (mean {ks_before.mean():.3f})")
+    ax.plot(hours, ks_after, color=_MODEL_COLOUR, lw=1.2, label=f"after (mean {ks_after.mean():.3f})")
+    # zoomed to the data (a KS of 0.1 vs 0.01 matters), with a margin so that a zero line stays visible
+    top = min(1.0, 1.15 * max(float(ks_before.max()), float(ks_after.max()), 0.05))
+    ax.set_ylim(-0.03 * top, top)
+    ax.set_title("KS statistic against real, per step", fontsize="medium")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("KS")
+    ax.legend(fontsize="small")
+
+
+def plot_calibration(real: np.ndarray, before: np.ndarray, after: np.ndarray, path: str | Path,
+                     resolution: float | None = None, model: str = "model", title: str | None = None,
+                     bins: int = 100) -> Path:
+    """How marginal calibration (per-step quantile mapping onto the real ECDF, ``bench.calibration``) changed
+    one model's samples. Three panels: (a) pooled density histograms of real, before and after on shared
+    bins; (b) the 5 %, 50 % and 95 % quantiles per time step of real (grey band and median), before (dashed)
+    and after (solid); (c) the per-step KS statistic against the real column (:func:`per_step_ks`) before and
+    after. All arrays are finite ``[n, T]`` with the same ``T`` (row counts may differ); x in hours as in
+    :func:`plot_samples`.
+    """
+    real, before, after = _calibration_inputs(real, before, after)
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    hours, xlabel = _hours(real.shape[1], resolution)
+    fig, axes = _figure(3, (4.2, 3.3))
+    _calibration_histograms(axes[0], real, before, after, bins)
+    _calibration_quantiles(axes[1], hours, xlabel, real, before, after)
+    _calibration_ks(axes[2], hours, xlabel, per_step_ks(before, real), per_step_ks(after, real))
+    for ax in axes[1:]:
+        ax.set_xlim(hours[0], hours[-1] if len(hours) > 1 else hours[0] + 1)
+    fig.suptitle(title or f"Marginal calibration of {model}")
     return _save(fig, path)

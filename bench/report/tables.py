@@ -484,3 +484,66 @@ def to_csv(table: TableData, path: str | Path) -> Path:
         frame[f"{metric}_status"] = table.status[metric].to_numpy()
     frame.to_csv(path, index=False)
     return path
+
+
+# ----------------------------------------------------------------------------------------------------------
+# across tables
+
+
+def normalised_ranks(table: TableData) -> pd.DataFrame:
+    """Each rank of ``table`` mapped to [0, 1] within its (group, metric): ``(rank - 1) / (n - 1)`` with ``n`` the
+    number of ranked cells there (0 = best, 1 = worst; NaN where unranked or where only one cell is ranked), so
+    that groups of different sizes (9 models here, 3 there) weigh alike."""
+    ranks = table.ranks
+    levels = table.group_levels
+    if levels:
+        counts = ranks.notna().groupby(level=levels, sort=False).transform("sum")
+    else:
+        counts = pd.DataFrame(np.broadcast_to(ranks.notna().sum().to_numpy(), ranks.shape), index=ranks.index,
+                              columns=ranks.columns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (ranks - 1) / (counts - 1)
+    return out.where(counts > 1)
+
+
+def rank_summary(tables_by_task: dict[str, TableData]) -> pd.DataFrame:
+    """One row per model over several task tables: per task the mean rank of :func:`normalised_ranks` (0 = best
+    in every ranked cell, 1 = worst), then ``overall`` (the mean over the tasks where the model is ranked, so
+    each task weighs alike), ``best`` (how many cells carry its best flag), ``ranked`` (how many cells rank it).
+
+    Models keep their order of first appearance; ``overall`` sorts nothing, a reader sorts as they need.
+    """
+    per_task: dict[str, pd.Series] = {}
+    best: dict[str, pd.Series] = {}
+    ranked: dict[str, pd.Series] = {}
+    for task, table in tables_by_task.items():
+        norm = normalised_ranks(table)
+        model = norm.index.get_level_values("model")
+        per_task[task] = norm.stack().groupby(level="model", sort=False).mean() if norm.notna().any().any() \
+            else pd.Series(np.nan, index=pd.Index(dict.fromkeys(model), name="model"))
+        best[task] = table.best.astype(int).sum(axis=1).groupby(level="model", sort=False).sum()
+        ranked[task] = table.ranks.notna().sum(axis=1).groupby(level="model", sort=False).sum()
+    models = list(dict.fromkeys(m for s in [*per_task.values(), *ranked.values()] for m in s.index))
+    frame = pd.DataFrame({task: s.reindex(models) for task, s in per_task.items()}, index=pd.Index(models,
+                                                                                                name="model"))
+    frame["overall"] = frame.mean(axis=1, skipna=True)
+    frame["best"] = sum(s.reindex(models, fill_value=0) for s in best.values()).astype(int)
+    frame["ranked"] = sum(s.reindex(models, fill_value=0) for s in ranked.values()).astype(int)
+    return frame
+
+
+def rank_summary_markdown(summary: pd.DataFrame) -> str:
+    """The :func:`rank_summary` frame as a GitHub markdown table under a caption saying how to read it."""
+    tasks = [c for c in summary.columns if c not in ("overall", "best", "ranked")]
+    rows = [[str(model), *("–" if math.isnan(v) else f"{v:.2f}" for v in summary.loc[model, [*tasks, "overall"]]),
+             str(summary.loc[model, "best"]), str(summary.loc[model, "ranked"])] for model in summary.index]
+    best_overall = summary["overall"].min()
+    rows = [[f"**{r[0]}**" if summary.loc[m, "overall"] == best_overall else r[0], *r[1:]]
+            for r, m in zip(rows, summary.index)]
+    caption = ("Rank summary across metrics: per task, the mean normalised rank of each model over every ranked "
+               "cell of the task's table ((rank - 1) / (n - 1) within a dataset / resolution / setting group and "
+               "metric: 0 = best everywhere, 1 = worst); overall = mean over the tasks where the model is ranked; "
+               "best = cells where it is best; ranked = cells where it is ranked. Lowest overall in bold.")
+    grid = tabulate(rows, headers=["model", *tasks, "overall", "best", "ranked"], tablefmt="github",
+                    disable_numparse=True, colalign=("left",) + ("right",) * (len(tasks) + 3))
+    return f"{caption}\n\n{grid}\n"

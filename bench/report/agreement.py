@@ -1,0 +1,75 @@
+"""Do our results order the models as a paper's table does?
+
+Absolute numbers rarely carry over between setups (data size, split, model budget and estimator bias all move
+them), while the question a benchmark reader asks is usually "which model is better": whether meterbench
+reproduces a paper's ranking is the comparison that survives a different setup. For every published group
+(one table, dataset, resolution, setting and metric) with at least two models that both sides score, this
+module gives Kendall's tau-b between our values and the paper's, and whether both name the same best model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+from tabulate import tabulate
+
+GROUP = ("source", "table", "dataset", "resolution", "setting", "metric")
+
+
+def _best(values: pd.Series, direction: str) -> set:
+    target = values.min() if direction == "lower" else values.max()
+    return set(values.index[np.isclose(values.to_numpy(), target, rtol=1e-12, atol=0)])
+
+
+def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
+    """One row per group of :data:`GROUP` in ``comparison`` (the output of
+    :func:`bench.report.published.compare`) with ``n_models`` models scored ``ok`` by us and printed by the
+    paper, ``kendall_tau`` (tau-b of ours vs the paper's values; NaN under 2 models or when one side is constant)
+    and ``same_best`` (our best model is among the paper's best, ties included, by the metric's ``directions``
+    entry; NaN for unranked metrics)."""
+    if comparison.empty:
+        return pd.DataFrame(columns=[*GROUP, "n_models", "kendall_tau", "same_best", "ours_best", "paper_best"])
+    usable = comparison[(comparison["status"] == "ok") & np.isfinite(comparison["ours"].astype(float))
+                        & np.isfinite(comparison["paper"].astype(float))].copy()
+    usable["setting"] = usable["setting"].fillna("").astype(str)
+    records = []
+    for key, group in usable.groupby(list(GROUP), sort=False):
+        group = group.drop_duplicates("model")
+        ours = pd.Series(group["ours"].astype(float).to_numpy(), index=group["model"])
+        paper = pd.Series(group["paper"].astype(float).to_numpy(), index=group["model"])
+        tau = math.nan
+        if len(group) >= 2 and ours.nunique() > 1 and paper.nunique() > 1:
+            tau = float(kendalltau(ours.to_numpy(), paper.to_numpy()).statistic)
+        direction = directions.get(key[-1], "none")
+        same, ours_best, paper_best = math.nan, "", ""
+        if direction in ("lower", "higher") and len(group) >= 2:
+            ob, pb = _best(ours, direction), _best(paper, direction)
+            same = float(bool(ob & pb))
+            ours_best, paper_best = ", ".join(sorted(ob)), ", ".join(sorted(pb))
+        records.append({**dict(zip(GROUP, key)), "n_models": len(group), "kendall_tau": tau, "same_best": same,
+                        "ours_best": ours_best, "paper_best": paper_best})
+    return pd.DataFrame.from_records(records)
+
+
+def agreement_markdown(agreement: pd.DataFrame) -> str:
+    """A markdown table of :func:`rank_agreement`, one line per group, under a caption saying how to read it."""
+    caption = ("Do we order the models as the paper does? Per published table, resolution, setting and metric: "
+               "Kendall's tau-b between our values and the paper's over the models both score (1 = same order, "
+               "-1 = reversed, 0 = unrelated), and the best model on each side (ties: all).")
+    if agreement.empty:
+        return caption + "\n\nNo group has two models scored on both sides.\n"
+    rows = [[f"{r.source} {r.table}", r.dataset, str(r.resolution), r.setting, r.metric, str(r.n_models),
+             "–" if math.isnan(r.kendall_tau) else f"{r.kendall_tau:+.2f}", r.ours_best or "–",
+             r.paper_best or "–", "–" if math.isnan(r.same_best) else ("yes" if r.same_best else "no")]
+            for r in agreement.itertuples()]
+    taus = agreement["kendall_tau"].dropna()
+    same = agreement["same_best"].dropna()
+    summary = (f"Mean tau over {len(taus)} groups: {taus.mean():+.2f}; same best model in {int(same.sum())} of "
+               f"{len(same)}." if len(taus) else "")
+    grid = tabulate(rows, headers=["table", "dataset", "res. (min)", "setting", "metric", "models", "tau",
+                                   "our best", "paper's best", "same best"], tablefmt="github",
+                    disable_numparse=True)
+    return f"{caption} {summary}\n\n{grid}\n"
