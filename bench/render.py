@@ -103,14 +103,15 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         md += ["## rank summary", "", tables.rank_summary_markdown(summary), ""]
     comparison = published_comparison(config, rows)
     if not comparison.empty:
-        from bench.report.published import comparison_markdown
+        from bench.report.published import comparison_markdown, side_by_side_markdown
 
         from bench.report.agreement import agreement_markdown, rank_agreement
 
         comparison.to_csv(run_dir / "comparison.csv", index=False)
         agreement = rank_agreement(comparison, base_directions)
         agreement.to_csv(run_dir / "agreement.csv", index=False)
-        md += ["## compared with the papers' published numbers", "", comparison_markdown(comparison), "",
+        md += ["## compared with the papers' published numbers", "", "### side by side, in the papers' layout", "",
+               side_by_side_markdown(comparison), "", "### every number", "", comparison_markdown(comparison), "",
                "### model order: ours vs the paper's", "", agreement_markdown(agreement), ""]
     diagnostics = diagnostics_frame(config["cells"], cache)
     if not diagnostics.empty:

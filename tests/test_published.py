@@ -262,3 +262,23 @@ def test_markdown_has_one_line_per_number_and_a_caption(published):
     assert "not converged" in text and "1.1469" in text and "-12.8%" in text  # gmm: (1 - 1.1469) / 1.1469
     empty = comparison_markdown(frame.iloc[:0])
     assert "No published number matches" in empty
+
+
+def test_side_by_side_puts_ours_beside_the_paper_in_the_papers_layout():
+    from bench.report.published import COMPARE_COLUMNS, side_by_side_markdown
+
+    def line(model, metric, ours, paper, status="ok"):
+        row = dict.fromkeys(COMPARE_COLUMNS, "")
+        row.update(source="energydiff", table="Table III", task="generation", dataset="lcl", resolution=30,
+                   model=model, metric=metric, ours=ours, paper=paper, status=status,
+                   rel_diff=(ours - paper) / abs(paper) if status == "ok" else float("nan"))
+        return row
+
+    frame = pd.DataFrame([line("gmm", "GFD", 0.381, 0.0167), line("gmm", "KS", 0.2, 0.1),
+                          line("vae", "GFD", float("nan"), 0.1421, status="failed")])
+    text = side_by_side_markdown(frame)
+    rows = {r.split("|")[3].strip(): [c.strip() for c in r.strip("|").split("|")]
+            for r in text.splitlines() if r.startswith("| lcl")}
+    assert rows["gmm"][3:] == ["0.381 / 0.0167 (+2181.4%)", "0.200 / 0.1 (+100.0%)"]
+    assert rows["vae"][3:] == ["failed / 0.1421", ""]
+    assert "Table III" in text and "setting" not in text.splitlines()[2]

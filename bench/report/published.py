@@ -419,3 +419,43 @@ def comparison_markdown(frame: pd.DataFrame, digits: int = 4, note: str = "") ->
     grid = tabulate(escaped, headers=headers, tablefmt="github", disable_numparse=True,
                     colalign=("left",) * 7 + ("right",) * 4)
     return f"{caption}\n\n{grid}\n"
+
+
+def side_by_side_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """:func:`compare`'s output in the papers' layout: one markdown table per published table, a row per
+    (dataset, resolution, setting, model) as the paper orders them, a column per metric reading
+    ``ours / paper (rel. diff)`` (means only; the ± are in :func:`comparison_markdown`'s table)."""
+    from tabulate import tabulate
+
+    from bench.report.tables import format_value
+
+    missing = [c for c in COMPARE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame: missing column(s) {missing}; pass the output of compare()")
+    parts = []
+    for (source, table), group in frame.groupby(["source", "table"], sort=False):
+        metrics = list(dict.fromkeys(group["metric"]))
+        keys = ["dataset", "resolution", "setting", "model"]
+        with_setting = group["setting"].fillna("").astype(str).str.len().gt(0).any()
+        shown = keys if with_setting else [k for k in keys if k != "setting"]
+        lines = []
+        for key, rows in group.groupby(keys, sort=False):
+            by_metric = {r["metric"]: r for _, r in rows.iterrows()}
+            cells = []
+            for metric in metrics:
+                r = by_metric.get(metric)
+                if r is None:
+                    cells.append("")
+                    continue
+                ours = format_value(r["ours"], digits) if r["status"] == "ok" else r["status"]
+                paper = f"{r['paper']:.10g}" if math.isfinite(r["paper"]) else "–"
+                rel = f" ({_fmt_rel(r['rel_diff'])})" if math.isfinite(r["rel_diff"]) else ""
+                cells.append(f"{ours} / {paper}{rel}")
+            lines.append([str(v) for k, v in zip(keys, key) if k in shown] + cells)
+        headers = ["res. (min)" if k == "resolution" else k for k in shown] + metrics
+        grid = tabulate([[c.replace("|", "\\|") for c in line] for line in lines], headers=headers,
+                        tablefmt="github", disable_numparse=True,
+                        colalign=("left",) * len(shown) + ("right",) * len(metrics))
+        title = f"{PAPER_TITLES.get(source, source)}, {table}"
+        parts.append(f"{title}: each cell reads ours / paper (rel. diff = (ours - paper) / |paper|).\n\n{grid}\n")
+    return "\n".join(parts) if parts else "No published number matches these results.\n"
