@@ -124,7 +124,10 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
             md += [f"### {heading}", ""]
             md += [f"![{caption}]({path.relative_to(run_dir).as_posix()})\n\n*{caption}*\n" for caption, path in items]
     (run_dir / "tables.md").write_text("\n".join(md))
-    (run_dir / "tables.tex").write_text("\n\n".join(tex))
+    # the LaTeX tables travel into papers without tables.md: they carry the provenance as comments
+    header = "\n".join(f"% {line.removeprefix('- ')}" for line in _provenance_lines(config, environment))
+    (run_dir / "tables.tex").write_text(f"% meterbench results: suite {config['suite']['name']}\n{header}\n\n"
+                                        + "\n\n".join(tex))
     from bench.report.html import write_html
 
     write_html("\n".join(md), run_dir / "report.html", title=f"meterbench: suite {config['suite']['name']}")
