@@ -39,6 +39,20 @@ def _published(run_dir: Path) -> str:
     return f"{len(frame)} ({tables})" if len(frame) else "–"
 
 
+def _description(suite: dict) -> str:
+    """The suite's description, flagged when the run replaced the suite's datasets (``--dataset``), since the
+    description names the shipped data."""
+    from bench.suite import list_suites, load_suite
+
+    shipped_name = Path(suite.get("source") or suite["name"]).stem
+    text = f"`{shipped_name}`: {suite.get('description', '')}"
+    if shipped_name not in list_suites():
+        return text
+    shipped = [d.name for d in load_suite(shipped_name).datasets]
+    ran = [d["name"] for d in suite["datasets"]]
+    return text if shipped == ran else f"{text} Run here on other data (see data)."
+
+
 def index_markdown(results_dir: str | Path) -> str:
     """Markdown overview of every run directory in ``results_dir``: suite, profile, seeds, data, cells, the
     command that produced it, the leading model of its rank summary, its published comparisons, and links."""
@@ -51,7 +65,7 @@ def index_markdown(results_dir: str | Path) -> str:
                          for d in suite["datasets"])
         name = run_dir.name
         links = f"[tables]({name}/tables.md), [html]({name}/report.html)"
-        rows.append([f"`{name}`", suite.get("description", ""), suite["profile"], ", ".join(map(str, suite["seeds"])),
+        rows.append([f"`{name}`", _description(suite), suite["profile"], ", ".join(map(str, suite["seeds"])),
                      data, str(len(config["cells"])), f"`{config.get('command') or 'unknown'}`", _leader(run_dir),
                      _published(run_dir), links])
     grid = tabulate(rows, headers=["run", "suite", "profile", "seeds", "data", "cells", "command",
@@ -64,7 +78,17 @@ def index_markdown(results_dir: str | Path) -> str:
         "`tables.tex`, per-table CSVs, `config.json` (every cell with its cache key) and `environment.json` "
         "(commit, packages, hardware). `python run_bench.py report` rebuilds all of them, and this page, from "
         "the cell cache; the command in each line recomputes a run (cells already cached are reused).", "",
-        grid, ""])
+        grid, "", *_perf_lines(results_dir)])
+
+
+def _perf_lines(results_dir: Path) -> list[str]:
+    """A pointer to the speed and memory figures of ``python -m bench.perf``, when the folder holds them."""
+    found = sorted(p.relative_to(results_dir).as_posix() for p in results_dir.glob("perf/**/*.md"))
+    if not found:
+        return []
+    links = ", ".join(f"[{p}]({p})" for p in found)
+    return [f"Speed and memory of the deep models (training steps/s, samples/s, peak memory), measured by "
+            f"`python -m bench.perf`: {links}.", ""]
 
 
 def write_index(results_dir: str | Path) -> tuple[Path, Path]:
