@@ -60,6 +60,7 @@ def test_run_then_cached_rerun_then_report(lcl_sample_dir, tmp_path, capsys):
     assert (run / "tables.md").read_text() == table
     overview = (tmp_path / "README.md").read_text()
     assert "| `run` " in overview and "[html](run/report.html)" in overview and "--households 8" in overview
+    assert "`quick`: " in overview and "Run here on other data" in overview  # --dataset replaced the UCI data
     assert (tmp_path / "index.html").is_file()
 
     # a run whose cells left the cache is reported with the command that recomputes it, and left unchanged
