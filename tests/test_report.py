@@ -370,3 +370,14 @@ def test_rank_agreement_by_hand():
     assert out.loc["KL", "kendall_tau"] == pytest.approx(1 / 3) and out.loc["KL", "n_models"] == 3
     text = agreement_markdown(out.reset_index())
     assert "same best model in 2 of 3" in text and "+0.33" in text
+
+
+def test_rank_agreement_leaves_out_single_model_groups():
+    from bench.report.agreement import agreement_markdown, rank_agreement
+
+    frame = pd.DataFrame([{"source": "unified", "table": "Table II", "dataset": "lcl", "resolution": 30,
+                           "setting": "day-ahead", "model": "unified", "metric": "MAE", "ours": 0.27, "paper": 0.2,
+                           "status": "ok"}])
+    out = rank_agreement(frame, {"MAE": "lower"})
+    assert out.empty and "kendall_tau" in out.columns
+    assert "No group has two models" in agreement_markdown(out)

@@ -17,6 +17,7 @@ from scipy.stats import kendalltau
 from tabulate import tabulate
 
 GROUP = ("source", "table", "dataset", "resolution", "setting", "metric")
+COLUMNS = (*GROUP, "n_models", "kendall_tau", "same_best", "ours_best", "paper_best")
 
 
 def _best(values: pd.Series, direction: str) -> set:
@@ -26,32 +27,35 @@ def _best(values: pd.Series, direction: str) -> set:
 
 def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
     """One row per group of :data:`GROUP` in ``comparison`` (the output of
-    :func:`bench.report.published.compare`) with ``n_models`` models scored ``ok`` by us and printed by the
-    paper, ``kendall_tau`` (tau-b of ours vs the paper's values; NaN under 2 models or when one side is constant)
+    :func:`bench.report.published.compare`) with ``n_models`` >= 2 models scored ``ok`` by us and printed by the
+    paper (groups with fewer are left out), ``kendall_tau`` (tau-b of ours vs the paper's values; NaN when one
+    side is constant)
     and ``same_best`` (our best model is among the paper's best, ties included, by the metric's ``directions``
     entry; NaN for unranked metrics)."""
     if comparison.empty:
-        return pd.DataFrame(columns=[*GROUP, "n_models", "kendall_tau", "same_best", "ours_best", "paper_best"])
+        return pd.DataFrame(columns=list(COLUMNS))
     usable = comparison[(comparison["status"] == "ok") & np.isfinite(comparison["ours"].astype(float))
                         & np.isfinite(comparison["paper"].astype(float))].copy()
     usable["setting"] = usable["setting"].fillna("").astype(str)
     records = []
     for key, group in usable.groupby(list(GROUP), sort=False):
         group = group.drop_duplicates("model")
+        if len(group) < 2:  # one model has no order to compare
+            continue
         ours = pd.Series(group["ours"].astype(float).to_numpy(), index=group["model"])
         paper = pd.Series(group["paper"].astype(float).to_numpy(), index=group["model"])
         tau = math.nan
-        if len(group) >= 2 and ours.nunique() > 1 and paper.nunique() > 1:
+        if ours.nunique() > 1 and paper.nunique() > 1:
             tau = float(kendalltau(ours.to_numpy(), paper.to_numpy()).statistic)
         direction = directions.get(key[-1], "none")
         same, ours_best, paper_best = math.nan, "", ""
-        if direction in ("lower", "higher") and len(group) >= 2:
+        if direction in ("lower", "higher"):
             ob, pb = _best(ours, direction), _best(paper, direction)
             same = float(bool(ob & pb))
             ours_best, paper_best = ", ".join(sorted(ob)), ", ".join(sorted(pb))
         records.append({**dict(zip(GROUP, key)), "n_models": len(group), "kendall_tau": tau, "same_best": same,
                         "ours_best": ours_best, "paper_best": paper_best})
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records, columns=list(COLUMNS))
 
 
 def agreement_markdown(agreement: pd.DataFrame) -> str:
