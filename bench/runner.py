@@ -115,8 +115,10 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
     model_cfg = spec.config(suite.profile, overrides)
     base = {**descriptor, "model": base_name, "model_config": model_cfg,
             "code_version": code_version(spec.cls, task)}
-    key = _cell(base, (), spec, overrides, task, data, cfg, cache, use_cache, counts,
-                device=device, progress=progress, log=log)
+    # a post-processed cell (``energydiff+C``) needs its base cell's samples; the base is counted only when the
+    # suite lists it as a cell of its own, so that the counts add up to the number of cells
+    key = _cell(base, (), spec, overrides, task, data, cfg, cache, use_cache,
+                {"computed": 0, "cached": 0} if suffixes else counts, device=device, progress=progress, log=log)
     if suffixes:
         key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
                     device=device, progress=progress, log=log)

@@ -173,3 +173,14 @@ def test_unified_suite_end_to_end(lcl_sample_dir, tmp_path, capsys):
     assert "day-ahead · MAE ↓" in tables and "scaling · Accuracy ↑" in tables
     assert "Expert utilisation of `unified-no-moe`" not in tables  # no experts to report
     assert (tmp_path / "run" / "table_forecasting_paper.csv").is_file()
+
+
+def test_counts_add_up_to_the_cells_with_post_processed_models(lcl_sample_dir, tmp_path):
+    suite = override(load_suite("quick"), dataset="lcl", data_dir=str(lcl_sample_dir), resolutions=[60],
+                     models=["independent-marginals", "independent-marginals+C", "resample-train+C"],
+                     options={"households": 8})
+    first = run_suite(suite, tmp_path / "run", tmp_path / "cache", progress=False, log=lambda *_: None)
+    # resample-train+C computes its base's samples without the base being a cell of the suite
+    assert (first.computed, first.cached) == (3, 0)
+    again = run_suite(suite, tmp_path / "run", tmp_path / "cache", progress=False, log=lambda *_: None)
+    assert (again.computed, again.cached) == (0, 3)
