@@ -137,7 +137,9 @@ def cmd_run(args, argv: list[str]) -> int:
         from bench.report.index import write_index
 
         write_index(DEFAULT_RESULTS)  # the overview page lists this run too
-    print((out_dir / "tables.md").read_text())
+    from bench.render import terminal_text
+
+    print(terminal_text(out_dir))
     print(f"{summary.computed} cells computed, {summary.cached} from cache, {summary.seconds:.1f} s; "
           f"results in {out_dir}")
     return 0
@@ -147,7 +149,7 @@ def cmd_report(args) -> int:
     """Re-render one run directory, or every run directory of the results folder plus its overview page. A run
     whose cells are not all in the cache is left as it is, with the command that recomputes it."""
     from bench.cache import CellCache
-    from bench.render import missing_cells, render_run
+    from bench.render import missing_cells, render_run, terminal_text
     from bench.report.index import run_directories, write_index
 
     cache = CellCache(args.cache)
@@ -175,7 +177,7 @@ def cmd_report(args) -> int:
             continue
         render_run(run_dir, cache)
         if args.run_dir is not None:
-            print((run_dir / "tables.md").read_text())
+            print(terminal_text(run_dir))
         else:
             print(f"{run_dir}: {len(config['cells'])} cells from the cache -> tables.md, report.html")
     if args.run_dir is None:

@@ -103,9 +103,8 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         md += ["## rank summary", "", tables.rank_summary_markdown(summary), ""]
     comparison = published_comparison(config, rows)
     if not comparison.empty:
-        from bench.report.published import comparison_markdown, side_by_side_markdown
-
         from bench.report.agreement import agreement_markdown, rank_agreement
+        from bench.report.published import comparison_markdown, side_by_side_markdown
 
         comparison.to_csv(run_dir / "comparison.csv", index=False)
         agreement = rank_agreement(comparison, base_directions)
@@ -119,7 +118,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         md += ["## model diagnostics", "", *diagnostics_markdown(diagnostics), ""]
     figures = _render_plots(config["cells"], cache, run_dir / "plots", plots)
     if figures:
-        md += ["## figures", ""]
+        md += [FIGURES_HEADING, ""]
         for heading, items in figures:
             md += [f"### {heading}", ""]
             md += [f"![{caption}]({path.relative_to(run_dir).as_posix()})\n\n*{caption}*\n" for caption, path in items]
@@ -172,6 +171,19 @@ def published_comparison(config: dict, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 DIAGNOSTIC_KEYS = ("dataset", "resolution", "model", "seed")
+FIGURES_HEADING = "## figures"
+
+
+def terminal_text(run_dir: str | Path) -> str:
+    """``tables.md`` of ``run_dir`` for a terminal: everything up to the figures, then where they are (image
+    links mean nothing there)."""
+    run_dir = Path(run_dir)
+    text = (run_dir / "tables.md").read_text()
+    head, found, _ = text.partition(f"\n{FIGURES_HEADING}\n")
+    if not found:
+        return text
+    count = len(list((run_dir / "plots").glob("*.png")))
+    return f"{head.rstrip()}\n\n{count} figures in {run_dir / 'plots'}; all of it in {run_dir / 'report.html'}\n"
 
 
 def diagnostics_frame(cells: list[dict], cache: CellCache) -> pd.DataFrame:

@@ -23,6 +23,7 @@ def test_run_then_cached_rerun_then_report(lcl_sample_dir, tmp_path, capsys):
     assert run_bench.main(_args(lcl_sample_dir, tmp_path)) == 0
     first = capsys.readouterr().out
     assert "4 cells computed, 0 from cache" in first
+    assert "![" not in first and "figures in" in first and "report.html" in first  # no image links in a terminal
     run = tmp_path / "run"
     for name in ("results.csv", "tables.md", "tables.tex", "table_generation.csv", "config.json",
                  "environment.json", "plots/lcl-60min-samples.png", "plots/lcl-60min-histograms.png",
