@@ -227,11 +227,11 @@ def diagnostics_markdown(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _generation_groups(cells: list[dict]) -> dict[tuple, list[dict]]:
-    """Cached generation cells per (dataset, resolution), of the first seed listed for that pair."""
+def _task_groups(cells: list[dict], task: str) -> dict[tuple, list[dict]]:
+    """Cached cells of ``task`` per (dataset, resolution), of the first seed listed for that pair."""
     groups: dict[tuple, dict] = {}
     for cell in cells:
-        if cell["task"] != "generation" or cell["key"] is None:
+        if cell["task"] != task or cell["key"] is None:
             continue
         group = groups.setdefault((cell["dataset"], cell["resolution"]), {"seed": cell["seed"], "cells": []})
         if cell["seed"] == group["seed"]:
@@ -248,7 +248,7 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
 
     plot_dir.mkdir(parents=True, exist_ok=True)
     figures = []
-    for (dataset, resolution), group in _generation_groups(cells).items():
+    for (dataset, resolution), group in _task_groups(cells, "generation").items():
         real = cache.load_array(group[0]["real_array"])
         if real is None:
             continue
@@ -291,4 +291,38 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
                                                  resolution=resolution, model=base,
                                                  title=f"{where}: {base} before / after +{'+'.join(suffixes)}")))
         figures.append((f"{dataset} @ {resolution} min", items))
+    return figures + _imputation_figures(cells, cache, plot_dir, plots)
+
+
+def _imputation_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> list[tuple[str, list]]:
+    """Per (dataset, resolution) of the imputation task, first seed: example profiles with each model's
+    ensemble on the hidden steps, for the first, middle and last missing setting. Needs the observed masks the
+    runner stores beside the real profiles (a run from before they were stored draws none)."""
+    from bench.tasks.imputation import setting_specs
+
+    figures = []
+    for (dataset, resolution), group in _task_groups(cells, "imputation").items():
+        real_name = group[0]["real_array"]
+        truth = cache.load_array(real_name)
+        observed = cache.load_array("observed-" + real_name.removeprefix("real-"))
+        if truth is None or observed is None:
+            continue
+        settings = [name for name, _, _ in setting_specs(group[0]["task_config"])]
+        ensembles, failures = {}, {}
+        for cell in group:
+            result, samples = cache.load(cell["key"]), cache.load_samples(cell["key"])
+            ensembles[cell["model"]] = (None if samples is None
+                                        else MinMaxScaler(**result["scaler"]).inverse(samples))
+            if samples is None:
+                failures[cell["model"]] = result["note"] or "no samples"
+        items = []
+        for index in sorted({0, len(settings) // 2, len(settings) - 1}):
+            where = f"{dataset}, {resolution}-minute profiles, {settings[index]} missing"
+            path = plots.plot_imputation(
+                truth, observed[index], {m: None if e is None else e[index] for m, e in ensembles.items()},
+                plot_dir / f"{dataset}-{resolution}min-imputation-{settings[index].replace('%', 'pct')}.png",
+                resolution=resolution, failures=failures, title=f"{where}: true (grey), observed (dots), "
+                "ensemble median and 5-95 % band (blue)")
+            items.append((f"{where}: three example profiles with each model's imputation", path))
+        figures.append((f"{dataset} @ {resolution} min, imputation", items))
     return figures

@@ -110,6 +110,10 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
         real_name = f"real-{data.fingerprint()}"
         if save_real and cache.load_array(real_name) is None:
             cache.save_array(real_name, data.scaler.inverse(data.real.values))
+        # a task's observed masks (imputation: [settings, N, T]) let the report draw its examples
+        observed = getattr(data, "observed", None)
+        if save_real and isinstance(observed, np.ndarray) and cache.load_array(f"observed-{data.fingerprint()}") is None:
+            cache.save_array(f"observed-{data.fingerprint()}", observed)
     data = memo.prepared[memo_key]
     overrides = task_spec.model_overrides.get(model_name) or task_spec.model_overrides.get(base_name)
     model_cfg = spec.config(suite.profile, overrides)

@@ -142,6 +142,10 @@ def test_smartmeterfm_suite_tasks_end_to_end(lcl_sample_dir, tmp_path, capsys):
     assert (rows[(rows["task"] == "imputation") & (rows["model"] == "hold-upsample")]["status"] == "n/a").all()
     tables = (tmp_path / "run" / "tables.md").read_text()
     assert "## imputation" in tables and "setting" in tables
+    # imputation examples for the first, middle and last missing setting (6 settings: indices 0, 3, 5)
+    for setting in ("random-10pct", "block-10pct", "block-50pct"):
+        assert (tmp_path / "run" / "plots" / f"lcl-30min-imputation-{setting}.png").is_file(), setting
+    assert "### lcl @ 30 min, imputation" in tables
 
 
 def test_unified_suite_end_to_end(lcl_sample_dir, tmp_path, capsys):

@@ -225,3 +225,23 @@ def test_plot_calibration_writes_a_png_and_checks_shapes(tmp_path):
         plots.plot_calibration(real, before[:, :24], after, tmp_path / "y.png")
     with pytest.raises(ValueError, match="finite"):
         plots.plot_calibration(real, np.where(before > 1, np.nan, before), after, tmp_path / "z.png")
+
+
+def test_plot_imputation_grid_and_bad_input(tmp_path):
+    from matplotlib.image import imread
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((10, 24))
+    observed = rng.random((10, 24)) > 0.3
+    ens = truth[None] + 0.1 * rng.standard_normal((8, 10, 24))
+    path = plots.plot_imputation(truth, observed, {"a": ens, "b": None}, tmp_path / "imp.png", resolution=60,
+                                 n_examples=2, failures={"b": "diverged"})
+    image = imread(path)
+    # 2 models x 2 examples at 4.2 x 2.2 inches per panel, 100 dpi
+    assert image.shape[:2] == (440, 840)
+    with pytest.raises(ValueError, match="observed mask has shape"):
+        plots.plot_imputation(truth, observed[:, :12], {"a": ens}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="ensemble of shape"):
+        plots.plot_imputation(truth, observed, {"a": ens[:, :5]}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no model"):
+        plots.plot_imputation(truth, observed, {}, tmp_path / "x.png")

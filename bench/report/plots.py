@@ -494,3 +494,56 @@ def plot_calibration(real: np.ndarray, before: np.ndarray, after: np.ndarray, pa
         ax.set_xlim(hours[0], hours[-1] if len(hours) > 1 else hours[0] + 1)
     fig.suptitle(title or f"Marginal calibration of {model}")
     return _save(fig, path)
+
+
+def plot_imputation(truth: np.ndarray, observed: np.ndarray, ensembles: Mapping[str, np.ndarray | None],
+                    path: str | Path, resolution: float | None = None, n_examples: int = 3, seed: int = 0,
+                    failures: Mapping[str, str] | None = None, title: str = "Imputation examples") -> Path:
+    """A grid of models (rows) by ``n_examples`` randomly chosen (seeded) profiles (columns, one shared y-axis
+    each): the true profile (grey), its observed steps (black dots), and the model's ensemble median (blue dots
+    and line) with its 5-95 % band (bars, and a shaded area over runs of hidden steps). ``truth [N, T]``,
+    ``observed [N, T]`` bool, each ensemble ``[S, N, T]`` (None: the model failed)."""
+    truth = _as_profiles(truth, "truth")
+    observed = np.asarray(observed, dtype=bool)
+    if observed.shape != truth.shape:
+        raise ValueError(f"observed mask has shape {observed.shape}, the true profiles {truth.shape}")
+    for name, ens in ensembles.items():
+        if ens is not None and (np.ndim(ens) != 3 or np.shape(ens)[1:] != truth.shape):
+            raise ValueError(f"model {name!r}: ensemble of shape {np.shape(ens)}, expected [S, {truth.shape[0]}, "
+                             f"{truth.shape[1]}]")
+    if not ensembles:
+        raise ValueError("no model to show")
+    if n_examples < 1:
+        raise ValueError(f"n_examples must be >= 1, got {n_examples}")
+    hours, xlabel = _hours(truth.shape[1], resolution)
+    rows = np.sort(np.random.default_rng(seed).choice(len(truth), min(n_examples, len(truth)), replace=False))
+    names = list(ensembles)
+    fig = Figure(figsize=(4.2 * len(rows), 2.2 * len(names)), layout="constrained")
+    FigureCanvasAgg(fig)
+    first_in_column: dict[int, object] = {}
+    for r, name in enumerate(names):
+        for c, row in enumerate(rows):
+            ax = fig.add_subplot(len(names), len(rows), r * len(rows) + c + 1, sharey=first_in_column.get(c))
+            first_in_column.setdefault(c, ax)
+            if ensembles[name] is None:
+                _failed_panel(ax, name, _reason(failures, name))
+                continue
+            hidden = ~observed[row]
+            ens = np.asarray(ensembles[name], dtype=float)[:, row]
+            low, mid, high = np.quantile(ens, [0.05, 0.5, 0.95], axis=0)
+            ax.plot(hours, truth[row], color=_REAL_COLOUR, lw=1.0, label="true")
+            # isolated hidden steps have no area to shade: the bars show their band
+            ax.fill_between(hours, np.where(hidden, low, np.nan), np.where(hidden, high, np.nan),
+                            color=_MODEL_COLOUR, alpha=0.2, lw=0)
+            ax.vlines(hours[hidden], low[hidden], high[hidden], color=_MODEL_COLOUR, alpha=0.5, lw=1.5,
+                      label="5-95 %")
+            ax.plot(hours, np.where(hidden, mid, np.nan), color=_MODEL_COLOUR, lw=1.0, marker="o", ms=2.5,
+                    label="median")
+            ax.scatter(hours[~hidden], truth[row, ~hidden], s=5, color="black", zorder=3, label="observed")
+            ax.set_title(f"{name}, profile {row}", fontsize="medium")
+            if r == len(names) - 1:
+                ax.set_xlabel(xlabel)
+            if r == 0 and c == 0:
+                ax.legend(fontsize="x-small")
+    fig.suptitle(title)
+    return _save(fig, path)
