@@ -302,9 +302,8 @@ def _imputation_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plo
 
     figures = []
     for (dataset, resolution), group in _task_groups(cells, "imputation").items():
-        real_name = group[0]["real_array"]
-        truth = cache.load_array(real_name)
-        observed = cache.load_array("observed-" + real_name.removeprefix("real-"))
+        truth = cache.load_array(group[0]["real_array"])
+        observed = cache.load_array(group[0]["observed_array"]) if "observed_array" in group[0] else None
         if truth is None or observed is None:
             continue
         settings = [name for name, _, _ in setting_specs(group[0]["task_config"])]

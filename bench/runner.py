@@ -112,8 +112,8 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
             cache.save_array(real_name, data.scaler.inverse(data.real.values))
         # a task's observed masks (imputation: [settings, N, T]) let the report draw its examples
         observed = getattr(data, "observed", None)
-        if save_real and isinstance(observed, np.ndarray) and cache.load_array(f"observed-{data.fingerprint()}") is None:
-            cache.save_array(f"observed-{data.fingerprint()}", observed)
+        if save_real and isinstance(observed, np.ndarray) and cache.load_array(_observed_name(data, cfg)) is None:
+            cache.save_array(_observed_name(data, cfg), observed)
     data = memo.prepared[memo_key]
     overrides = task_spec.model_overrides.get(model_name) or task_spec.model_overrides.get(base_name)
     model_cfg = spec.config(suite.profile, overrides)
@@ -126,8 +126,17 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
     if suffixes:
         key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
                     device=device, progress=progress, log=log)
-    return {**descriptor, "model_config": model_cfg, "key": key,
-            "real_array": f"real-{data.fingerprint()}", "split_rule": data.split_rule}
+    entry = {**descriptor, "model_config": model_cfg, "key": key, "real_array": f"real-{data.fingerprint()}",
+             "split_rule": data.split_rule}
+    if isinstance(getattr(data, "observed", None), np.ndarray):
+        entry["observed_array"] = _observed_name(data, cfg)
+    return entry
+
+
+def _observed_name(data, cfg: dict) -> str:
+    """Cache name of a task's observed masks: they depend on the task config (its missing settings) as well as
+    on the data, so two suites imputing the same profiles under other settings do not share them."""
+    return f"observed-{data.fingerprint()}-{cell_key(cfg)[:12]}"
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, device: str = "cpu",

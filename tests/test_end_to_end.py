@@ -189,3 +189,24 @@ def test_counts_add_up_to_the_cells_with_post_processed_models(lcl_sample_dir, t
     assert (first.computed, first.cached) == (3, 0)
     again = run_suite(suite, tmp_path / "run", tmp_path / "cache", progress=False, log=lambda *_: None)
     assert (again.computed, again.cached) == (0, 3)
+
+
+def test_imputation_figures_use_their_own_suites_masks(lcl_sample_dir, tmp_path):
+    """Two suites imputing the same profiles under different missing settings share a cache: each run's
+    figures read its own observed masks."""
+    from dataclasses import replace
+
+    from bench.suite import TaskSpec
+
+    base = override(load_suite("quick"), dataset="lcl", data_dir=str(lcl_sample_dir), resolutions=[60],
+                    options={"households": 8})
+    runs = {}
+    for name, fractions in (("one", [0.1]), ("three", [0.1, 0.3, 0.5])):
+        task = TaskSpec("imputation", ("linear-interp",), {"patterns": ["random"], "fractions_missing": fractions})
+        suite = replace(base, name=name, tasks=(task,))
+        run_suite(suite, tmp_path / name, tmp_path / "cache", progress=False, log=lambda *_: None)
+        runs[name] = json.loads((tmp_path / name / "config.json").read_text())["cells"][0]["observed_array"]
+        pngs = sorted(p.name for p in (tmp_path / name / "plots").glob("*imputation*.png"))
+        expected = [f"lcl-60min-imputation-random-{f}pct.png" for f in ((10,) if name == "one" else (10, 30, 50))]
+        assert pngs == expected
+    assert runs["one"] != runs["three"]
