@@ -245,3 +245,16 @@ def test_plot_imputation_grid_and_bad_input(tmp_path):
         plots.plot_imputation(truth, observed, {"a": ens[:, :5]}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="no model"):
         plots.plot_imputation(truth, observed, {}, tmp_path / "x.png")
+
+
+def test_plot_imputation_failed_model_keeps_the_others_y_ticks(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    truth = rng.random((4, 24))
+    observed = rng.random((4, 24)) > 0.5
+    ens = truth[None] + 0.1 * rng.standard_normal((5, 4, 24))
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault("fig", fig) and path)
+    plots.plot_imputation(truth, observed, {"failed first": None, "a": ens, "b": ens}, tmp_path / "x.png",
+                          n_examples=2)
+    axes = saved["fig"].axes
+    assert [len(ax.get_yticks()) > 0 for ax in axes] == [False, False, True, True, True, True]

@@ -523,11 +523,13 @@ def plot_imputation(truth: np.ndarray, observed: np.ndarray, ensembles: Mapping[
     first_in_column: dict[int, object] = {}
     for r, name in enumerate(names):
         for c, row in enumerate(rows):
-            ax = fig.add_subplot(len(names), len(rows), r * len(rows) + c + 1, sharey=first_in_column.get(c))
-            first_in_column.setdefault(c, ax)
+            position = (len(names), len(rows), r * len(rows) + c + 1)
             if ensembles[name] is None:
-                _failed_panel(ax, name, _reason(failures, name))
+                # not shared: the failed panel clears its ticks, which would clear the whole column's
+                _failed_panel(fig.add_subplot(*position), name, _reason(failures, name))
                 continue
+            ax = fig.add_subplot(*position, sharey=first_in_column.get(c))
+            first_in_column.setdefault(c, ax)
             hidden = ~observed[row]
             ens = np.asarray(ensembles[name], dtype=float)[:, row]
             low, mid, high = np.quantile(ens, [0.05, 0.5, 0.95], axis=0)
