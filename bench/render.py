@@ -291,37 +291,57 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
                                                  resolution=resolution, model=base,
                                                  title=f"{where}: {base} before / after +{'+'.join(suffixes)}")))
         figures.append((f"{dataset} @ {resolution} min", items))
-    return figures + _imputation_figures(cells, cache, plot_dir, plots)
+    return figures + _ensemble_figures(cells, cache, plot_dir, plots)
 
 
-def _imputation_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> list[tuple[str, list]]:
-    """Per (dataset, resolution) of the imputation task, first seed: example profiles with each model's
-    ensemble on the hidden steps, for the first, middle and last missing setting. Needs the observed masks the
-    runner stores beside the real profiles (a run from before they were stored draws none)."""
-    from bench.tasks.imputation import setting_specs
+def _ensemble_settings(task: str, cell: dict, truth: np.ndarray, cache: CellCache) -> list[dict] | None:
+    """What an ensemble figure of ``task`` needs per setting: its name, a file tag and the ``observed`` mask or
+    the ``coarse`` input the model was given; None when the cache lacks it (imputation masks of runs from before
+    the runner stored them)."""
+    if task == "imputation":
+        from bench.tasks.imputation import setting_specs
 
+        observed = cache.load_array(cell["observed_array"]) if "observed_array" in cell else None
+        if observed is None:
+            return None
+        return [{"name": f"{name} missing", "tag": name.replace("%", "pct"), "observed": observed[i]}
+                for i, (name, _, _) in enumerate(setting_specs(cell["task_config"]))]
+    from bench.tasks.super_resolution import block_means, setting_specs
+
+    # block means commute with the affine kW scaling: the model's coarse input, in kW, from the true profiles
+    return [{"name": name, "tag": f"x{factor}",
+             "coarse": np.repeat(block_means(truth, np.ones(truth.shape, dtype=bool), factor), factor, axis=1)}
+            for name, factor in setting_specs(cell["task_config"], cell["resolution"])]
+
+
+def _ensemble_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> list[tuple[str, list]]:
+    """Per (dataset, resolution) of the imputation and super-resolution tasks, first seed: example profiles
+    with each model's ensemble (median and 5-95 % band) beside the truth and what the model was given, for the
+    first, middle and last setting."""
     figures = []
-    for (dataset, resolution), group in _task_groups(cells, "imputation").items():
-        truth = cache.load_array(group[0]["real_array"])
-        observed = cache.load_array(group[0]["observed_array"]) if "observed_array" in group[0] else None
-        if truth is None or observed is None:
-            continue
-        settings = [name for name, _, _ in setting_specs(group[0]["task_config"])]
-        ensembles, failures = {}, {}
-        for cell in group:
-            result, samples = cache.load(cell["key"]), cache.load_samples(cell["key"])
-            ensembles[cell["model"]] = (None if samples is None
-                                        else MinMaxScaler(**result["scaler"]).inverse(samples))
-            if samples is None:
-                failures[cell["model"]] = result["note"] or "no samples"
-        items = []
-        for index in sorted({0, len(settings) // 2, len(settings) - 1}):
-            where = f"{dataset}, {resolution}-minute profiles, {settings[index]} missing"
-            path = plots.plot_imputation(
-                truth, observed[index], {m: None if e is None else e[index] for m, e in ensembles.items()},
-                plot_dir / f"{dataset}-{resolution}min-imputation-{settings[index].replace('%', 'pct')}.png",
-                resolution=resolution, failures=failures, title=f"{where}: true (grey), observed (dots), "
-                "ensemble median and 5-95 % band (blue)")
-            items.append((f"{where}: three example profiles with each model's imputation", path))
-        figures.append((f"{dataset} @ {resolution} min, imputation", items))
+    for task in ("imputation", "super_resolution"):
+        for (dataset, resolution), group in _task_groups(cells, task).items():
+            truth = cache.load_array(group[0]["real_array"])
+            settings = None if truth is None else _ensemble_settings(task, group[0], truth, cache)
+            if not settings:
+                continue
+            ensembles, failures = {}, {}
+            for cell in group:
+                result, samples = cache.load(cell["key"]), cache.load_samples(cell["key"])
+                ensembles[cell["model"]] = (None if samples is None
+                                            else MinMaxScaler(**result["scaler"]).inverse(samples))
+                if samples is None:
+                    failures[cell["model"]] = result["note"] or "no samples"
+            given = "observed (dots)" if task == "imputation" else "given coarse profile (black steps)"
+            items = []
+            for index in sorted({0, len(settings) // 2, len(settings) - 1}):
+                setting = settings[index]
+                where = f"{dataset}, {resolution}-minute profiles, {task.replace('_', '-')} {setting['name']}"
+                path = plots.plot_ensemble_examples(
+                    truth, {m: None if e is None else e[index] for m, e in ensembles.items()},
+                    plot_dir / f"{dataset}-{resolution}min-{task.replace('_', '-')}-{setting['tag']}.png",
+                    observed=setting.get("observed"), coarse=setting.get("coarse"), resolution=resolution,
+                    failures=failures, title=f"{where}: true (grey), {given}, ensemble median and 5-95 % band")
+                items.append((f"{where}: three example profiles with each model's ensemble", path))
+            figures.append((f"{dataset} @ {resolution} min, {task.replace('_', '-')}", items))
     return figures

@@ -147,6 +147,9 @@ def test_smartmeterfm_suite_tasks_end_to_end(lcl_sample_dir, tmp_path, capsys):
     for setting in ("random-10pct", "block-10pct", "block-50pct"):
         assert (tmp_path / "run" / "plots" / f"lcl-30min-imputation-{setting}.png").is_file(), setting
     assert "### lcl @ 30 min, imputation" in tables
+    # super-resolution examples beside the coarse input the models were given
+    assert (tmp_path / "run" / "plots" / "lcl-30min-super-resolution-x2.png").is_file()
+    assert "### lcl @ 30 min, super-resolution" in tables
 
 
 def test_unified_suite_end_to_end(lcl_sample_dir, tmp_path, capsys):

@@ -227,34 +227,39 @@ def test_plot_calibration_writes_a_png_and_checks_shapes(tmp_path):
         plots.plot_calibration(real, np.where(before > 1, np.nan, before), after, tmp_path / "z.png")
 
 
-def test_plot_imputation_grid_and_bad_input(tmp_path):
+def test_plot_ensemble_examples_grid_and_bad_input(tmp_path):
     from matplotlib.image import imread
 
     rng = np.random.default_rng(0)
     truth = rng.random((10, 24))
     observed = rng.random((10, 24)) > 0.3
     ens = truth[None] + 0.1 * rng.standard_normal((8, 10, 24))
-    path = plots.plot_imputation(truth, observed, {"a": ens, "b": None}, tmp_path / "imp.png", resolution=60,
-                                 n_examples=2, failures={"b": "diverged"})
+    path = plots.plot_ensemble_examples(truth, {"a": ens, "b": None}, tmp_path / "imp.png", observed=observed,
+                                        resolution=60, n_examples=2, failures={"b": "diverged"})
     image = imread(path)
     # 2 models x 2 examples at 4.2 x 2.2 inches per panel, 100 dpi
     assert image.shape[:2] == (440, 840)
+    coarse = np.repeat(truth.reshape(10, 12, 2).mean(axis=2), 2, axis=1)  # x2 block means, as given to a model
+    assert imread(plots.plot_ensemble_examples(truth, {"a": ens}, tmp_path / "sr.png", coarse=coarse,
+                                               n_examples=2)).shape[:2] == (220, 840)
     with pytest.raises(ValueError, match="observed mask has shape"):
-        plots.plot_imputation(truth, observed[:, :12], {"a": ens}, tmp_path / "x.png")
+        plots.plot_ensemble_examples(truth, {"a": ens}, tmp_path / "x.png", observed=observed[:, :12])
+    with pytest.raises(ValueError, match="coarse profiles have shape"):
+        plots.plot_ensemble_examples(truth, {"a": ens}, tmp_path / "x.png", coarse=truth[:5])
     with pytest.raises(ValueError, match="ensemble of shape"):
-        plots.plot_imputation(truth, observed, {"a": ens[:, :5]}, tmp_path / "x.png")
+        plots.plot_ensemble_examples(truth, {"a": ens[:, :5]}, tmp_path / "x.png", observed=observed)
     with pytest.raises(ValueError, match="no model"):
-        plots.plot_imputation(truth, observed, {}, tmp_path / "x.png")
+        plots.plot_ensemble_examples(truth, {}, tmp_path / "x.png", observed=observed)
 
 
-def test_plot_imputation_failed_model_keeps_the_others_y_ticks(tmp_path, monkeypatch):
+def test_plot_ensemble_examples_failed_model_keeps_the_others_y_ticks(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     truth = rng.random((4, 24))
     observed = rng.random((4, 24)) > 0.5
     ens = truth[None] + 0.1 * rng.standard_normal((5, 4, 24))
     saved = {}
     monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault("fig", fig) and path)
-    plots.plot_imputation(truth, observed, {"failed first": None, "a": ens, "b": ens}, tmp_path / "x.png",
-                          n_examples=2)
+    plots.plot_ensemble_examples(truth, {"failed first": None, "a": ens, "b": ens}, tmp_path / "x.png",
+                                 observed=observed, n_examples=2)
     axes = saved["fig"].axes
     assert [len(ax.get_yticks()) > 0 for ax in axes] == [False, False, True, True, True, True]

@@ -496,17 +496,24 @@ def plot_calibration(real: np.ndarray, before: np.ndarray, after: np.ndarray, pa
     return _save(fig, path)
 
 
-def plot_imputation(truth: np.ndarray, observed: np.ndarray, ensembles: Mapping[str, np.ndarray | None],
-                    path: str | Path, resolution: float | None = None, n_examples: int = 3, seed: int = 0,
-                    failures: Mapping[str, str] | None = None, title: str = "Imputation examples") -> Path:
+def plot_ensemble_examples(truth: np.ndarray, ensembles: Mapping[str, np.ndarray | None], path: str | Path, *,
+                           observed: np.ndarray | None = None, coarse: np.ndarray | None = None,
+                           resolution: float | None = None, n_examples: int = 3, seed: int = 0,
+                           failures: Mapping[str, str] | None = None, title: str = "Ensemble examples") -> Path:
     """A grid of models (rows) by ``n_examples`` randomly chosen (seeded) profiles (columns, one shared y-axis
-    each): the true profile (grey), its observed steps (black dots), and the model's ensemble median (blue dots
-    and line) with its 5-95 % band (bars, and a shaded area over runs of hidden steps). ``truth [N, T]``,
-    ``observed [N, T]`` bool, each ensemble ``[S, N, T]`` (None: the model failed)."""
+    each): the true profile (grey) and each model's ensemble median (blue dots and line) with its 5-95 % band
+    (bars, and a shaded area over runs of steps), drawn on the steps the model had to fill in.
+
+    ``truth [N, T]``; each ensemble ``[S, N, T]`` (None: the model failed). Imputation passes ``observed
+    [N, T]`` (bool; observed steps are black dots and get no band); super-resolution passes ``coarse [N, T]``,
+    the given low-resolution values repeated over their fine steps, drawn as a black step line.
+    """
     truth = _as_profiles(truth, "truth")
-    observed = np.asarray(observed, dtype=bool)
+    observed = np.zeros(truth.shape, dtype=bool) if observed is None else np.asarray(observed, dtype=bool)
     if observed.shape != truth.shape:
         raise ValueError(f"observed mask has shape {observed.shape}, the true profiles {truth.shape}")
+    if coarse is not None and np.shape(coarse) != truth.shape:
+        raise ValueError(f"coarse profiles have shape {np.shape(coarse)}, the true profiles {truth.shape}")
     for name, ens in ensembles.items():
         if ens is not None and (np.ndim(ens) != 3 or np.shape(ens)[1:] != truth.shape):
             raise ValueError(f"model {name!r}: ensemble of shape {np.shape(ens)}, expected [S, {truth.shape[0]}, "
@@ -541,7 +548,11 @@ def plot_imputation(truth: np.ndarray, observed: np.ndarray, ensembles: Mapping[
                       label="5-95 %")
             ax.plot(hours, np.where(hidden, mid, np.nan), color=_MODEL_COLOUR, lw=1.0, marker="o", ms=2.5,
                     label="median")
-            ax.scatter(hours[~hidden], truth[row, ~hidden], s=5, color="black", zorder=3, label="observed")
+            if (~hidden).any():
+                ax.scatter(hours[~hidden], truth[row, ~hidden], s=5, color="black", zorder=3, label="observed")
+            if coarse is not None:
+                ax.step(hours, np.asarray(coarse, dtype=float)[row], where="post", color="black", lw=1.0,
+                        label="given (coarse)")
             ax.set_title(f"{name}, profile {row}", fontsize="medium")
             if r == len(names) - 1:
                 ax.set_xlabel(xlabel)
