@@ -239,6 +239,20 @@ def _task_groups(cells: list[dict], task: str) -> dict[tuple, list[dict]]:
     return {key: group["cells"] for key, group in groups.items()}
 
 
+def _cached_outputs(group: list[dict], cache: CellCache) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
+    """Each cell's cached samples in kW by model (None when it has none), and the reason of every model
+    without samples."""
+    outputs: dict[str, np.ndarray | None] = {}
+    failures: dict[str, str] = {}
+    for cell in group:
+        result, samples = cache.load(cell["key"]), cache.load_samples(cell["key"])
+        # cached samples are in the model's scaled space; figures show kW like the real profiles
+        outputs[cell["model"]] = None if samples is None else MinMaxScaler(**result["scaler"]).inverse(samples)
+        if samples is None:
+            failures[cell["model"]] = result["note"] or "no samples"
+    return outputs, failures
+
+
 def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) -> list[tuple[str, list]]:
     """Per (dataset, resolution) of the generation task, first seed: sample curves, marginal histograms,
     correlation heatmaps, a 2-D PCA embedding of real vs generated profiles (and a UMAP one when umap-learn is
@@ -252,15 +266,7 @@ def _render_plots(cells: list[dict], cache: CellCache, plot_dir: Path, plots) ->
         real = cache.load_array(group[0]["real_array"])
         if real is None:
             continue
-        generated: dict[str, np.ndarray | None] = {}
-        failures: dict[str, str] = {}
-        for cell in group:
-            result = cache.load(cell["key"])
-            samples = cache.load_samples(cell["key"])
-            # cached samples are in the model's scaled space; show kW like the real profiles
-            generated[cell["model"]] = None if samples is None else MinMaxScaler(**result["scaler"]).inverse(samples)
-            if samples is None:
-                failures[cell["model"]] = result["note"] or "no samples"
+        generated, failures = _cached_outputs(group, cache)
         stem = plot_dir / f"{dataset}-{resolution}min"
         where = f"{dataset}, {resolution}-minute daily profiles"
         items = [
@@ -325,13 +331,7 @@ def _ensemble_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plots
             settings = None if truth is None else _ensemble_settings(task, group[0], truth, cache)
             if not settings:
                 continue
-            ensembles, failures = {}, {}
-            for cell in group:
-                result, samples = cache.load(cell["key"]), cache.load_samples(cell["key"])
-                ensembles[cell["model"]] = (None if samples is None
-                                            else MinMaxScaler(**result["scaler"]).inverse(samples))
-                if samples is None:
-                    failures[cell["model"]] = result["note"] or "no samples"
+            ensembles, failures = _cached_outputs(group, cache)
             given = "observed (dots)" if task == "imputation" else "given coarse profile (black steps)"
             items = []
             for index in sorted({0, len(settings) // 2, len(settings) - 1}):

@@ -21,16 +21,19 @@ COLUMNS = (*GROUP, "n_models", "kendall_tau", "same_best", "ours_best", "paper_b
 
 
 def _best(values: pd.Series, direction: str) -> set:
-    target = values.min() if direction == "lower" else values.max()
-    return set(values.index[np.isclose(values.to_numpy(), target, rtol=1e-12, atol=0)])
+    """The models best in ``direction``, ties as the tables count them (:func:`bench.report.tables.tie_key`)."""
+    from bench.report.tables import tie_key
+
+    sign = 1.0 if direction == "lower" else -1.0
+    keys = pd.Series([tie_key(sign * v) for v in values], index=values.index)
+    return set(keys.index[keys == keys.min()])
 
 
 def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
     """One row per group of :data:`GROUP` in ``comparison`` (the output of
     :func:`bench.report.published.compare`) with ``n_models`` >= 2 models scored ``ok`` by us and printed by the
     paper (groups with fewer are left out), ``kendall_tau`` (tau-b of ours vs the paper's values; NaN when one
-    side is constant)
-    and ``same_best`` (our best model is among the paper's best, ties included, by the metric's ``directions``
+    side is constant) and ``same_best`` (our best model is among the paper's best, ties included, by the metric's ``directions``
     entry; NaN for unranked metrics)."""
     if comparison.empty:
         return pd.DataFrame(columns=list(COLUMNS))

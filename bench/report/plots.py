@@ -135,11 +135,7 @@ def plot_marginal_histograms(real: np.ndarray, generated: Mapping[str, np.ndarra
     pooled = {name: arr[np.isfinite(arr)] for name, arr in {REAL: real, **models}.items() if arr is not None}
     if pooled[REAL].size == 0:
         raise ValueError("real profiles hold no finite value")
-    every = np.concatenate(list(pooled.values()))
-    low, high = float(every.min()), float(every.max())
-    if low == high:
-        low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, bins + 1)
+    edges = _shared_edges(pooled.values(), bins)
     names = list(models) or [REAL]
     fig, axes = _figure(len(names), (4.0, 3.0))
     for ax, name in zip(axes, names):
@@ -156,6 +152,17 @@ def plot_marginal_histograms(real: np.ndarray, generated: Mapping[str, np.ndarra
         ax.legend(fontsize="small")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def _shared_edges(arrays, bins: int) -> np.ndarray:
+    """``bins + 1`` histogram edges spanning the finite values of all ``arrays`` together (one unit wide around
+    a single value), so that every panel or curve of a figure is binned alike."""
+    every = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    every = every[np.isfinite(every)]
+    low, high = float(every.min()), float(every.max())
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, bins + 1)
 
 
 def correlation_matrix(profiles: np.ndarray) -> np.ndarray:
@@ -428,11 +435,7 @@ def _calibration_inputs(real: object, before: object, after: object
 
 
 def _calibration_histograms(ax, real, before, after, bins: int) -> None:
-    low = min(real.min(), before.min(), after.min())
-    high = max(real.max(), before.max(), after.max())
-    if low == high:
-        low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, bins + 1)
+    edges = _shared_edges((real, before, after), bins)
     ax.hist(real.ravel(), bins=edges, density=True, color=_REAL_COLOUR, alpha=0.45, label=REAL)
     ax.hist(before.ravel(), bins=edges, density=True, histtype="step", color=_BEFORE_COLOUR, ls="--", lw=1.2,
             label="before")

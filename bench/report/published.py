@@ -372,6 +372,12 @@ def _fmt_rel(x: float) -> str:
     return "–" if not math.isfinite(float(x)) else f"{100 * x:+.1f}%"
 
 
+def _check_compare_frame(frame: pd.DataFrame) -> None:
+    missing = [c for c in COMPARE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame: missing column(s) {missing}; pass the output of compare()")
+
+
 def comparison_markdown(frame: pd.DataFrame, digits: int = 4, note: str = "") -> str:
     """A GitHub markdown table of :func:`compare`'s output, one line per number, under a caption that says
     where the published numbers come from and how the setups differ (data, size, protocol); ``note`` is
@@ -381,9 +387,7 @@ def comparison_markdown(frame: pd.DataFrame, digits: int = 4, note: str = "") ->
 
     from bench.report.tables import format_value
 
-    missing = [c for c in COMPARE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame: missing column(s) {missing}; pass the output of compare()")
+    _check_compare_frame(frame)
     parts = ["Published numbers beside meterbench's."]
     for source, group in frame.groupby("source", sort=False):
         where = ", ".join(f"{t} ({p})" for t, p in dict.fromkeys(zip(group["table"], group["page"])))
@@ -429,9 +433,7 @@ def side_by_side_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
     from bench.report.tables import format_value
 
-    missing = [c for c in COMPARE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame: missing column(s) {missing}; pass the output of compare()")
+    _check_compare_frame(frame)
     parts = []
     for (source, table), group in frame.groupby(["source", "table"], sort=False):
         metrics = list(dict.fromkeys(group["metric"]))
@@ -448,7 +450,7 @@ def side_by_side_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
                     cells.append("")
                     continue
                 ours = format_value(r["ours"], digits) if r["status"] == "ok" else r["status"]
-                paper = f"{r['paper']:.10g}" if math.isfinite(r["paper"]) else "–"
+                paper = _printed(r["paper"], math.nan) if math.isfinite(r["paper"]) else "–"
                 rel = f" ({_fmt_rel(r['rel_diff'])})" if math.isfinite(r["rel_diff"]) else ""
                 cells.append(f"{ours} / {paper}{rel}")
             lines.append([str(v) for k, v in zip(keys, key) if k in shown] + cells)

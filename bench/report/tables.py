@@ -153,8 +153,9 @@ def _aggregate_cell(group: pd.DataFrame) -> tuple[float, float, str, str, int]:
     return float(values.mean()), float(values.std(ddof=1)), "ok", "", n
 
 
-def _tie_key(x: float) -> float:
-    # bootstrap means that agree to 12 significant digits are the same result up to float noise
+def tie_key(x: float) -> float:
+    """``x`` to 12 significant digits: values that agree that far are the same result up to float noise, so
+    best flags and ranks treat them as ties."""
     return float(f"{x:.12g}")
 
 
@@ -170,7 +171,7 @@ def _best_and_ranks(means: np.ndarray, status: np.ndarray, groups: Iterable[list
             ok = [i for i in members if status[i, j] == "ok"]
             failed = [i for i in members if status[i, j] == "failed"]
             if ok:
-                keys = np.array([_tie_key(sign * means[i, j]) for i in ok])
+                keys = np.array([tie_key(sign * means[i, j]) for i in ok])
                 best[ok, j] = keys == keys.min()
                 ranks[ok, j] = pd.Series(keys).rank(method="average").to_numpy()
             if failed:
