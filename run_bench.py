@@ -88,13 +88,15 @@ def cmd_list(what: str) -> None:
         rows = [(t.NAME, t.CAPABILITY, (t.__doc__ or "").strip().splitlines()[0]) for t in list_tasks()]
         print(tabulate(rows, headers=["task", "needs capability", "description"]))
     else:
-        from bench.suite import list_suites, load_suite
+        from bench.suite import describe_protocol, list_suites, load_suite
 
         rows = []
         for name in list_suites():
             s = load_suite(name)
-            rows.append((name, s.profile, s.description))
-        print(tabulate(rows, headers=["suite", "profile", "description"]))
+            protocol = describe_protocol(s.protocol) or "task defaults"
+            protocol += "".join(f"; {d.title}: {describe_protocol(d.protocol)}" for d in s.datasets if d.protocol)
+            rows.append((name, s.profile, protocol, s.description))
+        print(tabulate(rows, headers=["suite", "profile", "protocol", "description"], maxcolwidths=[None, None, 48, 60]))
 
 
 def executor_config(args):

@@ -17,12 +17,11 @@ def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
     suite = config["suite"]
     cells = config["cells"]
     fps = sorted({f"{c['dataset']}@{c['resolution']}min={c['data_fingerprint']}" for c in cells})
-    rules = sorted({f"{c['dataset']}: {c['split_rule']}" for c in cells if c.get("split_rule")})
     lines = [f"- command: `{config.get('command') or 'unknown'}`",
              f"- suite `{suite['name']}`, profile `{suite['profile']}`, seeds {list(suite['seeds'])}, "
              f"device `{config.get('device', 'cpu')}`",
-             f"- data fingerprints: {', '.join(fps)}",
-             f"- splits: {'; '.join(rules)}"]
+             *protocol_lines(config),
+             f"- data fingerprints: {', '.join(fps)}"]
     if environment:
         git = environment.get("git") or {}
         commit = git.get("commit") or "unknown"
@@ -32,6 +31,38 @@ def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
                      + ", ".join(f"{k} {v}" for k, v in pk.items() if v))
         lines.append(f"- hardware: {environment.get('platform')}, {environment.get('cpu_count')} CPUs, "
                      f"accelerator: {environment.get('cuda') or 'none'}")
+    return lines
+
+
+def protocol_lines(config: dict) -> list[str]:
+    """The run's protocol as the tables print it: the suite's declared protocol, each dataset's split as
+    carried out (rule, sizes, caps), what the loaders filtered, each task's statement of what the paper
+    states and what is assumed, and the suite's deliberate deviations from the paper."""
+    from bench.suite import describe_protocol
+    from bench.tasks import get_task
+
+    suite, cells = config["suite"], config["cells"]
+    declared = suite.get("protocol") or {}
+    lines = [f"- protocol: {describe_protocol(declared) if declared else 'task defaults'}"]
+    for dataset in suite.get("datasets", []):
+        if dataset.get("protocol"):
+            title = dataset.get("label") or dataset["name"]
+            lines.append(f"  - {title}: {describe_protocol(dataset['protocol'])}")
+    splits = dict.fromkeys(f"{c['dataset']} @ {c['resolution']} min ({c['task']}): {c['split_rule']}"
+                           for c in cells if c.get("split_rule"))
+    lines += ["- splits:", *(f"  - {s}" for s in splits)]
+    data_notes = dict.fromkeys(f"{c['dataset']}: {key} = {value}" for c in cells
+                               for key, value in (c.get("data_notes") or {}).items())
+    if data_notes:
+        lines += ["- data:", *(f"  - {n}" for n in data_notes)]
+    task_notes = dict.fromkeys(f"{c['task']}: {note}" for c in cells
+                               for note in getattr(get_task(c["task"]), "PROTOCOL_NOTES", ()))
+    if task_notes:
+        lines += ["- task protocol (paper = stated in the paper, assumed = not stated there):",
+                  *(f"  - {n}" for n in task_notes)]
+    deviations = suite.get("deviations") or ()
+    if deviations:
+        lines += ["- deviations from the paper:", *(f"  - {d}" for d in deviations)]
     return lines
 
 

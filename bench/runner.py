@@ -91,7 +91,7 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
     task = get_task(task_spec.name)
     base_name, suffixes = split_model_name(model_name)
     spec = get_model(base_name)
-    cfg = {**task.DEFAULTS, **task_spec.config}
+    cfg = task_config(task, suite.protocol_for(ds), task_spec.config)
     if (d, res) not in memo.profiles:
         memo.profiles[(d, res)] = load_profiles(ds.name, res, ds.period, ds.data_dir, **ds.options)
     profiles = memo.profiles[(d, res)]
@@ -101,7 +101,7 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
         "model": model_name, "seed": seed, "profile": suite.profile,
     }
     if task.CAPABILITY not in spec.capabilities:
-        return {**descriptor, "key": None, "status": "n/a"}
+        return {**descriptor, "key": None, "status": "n/a", "data_notes": dict(profiles.notes)}
     # keyed by task position, not name: a suite may list one task twice with different configs
     memo_key = (d, res, ref.task, seed)
     if memo_key not in memo.prepared:
@@ -127,10 +127,16 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
         key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
                     device=device, progress=progress, log=log)
     entry = {**descriptor, "model_config": model_cfg, "key": key, "real_array": f"real-{data.fingerprint()}",
-             "split_rule": data.split_rule}
+             "split_rule": data.split_rule, "data_notes": dict(profiles.notes)}
     if isinstance(getattr(data, "observed", None), np.ndarray):
         entry["observed_array"] = _observed_name(data, cfg)
     return entry
+
+
+def task_config(task, protocol: dict, config: dict) -> dict:
+    """A task's config in a suite: its defaults, then the suite's protocol keys the task has (split rule,
+    fractions, caps, ...), then the suite's own config for the task. Part of every cell's cache key."""
+    return {**task.DEFAULTS, **{k: v for k, v in protocol.items() if k in task.DEFAULTS}, **config}
 
 
 def _observed_name(data, cfg: dict) -> str:
@@ -190,11 +196,15 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
 
 
 def fit_key(base: dict, spec, data) -> str:
-    """Key of a model's training run: model, config, profile, seed, model code and training profiles, and
-    nothing about the task, so every task of a (dataset, resolution, seed) that trains the same model on the
-    same split (see ``bench.tasks.common``) shares one checkpoint and trains once."""
+    """Key of a model's training run: model, config, profile, seed, model code and the profiles it learns from
+    (:func:`bench.tasks.common.fitting_set`: the pre-training set for pre-training models where the protocol has
+    one), and nothing about the task, so every task of a (dataset, resolution, seed) that trains the same model
+    on the same profiles shares one checkpoint and trains once."""
+    from bench.tasks.common import fitting_set
+
     return cell_key({"fit": base["model"], "model_config": base["model_config"], "profile": base["profile"],
-                     "seed": base["seed"], "train": data.train.fingerprint(), "code_version": code_version(spec.cls)})
+                     "seed": base["seed"], "train": fitting_set(spec.cls, data).fingerprint(),
+                     "code_version": code_version(spec.cls)})
 
 
 def model_diagnostics(model) -> dict[str, float]:

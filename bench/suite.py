@@ -22,6 +22,8 @@ class DatasetSpec:
     # what tables call the dataset when one suite reads several parts of one source (WPuQ heat pumps and the
     # WPuQ transformer are both loader "wpuq"); None = the loader's name
     label: str | None = None
+    # protocol keys that differ for this dataset from the suite's [protocol] (e.g. {"split": "household"})
+    protocol: dict = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -51,11 +53,59 @@ class Suite:
     # our dataset name -> the published dataset it is set beside in the comparison with the papers' numbers
     # (e.g. {"lcl": "cer+lcl"}: the unified paper pools CER and LCL); unlisted names compare with themselves
     compare: dict = field(default_factory=dict)
+    # the experiment's protocol (see PROTOCOL_KEYS): split rule, fractions, caps, generated sample count, and
+    # the deliberate deviations from the paper it reproduces, printed with every table
+    protocol: dict = field(default_factory=dict)
+    deviations: tuple[str, ...] = ()
+
+    def protocol_for(self, dataset: DatasetSpec) -> dict:
+        """The protocol of ``dataset``: the suite's ``[protocol]`` with the dataset's own keys over it."""
+        return {**self.protocol, **dataset.protocol}
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+PROTOCOL_KEYS = {
+    "split": "split rule: household | pooled | pretrain (bench.data.split)",
+    "fractions": "train / validation / test fractions",
+    "pretrain_fraction": "share of all profiles kept for pre-training (rule pretrain)",
+    "max_train": "cap on training profiles (random subset); \"all\" = no cap",
+    "max_eval": "cap on evaluation profiles (random subset); \"all\" = no cap",
+    "n_generate": "profiles generated per generation cell; \"all\" = as many as evaluation profiles",
+}
+"""Keys a suite's ``[protocol]`` table (or a dataset's ``protocol``) may set; each reaches every task whose
+defaults have it, and so the cache key of its cells."""
+
+
+def parse_protocol(table: dict, where: str) -> dict:
+    """A ``[protocol]`` table as task-config values: unknown keys are an error naming the known ones, and
+    ``"all"`` (no cap) becomes None. ``deviations`` is not part of it (see :func:`load_suite`)."""
+    from bench.data.split import SPLIT_RULES
+
+    unknown = sorted(set(table) - set(PROTOCOL_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown protocol keys {unknown}; known: {', '.join(PROTOCOL_KEYS)}")
+    out = {k: (None if v == "all" else v) for k, v in table.items()}
+    if "split" in out and out["split"] not in SPLIT_RULES:
+        raise ValueError(f"{where}: protocol split {out['split']!r} is not one of {', '.join(SPLIT_RULES)}")
+    for key in ("max_train", "max_eval", "n_generate"):
+        value = out.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{where}: protocol {key} must be a positive integer or \"all\", got {value!r}")
+    return out
+
+
+def describe_protocol(protocol: dict) -> str:
+    """One line naming a protocol's settings, e.g. ``split day, fractions 0.5/0.25/0.25, max_eval all``."""
+    parts = []
+    for key, value in protocol.items():
+        if isinstance(value, (list, tuple)):
+            value = "/".join(f"{v:g}" for v in value)
+        parts.append(f"{key} {'all' if value is None else value}")
+    return ", ".join(parts)
 
 
 def _require(table: dict, key: str, where: str):
@@ -81,15 +131,21 @@ def load_suite(name_or_path: str) -> Suite:
     datasets = tuple(
         DatasetSpec(name=_require(d, "name", where), resolutions=tuple(_require(d, "resolutions", where)),
                     period=d.get("period", "day"), data_dir=suite_data_dir(d.get("data_dir")),
-                    options=d.get("options", {}), label=d.get("label"))
+                    options=d.get("options", {}), label=d.get("label"),
+                    protocol=parse_protocol(d.get("protocol", {}), f"{where}: dataset {d.get('name')!r}"))
         for d in _require(raw, "datasets", where))
     tasks = tuple(
         TaskSpec(name=_require(t, "name", where), models=tuple(_require(t, "models", where)),
                  config=t.get("config", {}), model_overrides=t.get("model_overrides", {}))
         for t in _require(raw, "tasks", where))
+    protocol = dict(raw.get("protocol", {}))
+    deviations = protocol.pop("deviations", [])
+    if isinstance(deviations, str) or not all(isinstance(d, str) for d in deviations):
+        raise ValueError(f"{where}: protocol deviations must be a list of strings")
     return Suite(name=raw.get("name", path.stem), profile=raw.get("profile", "quick"),
                  seeds=tuple(raw.get("seeds", [0])), datasets=datasets, tasks=tasks,
-                 description=raw.get("description", ""), source=str(path), compare=dict(raw.get("compare", {})))
+                 description=raw.get("description", ""), source=str(path), compare=dict(raw.get("compare", {})),
+                 protocol=parse_protocol(protocol, where), deviations=tuple(deviations))
 
 
 def suite_data_dir(data_dir: str | None) -> str | None:
@@ -123,7 +179,8 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
                                 period=base.period if base else (datasets[0].period if datasets else "day"),
                                 data_dir=data_dir or (base.data_dir if base else None),
                                 options={**(base.options if base else {}), **(options or {})},
-                                label=base.label if base else None),)
+                                label=base.label if base else None,
+                                protocol=base.protocol if base else {}),)
     elif resolutions or data_dir or options:
         datasets = tuple(replace(d, resolutions=tuple(resolutions or d.resolutions),
                                  data_dir=data_dir or d.data_dir, options={**d.options, **(options or {})})

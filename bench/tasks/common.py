@@ -12,39 +12,61 @@ import numpy as np
 
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.data.split import split_profiles
+from bench.data.split import concat, split_profiles
 from bench.errors import ModelFitError
 
 SPLIT_DEFAULTS = {
+    # the protocol: a rule of bench.data.split.SPLIT_RULES, the train/val/test fractions and, for the
+    # "pretrain" rule, the share of all profiles kept for pre-training; suites set them in their [protocol]
+    "split": "household",
     "fractions": [0.5, 0.25, 0.25],
+    "pretrain_fraction": 0.8,
     "max_train": None,  # cap on training profiles (random subset), None = all
-    "max_eval": 2000,  # cap on evaluation profiles
+    "max_eval": 2000,  # cap on evaluation profiles, None = all (the paper suites evaluate on every profile)
 }
 
 
 @dataclass
 class SplitData:
-    """Scaled training and evaluation profiles of one (dataset, resolution, seed)."""
+    """Scaled training and evaluation profiles of one (dataset, resolution, seed).
+
+    ``pretrain`` holds the scaled pre-training profiles of the ``"pretrain"`` rule (None otherwise).
+    """
 
     train: ProfileSet
     real: ProfileSet
     scaler: MinMaxScaler
     split_rule: str
+    pretrain: ProfileSet | None = None
 
 
 def split_and_scale(profiles: ProfileSet, cfg: dict, seed: int) -> SplitData:
-    """Seeded split (by household, or by profile with too few households), caps on the training and
-    evaluation sizes (``max_train``, ``max_eval``; random subsets drawn from ``seed``), and [-1, 1] scaling
-    fitted on the training profiles. ``real`` is validation + test together."""
-    split = split_profiles(profiles, tuple(cfg["fractions"]), seed=seed)
-    train, real = split.train, split.evaluation()
+    """Seeded split under the protocol's rule (``cfg["split"]``, see :mod:`bench.data.split`), caps on the
+    training and evaluation sizes (``max_train``, ``max_eval``; random subsets drawn from ``seed``), and [-1, 1]
+    scaling fitted on the profiles the models learn from (the training part, and the pre-training set where the
+    rule has one). ``real`` is validation + test together. A cap is stated in ``split_rule``."""
+    split = split_profiles(profiles, tuple(cfg["fractions"]), seed=seed, rule=cfg.get("split", "household"),
+                           pretrain_fraction=cfg.get("pretrain_fraction", 0.8))
+    train, real, rule = split.train, split.evaluation(), split.rule
     rng = np.random.default_rng([seed, 1])
     if cfg.get("max_train") and len(train) > cfg["max_train"]:
         train = train.subset(np.sort(rng.choice(len(train), cfg["max_train"], replace=False)))
+        rule += f"; training capped at {cfg['max_train']} (random subset)"
     if cfg.get("max_eval") and len(real) > cfg["max_eval"]:
+        rule += f"; evaluation capped at {cfg['max_eval']} of {len(real)} (random subset)"
         real = real.subset(np.sort(rng.choice(len(real), cfg["max_eval"], replace=False)))
-    scaler = MinMaxScaler.fit(train)
-    return SplitData(scaler.apply(train), scaler.apply(real), scaler, split.rule)
+    learned = train if split.pretrain is None else concat([split.pretrain, train])
+    scaler = MinMaxScaler.fit(learned)
+    pretrain = None if split.pretrain is None else scaler.apply(split.pretrain)
+    return SplitData(scaler.apply(train), scaler.apply(real), scaler, rule, pretrain)
+
+
+def fitting_set(model, data) -> ProfileSet:
+    """The profiles ``model.fit`` learns from: the pre-training set for models that pre-train (their class sets
+    ``pretrains = True``) where the protocol has one, else the task's training part. ``data`` is any task data
+    with ``train`` and optionally ``pretrain``."""
+    pretrain = getattr(data, "pretrain", None)
+    return pretrain if pretrain is not None and getattr(model, "pretrains", False) else data.train
 
 
 QUERY_STREAM = 3  # rng stream (``[seed, QUERY_STREAM]``) that picks the query profiles of the ensemble tasks
@@ -82,8 +104,9 @@ def checked_names(names: Sequence[str], known: Sequence[str], key: str) -> list[
 
 def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
                      seed: int) -> tuple[float, float]:
-    """Mean and population std of ``fn(rows)`` over ``n_repeats`` subsets of ``floor(frac * n_profiles)``
-    profile indices drawn without replacement from ``np.random.default_rng(seed)`` (sorted); with
+    """Mean and sample std (``ddof = 1``, as the papers' ``torch.std()``) of ``fn(rows)`` over ``n_repeats``
+    subsets of ``floor(frac * n_profiles)`` profile indices drawn without replacement from
+    ``np.random.default_rng(seed)`` (sorted); with
     ``frac == 1`` (or one repeat) it is the metric on every profile and std 0. Paired: ``fn`` scores the same
     rows of truth and prediction."""
     if not 0.0 < float(frac) <= 1.0:
@@ -98,7 +121,7 @@ def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repea
     rng = np.random.default_rng(seed)
     values = np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False)))
                        for _ in range(int(n_repeats))])
-    return float(values.mean()), float(values.std())
+    return float(values.mean()), float(values.std(ddof=1))
 
 
 def failed_rows(pairs: list[tuple[str, str]], status: str, note: str) -> list[dict]:

@@ -1,7 +1,8 @@
 """Unconditional generation of daily profiles, scored as in the EnergyDiff paper.
 
-Protocol: split by household (or by day), scale to [-1, 1] on train, fit the model on train, draw as many
-profiles as the evaluation set (validation + test) holds, and compare generated with real profiles in the
+Protocol: the suite's split rule (by household, or days pooled and split within each month as the EnergyDiff
+paper does), scale to [-1, 1] on train, fit the model on train, draw ``n_generate`` profiles (the paper: 4000;
+None = as many as the evaluation set, validation + test, holds), and compare generated with real profiles in the
 scaled space with MMD, Gaussian Fréchet distance and pooled marginal KL / Wasserstein / KS, each as
 mean ± std over bootstrap repeats (half of each side drawn without replacement).
 """
@@ -26,6 +27,7 @@ DEFAULTS = {
     "metrics": ["MMD", "GFD", "KL", "WD", "KS"],
     "n_bootstrap": 10,
     "bootstrap_frac": 0.5,
+    "n_generate": None,  # profiles drawn per cell; None = as many as the evaluation profiles
     **SPLIT_DEFAULTS,  # max_eval keeps MMD and GFD cheap on large datasets
 }
 
@@ -39,6 +41,7 @@ class TaskData:
     scaler: MinMaxScaler
     bandwidth: float
     split_rule: str
+    n_generate: int
 
     def fingerprint(self) -> str:
         return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
@@ -54,12 +57,17 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
         raise DataError("the generation task needs complete days (use the default completeness rule)",
                         path=profiles.name)
     split = split_and_scale(profiles, cfg, seed)
+    n_generate = cfg.get("n_generate") or len(split.real)
+    if int(n_generate) != n_generate or n_generate < 2:
+        raise ValueError(f"n_generate must be an integer >= 2 or None, got {n_generate!r}")
     return TaskData(train=split.train, real=split.real, scaler=split.scaler,
-                    bandwidth=rbf_bandwidth(split.real.values), split_rule=split.split_rule)
+                    bandwidth=rbf_bandwidth(split.real.values),
+                    split_rule=f"{split.split_rule}; {int(n_generate)} profiles generated per model",
+                    n_generate=int(n_generate))
 
 
 def run(model, data: TaskData, ctx: RunContext) -> dict:
-    """Fit ``model`` on the scaled training profiles and draw one profile per real evaluation profile.
+    """Fit ``model`` on the scaled training profiles and draw ``data.n_generate`` profiles.
 
     A :class:`ModelFitError` (or non-finite samples) becomes a ``failed`` outcome with its reason: the table
     reports it instead of hiding it.
@@ -70,12 +78,12 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
         model.fit(data.train, ctx)
         outcome["fit_seconds"] = time.perf_counter() - start
         start = time.perf_counter()
-        samples = np.asarray(model.sample(len(data.real), None, ctx), dtype=np.float32)
+        samples = np.asarray(model.sample(data.n_generate, None, ctx), dtype=np.float32)
         outcome["sample_seconds"] = time.perf_counter() - start
     except ModelFitError as err:
         outcome.update(status="failed", note=str(err))
         return outcome
-    expected = (len(data.real), data.real.length)
+    expected = (data.n_generate, data.real.length)
     if samples.shape != expected:
         raise RuntimeError(f"model returned samples of shape {samples.shape}, expected {expected}")
     if not np.isfinite(samples).all():

@@ -26,7 +26,8 @@ import pandas as pd
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, ensemble_queries, failed_rows, run_ensemble_settings
+from bench.tasks.common import (SPLIT_DEFAULTS, bootstrap_row, ensemble_queries, failed_rows, fitting_set,
+                               run_ensemble_settings)
 from bench.tasks.masking import PATTERNS, observed_mask
 from bench.tasks.queries import ImputationQuery
 
@@ -69,6 +70,7 @@ class TaskData:
     observed: np.ndarray  # [n_settings, N, T] bool
     history: np.ndarray | None  # [N, T] scaled, NaN where unknown; None for monthly profiles
     n_samples: int  # ensemble size asked of the model
+    pretrain: ProfileSet | None = None  # the "pretrain" protocol's pre-training profiles
 
     def fingerprint(self) -> str:
         return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
@@ -129,7 +131,7 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     history = week_before(profiles, real, split.scaler) if profiles.period == "day" else None
     return TaskData(train=split.train, real=real, scaler=split.scaler, split_rule=split.split_rule,
                     settings=[name for name, _, _ in specs], observed=observed, history=history,
-                    n_samples=int(cfg["n_samples"]))
+                    n_samples=int(cfg["n_samples"]), pretrain=split.pretrain)
 
 
 def run(model, data: TaskData, ctx: RunContext) -> dict:
@@ -138,7 +140,7 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
     ``samples`` is ``[n_settings, S, N, T]`` float32 (padding set to 0). A :class:`ModelFitError` or
     non-finite imputations on valid steps give a ``failed`` outcome with the reason.
     """
-    return run_ensemble_settings(model, data.train, data.real, data.settings, data.n_samples, ctx,
+    return run_ensemble_settings(model, fitting_set(model, data), data.real, data.settings, data.n_samples, ctx,
                                  lambda index: model.impute(data.query(index), data.n_samples, ctx), "imputed")
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.tasks.common import SPLIT_DEFAULTS, ensemble_queries, failed_rows, paired_bootstrap, run_ensemble_settings
+from bench.tasks.common import (SPLIT_DEFAULTS, ensemble_queries, failed_rows, fitting_set, paired_bootstrap,
+                               run_ensemble_settings)
 from bench.tasks.queries import SuperResolutionQuery
 
 NAME = "super_resolution"
@@ -89,6 +90,7 @@ class TaskData:
     settings: list[str]
     factors: list[int]
     n_samples: int
+    pretrain: ProfileSet | None = None  # the "pretrain" protocol's pre-training profiles
 
     def fingerprint(self) -> str:
         return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
@@ -108,7 +110,7 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     split, real = ensemble_queries(profiles, cfg, seed)
     return TaskData(train=split.train, real=real, scaler=split.scaler, split_rule=split.split_rule,
                     settings=[name for name, _ in specs], factors=[f for _, f in specs],
-                    n_samples=int(cfg["n_samples"]))
+                    n_samples=int(cfg["n_samples"]), pretrain=split.pretrain)
 
 
 def run(model, data: TaskData, ctx: RunContext) -> dict:
@@ -118,7 +120,7 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
     if not data.settings:
         outcome["note"] = f"no super-resolution factor applies at {data.real.resolution} min"
         return outcome
-    return run_ensemble_settings(model, data.train, data.real, data.settings, data.n_samples, ctx,
+    return run_ensemble_settings(model, fitting_set(model, data), data.real, data.settings, data.n_samples, ctx,
                                  lambda index: model.super_resolve(data.query(index), data.n_samples, ctx),
                                  "super-resolved")
 
