@@ -14,7 +14,7 @@ from bench.runner import task_config
 from bench.suite import load_suite, parse_protocol
 from bench.tasks import generation
 from bench.tasks.common import fitting_set, split_and_scale
-from tests.conftest import make_readings
+from tests.conftest import REPO_ROOT, make_readings
 
 
 def _profiles(n_series: int = 8, days: int = 70):
@@ -136,3 +136,26 @@ def test_protocol_lines_print_protocol_splits_data_notes_and_deviations():
     assert "lcl @ 30 min (generation): pooled: days" in text
     assert "lcl: filter = all tariffs" in text
     assert "- deviations from the paper:\n  - models: smaller" in text
+
+
+def test_pooled_datasets_stack_parts_with_prefixed_ids(tmp_path, lcl_sample_dir):
+    import shutil
+
+    from bench.data.pipeline import load_profiles
+
+    (tmp_path / "lcl").mkdir()
+    for name in ("MAC000002.csv", "MAC000003.csv"):
+        shutil.copy(lcl_sample_dir / name, tmp_path / "lcl" / name)
+    shutil.copytree(REPO_ROOT / "tests/fixtures/loaders/cer", tmp_path / "cer")
+    lcl = load_profiles("lcl", 30, "day", tmp_path / "lcl")
+    cer = load_profiles("cer", 30, "day", tmp_path / "cer")
+    pooled = load_profiles("cer+lcl", 30, "day", tmp_path)
+    assert len(pooled) == len(cer) + len(lcl)
+    ids = set(pooled.meta["series_id"])
+    assert ids == {f"cer:{s}" for s in cer.meta["series_id"]} | {f"lcl:{s}" for s in lcl.meta["series_id"]}
+    np.testing.assert_array_equal(pooled.values[len(cer):], lcl.values)
+    assert pooled.notes["pooled"] == f"cer {len(cer)} days, lcl {len(lcl)} days"
+    with pytest.raises(ValueError, match="per part"):
+        load_profiles("cer+lcl", 30, "day", tmp_path, households=2)
+    with pytest.raises(ValueError, match="two or more different"):
+        load_profiles("lcl+lcl", 30, "day", tmp_path)
