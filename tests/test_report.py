@@ -24,19 +24,30 @@ CELLS = {
     (60, "B"): {m: "n/a" for m in METRICS},
     (60, "C"): {"MMD": 0.0010, "GFD": ("failed", SINGULAR), "KL": 0.1, "WD": 0.07, "COV": 0.85},
 }
-# worked out by hand from CELLS: lower is better except COV; ties all best; failed never best
-BEST = {
-    (15, "A"): {"MMD", "GFD"},
-    (15, "B"): {"GFD", "KL", "WD", "COV"},
+# Worked out by hand from CELLS, whose std is a tenth of the value (see _rows): lower is better except COV;
+# two values tie when |a - b| <= sqrt(sa^2 + sb^2); failed never best. E.g. res 15 MMD: 0.0008 +- 0.00008 vs
+# 0.0010 +- 0.0001 differ by 2e-4 > 1.28e-4, so A is best alone; res 15 COV: 0.90 +- 0.09 vs 0.95 +- 0.095 differ
+# by 0.05 <= 0.131, so A and B tie; res 60 GFD: A is the only ok cell, so best.
+BEST = {  # bold: best beyond noise
+    (15, "A"): {"MMD"},
+    (15, "B"): {"KL", "WD"},
     (15, "C"): set(),
-    (60, "A"): {"GFD", "KL", "WD"},
+    (60, "A"): {"GFD", "WD"},
     (60, "B"): set(),
-    (60, "C"): {"MMD", "KL", "COV"},
+    (60, "C"): {"MMD"},
 }
-# res 15: A ranks 1, 1.5, 2, 2, 2; B 2, 1.5, 1, 1, 1; C (failed) 3 everywhere.
-# res 60: A 2, 1, 1.5, 1, 2; C 1, 2 (failed GFD), 1.5, 2, 1; B is n/a, so unranked.
-AVG_RANK = {(15, "A"): 1.7, (15, "B"): 1.3, (15, "C"): 3.0, (60, "A"): 1.5, (60, "B"): math.nan,
-            (60, "C"): 1.5}
+TIED = {  # tied for best within noise
+    (15, "A"): {"GFD", "COV"},
+    (15, "B"): {"GFD", "COV"},
+    (15, "C"): set(),
+    (60, "A"): {"KL", "COV"},
+    (60, "B"): set(),
+    (60, "C"): {"KL", "COV"},
+}
+# res 15: A ranks 1, 1.5, 2, 2, 1.5; B 2, 1.5, 1, 1, 1.5; C (failed) 3 everywhere.
+# res 60: A 2, 1, 1.5, 1, 1.5; C 1, 2 (failed GFD), 1.5, 2, 1.5; B is n/a, so unranked.
+AVG_RANK = {(15, "A"): 1.6, (15, "B"): 1.4, (15, "C"): 3.0, (60, "A"): 1.4, (60, "B"): math.nan,
+            (60, "C"): 1.6}
 
 
 def _rows(cells=CELLS, dataset="toy", seed=0) -> pd.DataFrame:
@@ -88,12 +99,14 @@ def test_best_flags_respect_direction_and_ties(table):
     for (res, model), best in BEST.items():
         flagged = {m for m in METRICS if table.best.loc[("toy", res, model), m]}
         assert flagged == best, (res, model)
+        tied = {m for m in METRICS if table.tied.loc[("toy", res, model), m]}
+        assert tied == TIED[(res, model)], (res, model)
 
 
 def test_average_ranks_by_hand(table):
-    assert table.ranks.loc[("toy", 15, "A")].tolist() == [1.0, 1.5, 2.0, 2.0, 2.0]
+    assert table.ranks.loc[("toy", 15, "A")].tolist() == [1.0, 1.5, 2.0, 2.0, 1.5]
     assert table.ranks.loc[("toy", 15, "C")].tolist() == [3.0] * 5
-    assert table.ranks.loc[("toy", 60, "C")].tolist() == [1.0, 2.0, 1.5, 2.0, 1.0]
+    assert table.ranks.loc[("toy", 60, "C")].tolist() == [1.0, 2.0, 1.5, 2.0, 1.5]
     assert table.ranks.loc[("toy", 60, "B")].isna().all()
     for (res, model), expected in AVG_RANK.items():
         got = table.avg_rank.loc[("toy", res, model)]
@@ -133,10 +146,12 @@ def test_markdown_bold_exactly_at_best_failed_footnote_and_na(table):
             column = f"{metric} {'↓' if DIRECTIONS[metric] == 'lower' else '↑'}"
             value = cells[key][column]
             assert value.startswith("**") == (metric in best), (key, metric, value)
+            assert value.endswith(" ≈") == (metric in TIED[key]), (key, metric, value)
     assert cells[(15, "C")]["MMD ↓"] == "failed [1]"
     assert cells[(60, "C")]["GFD ↓"] == "failed [2]"
     assert cells[(60, "B")]["KL ↓"] == "n/a"
-    assert cells[(15, "B")]["avg. rank"] == "1.30"
+    assert cells[(15, "B")]["avg. rank"] == "1.40"
+    assert "tied for best within noise" in text.splitlines()[0]
     assert cells[(60, "B")]["avg. rank"] == "–"
     assert f"- [1] failed: {PD_REASON} — C (dataset=toy, resolution=15)" in text
     assert f"- [2] failed: {SINGULAR} — C (dataset=toy, resolution=60)" in text
@@ -147,6 +162,9 @@ def test_latex_bold_pm_and_footnotes(table):
     text = tables.to_latex(table, "Task `generation` on toy_data: mean ± std")
     n_best = sum(len(b) for b in BEST.values())
     assert text.count(r"\textbf{") == n_best
+    n_tied = sum(len(t) for t in TIED.values())
+    assert text.count(r" $\approx$ &") + text.count(r" $\approx$ \\") == n_tied  # cells end in the tie mark
+    assert "≈" not in text and "²" not in text and "<=" not in text  # unicode and < escaped for LaTeX
     assert r"$\pm$" in text and "±" not in text
     assert r"\texttt{generation}" in text and r"toy\_data" in text
     assert r"failed$^{1}$" in text and PD_REASON in text
@@ -318,23 +336,25 @@ def test_run_rendering_sets_results_beside_the_published_numbers():
 
 def test_rank_summary_normalises_ranks_by_hand(table):
     # task 1 (the CELLS table): res 15 ranks three models ((r - 1) / 2), res 60 two (r - 1); B is n/a at 60
-    # A: 0, .25, .5, .5, .5 | 1, 0, .5, 0, 1 -> 4.25 / 10;  B: .5, .25, 0, 0, 0 -> 0.75 / 5;  C: 1 x5 | 0, 1, .5, 1, 0
+    # A: 0, .25, .5, .5, .25 | 1, 0, .5, 0, .5 -> 3.5 / 10;  B: .5, .25, 0, 0, .25 -> 1 / 5;
+    # C: 1 x5 | 0, 1, .5, 1, .5 -> 8 / 10 (cells tied within noise share their rank, see TIED)
     norm = tables.normalised_ranks(table)
-    assert norm.loc[("toy", 60, "A")].tolist() == [1.0, 0.0, 0.5, 0.0, 1.0]
+    assert norm.loc[("toy", 60, "A")].tolist() == [1.0, 0.0, 0.5, 0.0, 0.5]
     assert norm.loc[("toy", 60, "B")].isna().all()
     # task 2: only A and C at res 15, C failed everywhere -> A 0, C 1
     two = _rows({k: v for k, v in CELLS.items() if k in {(15, "A"), (15, "C")}})
     summary = tables.rank_summary({"one": table, "two": tables.summary_table(two, DIRECTIONS)})
     assert list(summary.index) == ["A", "B", "C"]
-    assert summary.loc["A", "one"] == pytest.approx(0.425)
-    assert summary.loc["B", "one"] == pytest.approx(0.15)
-    assert summary.loc["C", "one"] == pytest.approx(0.75)
+    assert summary.loc["A", "one"] == pytest.approx(0.35)
+    assert summary.loc["B", "one"] == pytest.approx(0.2)
+    assert summary.loc["C", "one"] == pytest.approx(0.8)
     assert math.isnan(summary.loc["B", "two"])
-    assert summary["overall"].tolist() == pytest.approx([(0.425 + 0) / 2, 0.15, (0.75 + 1) / 2])
-    assert summary["best"].tolist() == [5 + 5, 4, 3]
+    assert summary["overall"].tolist() == pytest.approx([(0.35 + 0) / 2, 0.2, (0.8 + 1) / 2])
+    assert summary["best"].tolist() == [3 + 5, 2, 1]  # task two: A is the only ok cell of every column
+    assert summary["tied"].tolist() == [4, 2, 2]
     assert summary["ranked"].tolist() == [10 + 5, 5, 10 + 5]
     text = tables.rank_summary_markdown(summary)
-    assert "| **B** " in text and "| A " in text
+    assert "| **A** " in text and "| B " in text
 
 
 def test_html_report_keeps_tables_bold_and_figures(tmp_path):
@@ -351,8 +371,10 @@ def test_rank_agreement_by_hand():
     from bench.report.agreement import agreement_markdown, rank_agreement
 
     def line(model, metric, ours, paper, resolution=30, status="ok"):
+        # no std on either side: values compare exactly (the noise rule has its own tests in test_tie_rule.py)
         return {"source": "energydiff", "table": "Table III", "dataset": "lcl", "resolution": resolution,
-                "setting": "", "model": model, "metric": metric, "ours": ours, "paper": paper, "status": status}
+                "setting": "", "model": model, "metric": metric, "ours": ours, "ours_std": float("nan"),
+                "paper": paper, "paper_std": float("nan"), "status": status}
 
     frame = pd.DataFrame([
         # GFD: same order (a < b < c) on both sides -> tau 1, same best a
@@ -376,8 +398,8 @@ def test_rank_agreement_leaves_out_single_model_groups():
     from bench.report.agreement import agreement_markdown, rank_agreement
 
     frame = pd.DataFrame([{"source": "unified", "table": "Table II", "dataset": "lcl", "resolution": 30,
-                           "setting": "day-ahead", "model": "unified", "metric": "MAE", "ours": 0.27, "paper": 0.2,
-                           "status": "ok"}])
+                           "setting": "day-ahead", "model": "unified", "metric": "MAE", "ours": 0.27,
+                           "ours_std": 0.01, "paper": 0.2, "paper_std": float("nan"), "status": "ok"}])
     out = rank_agreement(frame, {"MAE": "lower"})
     assert out.empty and "kendall_tau" in out.columns
     assert "No group has two models" in agreement_markdown(out)

@@ -5,6 +5,9 @@ them), while the question a benchmark reader asks is usually "which model is bet
 reproduces a paper's ranking is the comparison that survives a different setup. For every published group
 (one table, dataset, resolution, setting and metric) with at least two models that both sides score, this
 module gives Kendall's tau-b between our values and the paper's, and whether both name the same best model.
+"Best" follows the tables' noise rule (:func:`bench.report.tables.tied_within_noise`): on each side, the best
+value and every value tied with it within that side's printed ± are best together, so a difference the noise
+cannot resolve never decides which model is best.
 """
 
 from __future__ import annotations
@@ -20,23 +23,35 @@ GROUP = ("source", "table", "dataset", "resolution", "setting", "metric")
 COLUMNS = (*GROUP, "n_models", "kendall_tau", "same_best", "ours_best", "paper_best")
 
 
-def _best(values: pd.Series, direction: str) -> set:
-    """The models best in ``direction``, ties as the tables count them (:func:`bench.report.tables.tie_key`)."""
-    from bench.report.tables import tie_key
+REQUIRED = (*GROUP, "model", "status", "ours", "ours_std", "paper", "paper_std")
 
-    sign = 1.0 if direction == "lower" else -1.0
-    keys = pd.Series([tie_key(sign * v) for v in values], index=values.index)
-    return set(keys.index[keys == keys.min()])
+
+def _best(values: pd.Series, stds: pd.Series, direction: str) -> set:
+    """The models best in ``direction``: the best value and every value tied with it within noise, exactly the
+    cells a summary table marks best or tied for best (:func:`bench.report.tables.tie_groups`)."""
+    from bench.report.tables import tie_groups
+
+    first = tie_groups(values.to_numpy(), stds.to_numpy(), direction)[0]
+    return {values.index[i] for i in first}
 
 
 def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
     """One row per group of :data:`GROUP` in ``comparison`` (the output of
     :func:`bench.report.published.compare`) with ``n_models`` >= 2 models scored ``ok`` by us and printed by the
     paper (groups with fewer are left out), ``kendall_tau`` (tau-b of ours vs the paper's values; NaN when one
-    side is constant) and ``same_best`` (our best model is among the paper's best, ties included, by the metric's ``directions``
-    entry; NaN for unranked metrics)."""
+    side is constant, computed from the values alone) and ``same_best`` (1.0 when some model is best on both
+    sides, 0.0 when none is; NaN for unranked metrics), by the metric's ``directions`` entry. Each side's best
+    models are the best value and all values tied with it within noise (``ours_std``, ``paper_std``; a NaN std,
+    e.g. a paper that prints no ±, compares exactly), listed in ``ours_best`` / ``paper_best``.
+
+    Raises ``ValueError`` when ``comparison`` lacks a column of :data:`REQUIRED`.
+    """
     if comparison.empty:
         return pd.DataFrame(columns=list(COLUMNS))
+    missing = [c for c in REQUIRED if c not in comparison.columns]
+    if missing:
+        raise ValueError(f"the comparison frame lacks the column(s) {missing}; build it with "
+                         "bench.report.published.compare")
     usable = comparison[(comparison["status"] == "ok") & np.isfinite(comparison["ours"].astype(float))
                         & np.isfinite(comparison["paper"].astype(float))].copy()
     usable["setting"] = usable["setting"].fillna("").astype(str)
@@ -47,13 +62,15 @@ def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.D
             continue
         ours = pd.Series(group["ours"].astype(float).to_numpy(), index=group["model"])
         paper = pd.Series(group["paper"].astype(float).to_numpy(), index=group["model"])
+        ours_std = pd.Series(group["ours_std"].astype(float).to_numpy(), index=group["model"])
+        paper_std = pd.Series(group["paper_std"].astype(float).to_numpy(), index=group["model"])
         tau = math.nan
         if ours.nunique() > 1 and paper.nunique() > 1:
             tau = float(kendalltau(ours.to_numpy(), paper.to_numpy()).statistic)
         direction = directions.get(key[-1], "none")
         same, ours_best, paper_best = math.nan, "", ""
         if direction in ("lower", "higher"):
-            ob, pb = _best(ours, direction), _best(paper, direction)
+            ob, pb = _best(ours, ours_std, direction), _best(paper, paper_std, direction)
             same = float(bool(ob & pb))
             ours_best, paper_best = ", ".join(sorted(ob)), ", ".join(sorted(pb))
         records.append({**dict(zip(GROUP, key)), "n_models": len(group), "kendall_tau": tau, "same_best": same,
@@ -65,7 +82,9 @@ def agreement_markdown(agreement: pd.DataFrame) -> str:
     """A markdown table of :func:`rank_agreement`, one line per group, under a caption saying how to read it."""
     caption = ("Do we order the models as the paper does? Per published table, resolution, setting and metric: "
                "Kendall's tau-b between our values and the paper's over the models both score (1 = same order, "
-               "-1 = reversed, 0 = unrelated), and the best model on each side (ties: all).")
+               "-1 = reversed, 0 = unrelated), and the best model on each side: the best value and every value within "
+               "noise of it (|a - b| <= sqrt(s² + t²) with the ± of each side, as in the tables; all are listed). "
+               "Same best = some model is best on both sides.")
     if agreement.empty:
         return caption + "\n\nNo group has two models scored on both sides.\n"
     rows = [[f"{r.source} {r.table}", r.dataset, str(r.resolution), r.setting, r.metric, str(r.n_models),

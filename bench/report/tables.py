@@ -13,13 +13,24 @@ Conventions, stated again in every rendered caption:
   re-runs the benchmark with another seed would see.
 * **Failures.** A cell that failed on any of its seeds is shown as failed (the note says on how many seeds):
   averaging only the surviving seeds would flatter an unstable model.
+* **Noise.** Two entries of a column are *tied within noise* when their values differ by no more than the
+  noise of the difference: ``|a - b| <= sqrt(std_a**2 + std_b**2)``, with the ± the table shows as the std
+  (the bootstrap std, or the std across seeds). The boundary counts as a tie (compared to 12 significant
+  digits); a NaN std, e.g. a single deterministic value, counts as 0, so two such values compare exactly;
+  values equal to 12 significant digits always tie. :func:`tied_within_noise` is the one place this rule
+  lives; nothing else is special-cased, e.g. an unbiased MMD below zero is better than 0 only where the rule
+  says so.
 * **Best.** Within each group (every index level except ``model``, by default one (dataset, resolution)),
-  per metric, the ``ok`` cells whose value is best in the metric's direction are flagged; ties (equal to
-  12 significant digits) are all flagged.
-* **Ranks.** Within each group and metric, ``ok`` cells get fractional ranks (1 = best, tied cells share the
-  mean of their positions); failed cells rank after every ``ok`` cell, sharing the mean of the last
-  positions; ``n/a`` and missing cells are not ranked. A row's average rank is the mean of its ranks over
-  the metrics where it is ranked.
+  per metric, the ``ok`` cell with the best value in the metric's direction is the leader. If no other
+  ``ok`` cell of the group is tied with it within noise, it is *best* (bold); otherwise the leader and every
+  cell tied with it are *tied for best* (marked ≈, not bold). A lone ``ok`` cell is best.
+* **Ranks.** Within each group and metric, ``ok`` cells are ranked by tie groups: the first group is the
+  leader and every cell tied with it within noise (exactly the best / tied-for-best cells), the next group
+  is built the same way from the best remaining cell, and so on. A group takes the next positions and each
+  of its cells gets the mean of those positions (1 = best; two cells tied for best both rank 1.5), so the
+  ranks of a group still sum to what they would without ties. Failed cells rank after every ``ok`` cell,
+  sharing the mean of the last positions; ``n/a`` and missing cells are not ranked. A row's average rank
+  is the mean of its ranks over the metrics where it is ranked.
 """
 
 from __future__ import annotations
@@ -50,9 +61,10 @@ class TableData:
     """One summary table: rows are the index combinations (model last or anywhere), columns the metrics.
 
     ``means``/``stds`` are float (NaN where not ``ok``), ``status`` holds ``ok``/``failed``/``n/a``/``missing``,
-    ``notes`` the reason of failed and n/a cells (``""`` otherwise), ``best`` the best-per-group flags,
-    ``ranks`` the per-metric ranks (NaN where unranked), ``avg_rank`` the mean rank of each row and
-    ``n_seeds`` how many seeds each cell aggregates. ``directions`` maps each metric to ``lower``/``higher``.
+    ``notes`` the reason of failed and n/a cells (``""`` otherwise), ``best`` the cells best beyond noise,
+    ``tied`` the cells tied for best within noise (see the module docstring), ``ranks`` the per-metric ranks
+    (NaN where unranked), ``avg_rank`` the mean rank of each row and ``n_seeds`` how many seeds each cell
+    aggregates. ``directions`` maps each metric to ``lower``/``higher``.
     """
 
     means: pd.DataFrame
@@ -60,6 +72,7 @@ class TableData:
     status: pd.DataFrame
     notes: pd.DataFrame
     best: pd.DataFrame
+    tied: pd.DataFrame
     ranks: pd.DataFrame
     avg_rank: pd.Series
     n_seeds: pd.DataFrame
@@ -110,6 +123,15 @@ def _check_rows(rows: pd.DataFrame, index: tuple[str, ...]) -> None:
         first = ok_nan.iloc[0]
         raise ValueError(f"row with status 'ok' but no value: model {first['model']!r}, metric "
                          f"{first['metric']!r} ({len(ok_nan)} such row(s)); mark it 'failed' with a note")
+    # the tie rule compares values by their stds: an infinite value or a negative std has no meaning there
+    ok_rows = rows[rows["status"] == "ok"]
+    bad = ok_rows[~np.isfinite(ok_rows["value"].to_numpy(dtype=float))
+                  | (ok_rows["std"].to_numpy(dtype=float) < 0)]
+    if not bad.empty:
+        first = bad.iloc[0]
+        raise ValueError(f"row with status 'ok' has an infinite value or a negative std: model {first['model']!r}, "
+                         f"metric {first['metric']!r}, value {first['value']!r}, std {first['std']!r} "
+                         f"({len(bad)} such row(s))")
     for level in index:
         if rows[level].isna().any():
             raise ValueError(f"index column {level!r} has missing values")
@@ -159,24 +181,88 @@ def tie_key(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-def _best_and_ranks(means: np.ndarray, status: np.ndarray, groups: Iterable[list[int]],
-                    metrics: list[str], directions: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def _noise_std(std: float) -> float:
+    # a missing std (one deterministic value, or a paper that prints none) adds no noise
+    std = float(std)
+    return 0.0 if math.isnan(std) else std
+
+
+def tied_within_noise(a: float, std_a: float, b: float, std_b: float) -> bool:
+    """Whether values ``a`` and ``b`` (with the stds shown after their ±) are tied within noise.
+
+    The rule, used by every best mark, rank and "same best model" of the report:
+    ``|a - b| <= sqrt(std_a**2 + std_b**2)`` — the difference is within one std of the difference of two
+    independent estimates. The boundary is a tie (non-strict ``<=``; both sides are compared to 12
+    significant digits, so float rounding of the difference does not move it). A NaN std counts as 0 (a single
+    deterministic value has no noise to hide behind), so two such values compare exactly; values equal to 12
+    significant digits (:func:`tie_key`) always tie, as float noise.
+
+    Raises ``ValueError`` for a non-finite value or a negative std.
+    """
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"tie rule needs finite values, got {a!r} and {b!r}")
+    sa, sb = _noise_std(std_a), _noise_std(std_b)
+    if sa < 0 or sb < 0:
+        raise ValueError(f"a std cannot be negative, got {std_a!r} and {std_b!r}")
+    if tie_key(a) == tie_key(b):
+        return True
+    # hypot: no rounding loss from squaring tiny stds; both sides to 12 significant digits so that float
+    # rounding never decides the boundary (1.1 - 1.0 is 0.10000000000000009, yet a tie at ± 0.1)
+    return tie_key(abs(a - b)) <= tie_key(math.hypot(sa, sb))
+
+
+def tie_groups(values: Sequence[float], stds: Sequence[float], direction: str) -> list[list[int]]:
+    """Positions of ``values`` in tie groups, best group first (see the module docstring, **Ranks**).
+
+    The first group is the best value in ``direction`` (``"lower"`` or ``"higher"`` is better) and every
+    value tied with it by :func:`tied_within_noise`; each further group is formed the same way from the best
+    value not yet grouped. Several values equal to the best (by :func:`tie_key`) share the lead: a value tied
+    with any of them joins. Within a group positions keep their input order.
+    """
+    if direction not in ("lower", "higher"):
+        raise ValueError(f"tie groups need direction 'lower' or 'higher', got {direction!r}")
+    values = [float(v) for v in values]
+    stds = [float(s) for s in stds]
+    if len(values) != len(stds):
+        raise ValueError(f"{len(values)} values but {len(stds)} stds")
+    sign = 1.0 if direction == "lower" else -1.0
+    keys = [tie_key(sign * v) for v in values]
+    left = list(range(len(values)))
+    groups = []
+    while left:
+        top = min(keys[i] for i in left)
+        leaders = [i for i in left if keys[i] == top]
+        group = [i for i in left
+                 if any(tied_within_noise(values[i], stds[i], values[k], stds[k]) for k in leaders)]
+        groups.append(group)
+        left = [i for i in left if i not in group]
+    return groups
+
+
+def _best_and_ranks(means: np.ndarray, stds: np.ndarray, status: np.ndarray, groups: Iterable[list[int]],
+                    metrics: list[str], directions: dict[str, str]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     best = np.zeros(means.shape, dtype=bool)
+    tied = np.zeros(means.shape, dtype=bool)
     ranks = np.full(means.shape, np.nan)
     for members in groups:
         for j, metric in enumerate(metrics):
             if directions[metric] == "none":
                 continue
-            sign = 1.0 if directions[metric] == "lower" else -1.0
             ok = [i for i in members if status[i, j] == "ok"]
             failed = [i for i in members if status[i, j] == "failed"]
             if ok:
-                keys = np.array([tie_key(sign * means[i, j]) for i in ok])
-                best[ok, j] = keys == keys.min()
-                ranks[ok, j] = pd.Series(keys).rank(method="average").to_numpy()
+                ties = tie_groups(means[ok, j], stds[ok, j], directions[metric])
+                first = [ok[k] for k in ties[0]]
+                (best if len(first) == 1 else tied)[first, j] = True
+                start = 0
+                for group in ties:
+                    ranks[[ok[k] for k in group], j] = start + (len(group) + 1) / 2
+                    start += len(group)
             if failed:
                 ranks[failed, j] = len(ok) + (len(failed) + 1) / 2
-    return best, ranks
+    return best, tied, ranks
 
 
 def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[str] | None = None,
@@ -185,8 +271,9 @@ def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[
 
     ``directions`` maps every tabulated metric to ``"lower"`` or ``"higher"`` (is better). ``metrics``
     selects and orders the columns (default: every metric, in order of first appearance). Rows keep the
-    order in which their index combination first appears. Aggregation over seeds, the best flags (within
-    each group of all index levels but ``model``, ties all flagged) and the ranks (1 = best, failed cells
+    order in which their index combination first appears. Aggregation over seeds, the best and tied-for-best
+    flags (within each group of all index levels but ``model``, by the noise rule of
+    :func:`tied_within_noise`) and the ranks (1 = best, cells tied within noise share a rank, failed cells
     last, n/a unranked) follow the conventions of the module docstring.
 
     Raises ``ValueError`` for missing columns, unknown statuses or directions, an ``ok`` row without a value,
@@ -230,7 +317,7 @@ def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[
     for key, i in row_pos.items():
         group_key = tuple(v for name, v in zip(index, key) if name != "model")
         groups.setdefault(group_key, []).append(i)
-    best, ranks = _best_and_ranks(means, status, groups.values(), metrics, directions)
+    best, tied, ranks = _best_and_ranks(means, stds, status, groups.values(), metrics, directions)
     counts = (~np.isnan(ranks)).sum(axis=1)
     avg = np.where(counts > 0, np.nansum(ranks, axis=1) / np.maximum(counts, 1), np.nan)
 
@@ -240,7 +327,7 @@ def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[
         return pd.DataFrame(values, index=row_index, columns=metrics)
 
     return TableData(means=frame(means), stds=frame(stds), status=frame(status), notes=frame(notes),
-                     best=frame(best), ranks=frame(ranks), avg_rank=pd.Series(avg, index=row_index,
+                     best=frame(best), tied=frame(tied), ranks=frame(ranks), avg_rank=pd.Series(avg, index=row_index,
                                                                               name="avg. rank"),
                      n_seeds=frame(n_seeds), directions=directions)
 
@@ -348,11 +435,18 @@ def seed_note(table: TableData) -> str:
             "cell has several seeds, else the bootstrap std of its single seed.")
 
 
+TIE_MARK = "≈"  # after a cell tied for best within noise, in every rendering
+
+
 def rank_note(table: TableData) -> str:
-    """One sentence saying how best flags and average ranks are computed."""
+    """The sentences saying how best marks, ties within noise and average ranks are computed."""
     group = f"within each ({', '.join(table.group_levels)}) group" if table.group_levels else "in the table"
-    return (f"Best per metric {group} in bold; avg. rank = mean rank over the metrics within the "
-            "same group (1 = best, ties share the mean rank, failed cells rank last, n/a cells are not ranked).")
+    return (f"Per metric {group}: bold = best beyond noise (the best value, and no other value within noise of "
+            f"it); {TIE_MARK} = tied for best within noise (the best value and every value within noise of it, "
+            "none in bold). Two values a ± s and b ± t are within noise when |a - b| <= sqrt(s² + t²), "
+            "with the ± shown (a value without ± compares exactly). avg. rank = mean rank over the metrics within "
+            "the same group (1 = best; values within noise of the best remaining value share the mean of their "
+            "positions; failed cells rank last, n/a cells are not ranked).")
 
 
 def _row_label(table: TableData, key: tuple) -> str:
@@ -361,20 +455,21 @@ def _row_label(table: TableData, key: tuple) -> str:
     return f"{named['model']} ({rest})" if rest else str(named["model"])
 
 
-def _cells(table: TableData, pm: str, bold: Callable[[str], str], failed: Callable[[int], str],
-           missing: str) -> tuple[list[list[str]], list[tuple[str, list[str]]]]:
+def _cells(table: TableData, pm: str, bold: Callable[[str], str], tie: Callable[[str], str],
+           failed: Callable[[int], str], missing: str) -> tuple[list[list[str]], list[tuple[str, list[str]]]]:
     """Metric and avg. rank cell texts per row, plus footnotes (reason, affected rows) numbered from 1."""
     footnotes: dict[str, list[str]] = {}
     body = []
     means, stds = table.means.to_numpy(), table.stds.to_numpy()
     status, notes, best = table.status.to_numpy(), table.notes.to_numpy(), table.best.to_numpy()
+    tied = table.tied.to_numpy()
     for i, key in enumerate(table.means.index):
         key = key if isinstance(key, tuple) else (key,)
         line = []
         for j in range(len(table.metrics)):
             if status[i, j] == "ok":
                 text = format_mean_std(means[i, j], stds[i, j], pm=pm)
-                line.append(bold(text) if best[i, j] else text)
+                line.append(bold(text) if best[i, j] else tie(text) if tied[i, j] else text)
             elif status[i, j] == "failed":
                 reason = notes[i, j] or "no reason given"
                 labels = footnotes.setdefault(reason, [])
@@ -414,11 +509,12 @@ def _markdown_escape(text: str) -> str:
 def to_markdown(table: TableData, caption: str) -> str:
     """GitHub-flavoured markdown: caption (with the seed and rank conventions), the table, footnotes.
 
-    Cells read ``mean ± std``; the best cells of each group are in ``**bold**``; failed cells read
+    Cells read ``mean ± std``; a cell best beyond noise is in ``**bold**``, cells tied for best within noise
+    end in `` ≈`` (:data:`TIE_MARK`; the caption states the rule); failed cells read
     ``failed [k]`` with footnote ``[k]`` giving the reason and the affected rows; n/a cells read ``n/a``.
     """
-    body, footnotes = _cells(table, pm="±", bold=lambda t: f"**{t}**", failed=lambda k: f"failed [{k}]",
-                             missing="–")
+    body, footnotes = _cells(table, pm="±", bold=lambda t: f"**{t}**", tie=lambda t: f"{t} {TIE_MARK}",
+                             failed=lambda k: f"failed [{k}]", missing="–")
     headers = [*table.index_names,
                *[f"{m} {ARROWS[table.directions[m]]}".rstrip() for m in table.metrics], "avg. rank"]
     n_index = len(table.index_names)
@@ -434,21 +530,26 @@ def to_markdown(table: TableData, caption: str) -> str:
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                   # in LaTeX's default text font encoding these print as other glyphs (¡, ¿, —)
+                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIALS))
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX specials in plain text; ``±`` becomes ``$\\pm$`` and `` `code` `` becomes ``\\texttt{code}``."""
+    """Escape LaTeX specials in plain text; ``±`` becomes ``$\\pm$``, ``≈`` ``$\\approx$``, ``²``
+    ``\\textsuperscript{2}`` and `` `code` `` becomes ``\\texttt{code}``."""
     text = _LATEX_RE.sub(lambda m: _LATEX_SPECIALS[m.group(0)], str(text))
-    text = text.replace("±", r"$\pm$").replace("–", "--").replace("—", "---")
+    text = text.replace("±", r"$\pm$").replace("≈", r"$\approx$").replace("²", r"\textsuperscript{2}")
+    text = text.replace("–", "--").replace("—", "---")
     return re.sub(r"`([^`]*)`", r"\\texttt{\1}", text)
 
 
 def to_latex(table: TableData, caption: str) -> str:
-    """A LaTeX ``table`` environment (tabulate ``latex_raw``): best cells in ``\\textbf{...}``, ± as
-    ``$\\pm$``, failed cells as ``failed$^{k}$`` with the reasons below the tabular."""
-    body, footnotes = _cells(table, pm=r"$\pm$", bold=lambda t: rf"\textbf{{{t}}}",
+    """A LaTeX ``table`` environment (tabulate ``latex_raw``): cells best beyond noise in ``\\textbf{...}``,
+    cells tied for best within noise followed by ``$\\approx$``, ± as ``$\\pm$``, failed cells as
+    ``failed$^{k}$`` with the reasons below the tabular."""
+    body, footnotes = _cells(table, pm=r"$\pm$", bold=lambda t: rf"\textbf{{{t}}}", tie=lambda t: rf"{t} $\approx$",
                              failed=lambda k: rf"failed$^{{{k}}}$", missing="--")
     headers = [*(latex_escape(n) for n in table.index_names),
                *[latex_escape(m) + LATEX_ARROWS[table.directions[m]]
@@ -510,12 +611,15 @@ def normalised_ranks(table: TableData) -> pd.DataFrame:
 def rank_summary(tables_by_task: dict[str, TableData]) -> pd.DataFrame:
     """One row per model over several task tables: per task the mean rank of :func:`normalised_ranks` (0 = best
     in every ranked cell, 1 = worst), then ``overall`` (the mean over the tasks where the model is ranked, so
-    each task weighs alike), ``best`` (how many cells carry its best flag), ``ranked`` (how many cells rank it).
+    each task weighs alike), ``best`` (how many cells it is best in beyond noise), ``tied`` (how many cells it is
+    tied for best in within noise) and ``ranked`` (how many cells rank it). The ranks are the tables' own, so
+    cells tied within noise share a rank here too (module docstring, **Ranks**).
 
     Models keep their order of first appearance; ``overall`` sorts nothing, a reader sorts as they need.
     """
     per_task: dict[str, pd.Series] = {}
     best: dict[str, pd.Series] = {}
+    tied: dict[str, pd.Series] = {}
     ranked: dict[str, pd.Series] = {}
     for task, table in tables_by_task.items():
         norm = normalised_ranks(table)
@@ -523,28 +627,33 @@ def rank_summary(tables_by_task: dict[str, TableData]) -> pd.DataFrame:
         per_task[task] = norm.stack().groupby(level="model", sort=False).mean() if norm.notna().any().any() \
             else pd.Series(np.nan, index=pd.Index(dict.fromkeys(model), name="model"))
         best[task] = table.best.astype(int).sum(axis=1).groupby(level="model", sort=False).sum()
+        tied[task] = table.tied.astype(int).sum(axis=1).groupby(level="model", sort=False).sum()
         ranked[task] = table.ranks.notna().sum(axis=1).groupby(level="model", sort=False).sum()
     models = list(dict.fromkeys(m for s in [*per_task.values(), *ranked.values()] for m in s.index))
     frame = pd.DataFrame({task: s.reindex(models) for task, s in per_task.items()}, index=pd.Index(models,
                                                                                                 name="model"))
     frame["overall"] = frame.mean(axis=1, skipna=True)
     frame["best"] = sum(s.reindex(models, fill_value=0) for s in best.values()).astype(int)
+    frame["tied"] = sum(s.reindex(models, fill_value=0) for s in tied.values()).astype(int)
     frame["ranked"] = sum(s.reindex(models, fill_value=0) for s in ranked.values()).astype(int)
     return frame
 
 
 def rank_summary_markdown(summary: pd.DataFrame) -> str:
     """The :func:`rank_summary` frame as a GitHub markdown table under a caption saying how to read it."""
-    tasks = [c for c in summary.columns if c not in ("overall", "best", "ranked")]
+    counts = ("best", "tied", "ranked")
+    tasks = [c for c in summary.columns if c not in ("overall", *counts)]
     rows = [[str(model), *("–" if math.isnan(v) else f"{v:.2f}" for v in summary.loc[model, [*tasks, "overall"]]),
-             str(summary.loc[model, "best"]), str(summary.loc[model, "ranked"])] for model in summary.index]
+             *(str(summary.loc[model, c]) for c in counts)] for model in summary.index]
     best_overall = summary["overall"].min()
     rows = [[f"**{r[0]}**" if summary.loc[m, "overall"] == best_overall else r[0], *r[1:]]
             for r, m in zip(rows, summary.index)]
     caption = ("Rank summary across metrics: per task, the mean normalised rank of each model over every ranked "
                "cell of the task's table ((rank - 1) / (n - 1) within a dataset / resolution / setting group and "
-               "metric: 0 = best everywhere, 1 = worst); overall = mean over the tasks where the model is ranked; "
-               "best = cells where it is best; ranked = cells where it is ranked. Lowest overall in bold.")
-    grid = tabulate(rows, headers=["model", *tasks, "overall", "best", "ranked"], tablefmt="github",
-                    disable_numparse=True, colalign=("left",) + ("right",) * (len(tasks) + 3))
+               "metric: 0 = best everywhere, 1 = worst; values tied within noise share a rank, as in the tables); "
+               "overall = mean over the tasks where the model is ranked; best = cells where it is best "
+               "beyond noise (bold in the tables); tied = cells where it is tied for best within noise (≈); "
+               "ranked = cells where it is ranked. Lowest overall in bold.")
+    grid = tabulate(rows, headers=["model", *tasks, "overall", *counts], tablefmt="github",
+                    disable_numparse=True, colalign=("left",) + ("right",) * (len(tasks) + 1 + len(counts)))
     return f"{caption}\n\n{grid}\n"
