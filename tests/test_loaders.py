@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -14,6 +16,7 @@ from bench.data.loaders import DATASETS, DatasetInfo, load_dataset
 from bench.data.loaders import uci as uci_module
 from bench.data.loaders.cer import day_starts_utc
 from bench.data.readings import Readings
+from bench.data.segment import Completeness, segment
 from bench.errors import DataError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "loaders"
@@ -72,12 +75,16 @@ def test_missing_data_dir(tmp_path):
 
 # --- LCL -------------------------------------------------------------------------------------------------
 
+UNKNOWN_TARIFF = "tariff unknown: no stdorToU column or informations_households.csv, Std filter not applied"
+
+
 def test_lcl_original_layout_values_and_tariffs():
-    r = load_dataset("lcl", FIXTURES / "lcl_original")
+    r = load_dataset("lcl", FIXTURES / "lcl_original", tariff="all")
     assert r.name == "lcl" and r.resolution == 30
     assert r.series_ids == ["MAC000001", "MAC000002", "MAC000003", "MAC000004"]
     assert r.info["category"].to_dict() == {"MAC000001": "Std", "MAC000002": "Std", "MAC000003": "ToU",
                                             "MAC000004": "Std"}
+    assert r.notes == {"filter": "all tariffs (4 households; tariff='all')"}
     # kWh per half hour / 0.5 h: "0 " -> 0, "0.25 " -> 0.5, " 0.019 " -> 0.038; "Null" -> missing.
     assert kw_at(r, "MAC000002", "2012-10-12 00:30") == 0.0
     assert kw_at(r, "MAC000002", "2012-10-12 01:00") == pytest.approx(0.5)
@@ -89,31 +96,48 @@ def test_lcl_original_layout_values_and_tariffs():
     assert [Path(s).name for s in r.sources] == ["CC_LCL-FullData.csv", "LCL-June2015v2_0.csv"]
 
 
-def test_lcl_tariff_and_household_limits():
-    std = load_dataset("lcl", FIXTURES / "lcl_original", tariff="Std")
+def test_lcl_default_keeps_the_std_tariff_as_energydiff():
+    std = load_dataset("lcl", FIXTURES / "lcl_original")
     assert std.series_ids == ["MAC000001", "MAC000002", "MAC000004"]
+    assert set(std.info["category"]) == {"Std"} and "MAC000003" not in set(std.frame["series_id"])
+    assert std.notes == {"filter": "tariff Std (3 of 4 households kept)"}
+    explicit = load_dataset("lcl", FIXTURES / "lcl_original", tariff="Std")
+    pd.testing.assert_frame_equal(explicit.frame, std.frame)
+
+
+def test_lcl_tariff_and_household_limits():
     first_two = load_dataset("lcl", FIXTURES / "lcl_original", households=2)
     assert first_two.series_ids == ["MAC000001", "MAC000002"]
+    assert first_two.notes["filter"] == "tariff Std (3 of 4 households kept; first 2 by LCLid loaded, households=2)"
+    three_of_all = load_dataset("lcl", FIXTURES / "lcl_original", tariff="all", households=3)
+    assert three_of_all.series_ids == ["MAC000001", "MAC000002", "MAC000003"]
+    assert three_of_all.notes["filter"] == ("all tariffs (4 households; tariff='all'; first 3 by LCLid loaded, "
+                                            "households=3)")
     tou = load_dataset("lcl", FIXTURES / "lcl_original", tariff="ToU", households=5)
-    assert tou.series_ids == ["MAC000003"]
-    with pytest.raises(DataError, match="tariff 'Eco7'"):
-        load_dataset("lcl", FIXTURES / "lcl_original", tariff="Eco7")
+    assert tou.series_ids == ["MAC000003"] and tou.notes["filter"] == "tariff ToU (1 of 4 households kept)"
+    for bad in ("Eco7", "std", None):
+        with pytest.raises(ValueError, match=r"tariff must be one of \['Std', 'ToU', 'all'\]"):
+            load_dataset("lcl", FIXTURES / "lcl_original", tariff=bad)
     with pytest.raises(ValueError, match="households"):
         load_dataset("lcl", FIXTURES / "lcl_original", households=0)
 
 
 def test_lcl_kaggle_blocks_with_household_information():
-    r = load_dataset("lcl", FIXTURES / "lcl_kaggle")
+    r = load_dataset("lcl", FIXTURES / "lcl_kaggle", tariff="all")
     assert r.series_ids == ["MAC000010", "MAC000011", "MAC000012", "MAC000013"]
     assert r.info["category"].tolist() == ["ToU", "Std", "ToU", "Std"]
     assert kw_at(r, "MAC000011", "2013-06-01 00:00") == pytest.approx(0.438)
     assert kw_at(r, "MAC000010", "2013-06-01 12:30") == pytest.approx(3.0)
     assert np.isnan(kw_at(r, "MAC000011", "2013-06-01 01:00"))
     assert len(r.frame) == 8  # the daily_dataset file is not half-hourly readings and is ignored
-    # Only the block holding the selected household is read.
-    one = load_dataset("lcl", FIXTURES / "lcl_kaggle", tariff="Std", households=1)
+    std = load_dataset("lcl", FIXTURES / "lcl_kaggle")  # the tariff comes from informations_households.csv
+    assert std.series_ids == ["MAC000011", "MAC000013"]
+    assert std.notes["filter"] == "tariff Std (2 of 4 households kept)"
+    # Only the block holding the selected household is read; the note still counts the skipped block's.
+    one = load_dataset("lcl", FIXTURES / "lcl_kaggle", households=1)
     assert one.series_ids == ["MAC000011"]
     assert [Path(s).name for s in one.sources] == ["block_0.csv"]
+    assert one.notes["filter"] == "tariff Std (2 of 4 households kept; first 1 by LCLid loaded, households=1)"
     tou = load_dataset("lcl", FIXTURES / "lcl_kaggle", tariff="ToU")
     assert tou.series_ids == ["MAC000010", "MAC000012"]
 
@@ -122,22 +146,54 @@ def test_lcl_ignores_unrelated_files_in_other_encodings(tmp_path):
     shutil.copytree(FIXTURES / "lcl_kaggle", tmp_path / "kaggle")
     (tmp_path / "kaggle" / "acorn_details.csv").write_bytes("MAIN CATEGORIES,CATEGORIES,REFERENCE\n"
                                                             "POPULATION,Age,Caf\xe9\n".encode("latin-1"))
-    assert len(load_dataset("lcl", tmp_path / "kaggle").series_ids) == 4
+    assert len(load_dataset("lcl", tmp_path / "kaggle", tariff="all").series_ids) == 4
 
 
 def test_lcl_kaggle_without_information_file(tmp_path):
     shutil.copy(FIXTURES / "lcl_kaggle" / "halfhourly_dataset" / "block_1.csv", tmp_path / "block_1.csv")
-    r = load_dataset("lcl", tmp_path)
-    assert set(r.info["category"]) == {"unknown"}
-    with pytest.raises(DataError, match="informations_households.csv"):
-        load_dataset("lcl", tmp_path, tariff="Std")
+    r = load_dataset("lcl", tmp_path)  # tariff unknown: the Std filter cannot apply, every household is kept
+    assert r.series_ids == ["MAC000012", "MAC000013"] and set(r.info["category"]) == {"unknown"}
+    assert r.notes == {"filter": f"all tariffs (2 households; {UNKNOWN_TARIFF})"}
+    assert load_dataset("lcl", tmp_path, tariff="all").notes == {"filter": "all tariffs (2 households; tariff='all')"}
+    with pytest.raises(DataError, match="tariff='ToU' needs each household's stdorToU group"):
+        load_dataset("lcl", tmp_path, tariff="ToU")
+
+
+def test_lcl_households_of_unknown_tariff_are_left_out_by_the_filter(tmp_path):
+    # the original files give the tariff of their households; the Kaggle block's households have none
+    shutil.copytree(FIXTURES / "lcl_original", tmp_path / "lcl")
+    shutil.copy(FIXTURES / "lcl_kaggle" / "halfhourly_dataset" / "block_1.csv", tmp_path / "lcl" / "block_1.csv")
+    std = load_dataset("lcl", tmp_path / "lcl")
+    assert std.series_ids == ["MAC000001", "MAC000002", "MAC000004"]
+    assert std.notes["filter"] == "tariff Std (3 of 6 households kept; 2 of unknown tariff left out)"
+    every = load_dataset("lcl", tmp_path / "lcl", tariff="all")
+    assert every.info["category"].to_dict() == {"MAC000001": "Std", "MAC000002": "Std", "MAC000003": "ToU",
+                                                "MAC000004": "Std", "MAC000012": "unknown",
+                                                "MAC000013": "unknown"}
+
+
+def test_lcl_tariff_conflict_and_empty_id_are_errors_even_when_filtered_out(tmp_path):
+    header = "LCLid,stdorToU,DateTime,KWH/hh (per half hour) \n"
+    f = write(tmp_path / "a" / "CC_LCL-FullData.csv", header + "MAC1,ToU,2012-10-12 00:30:00.0000000,0.1\n"
+              "MAC1,Std,2012-10-12 01:00:00.0000000,0.1\n")
+    with pytest.raises(DataError, match="household MAC1 has tariff 'Std' here but 'ToU' elsewhere") as err:
+        load_dataset("lcl", tmp_path / "a")
+    assert Path(err.value.path) == f and err.value.line == 3 and err.value.column == "stdorToU"
+    shutil.copytree(FIXTURES / "lcl_kaggle", tmp_path / "b")
+    block = tmp_path / "b" / "halfhourly_dataset" / "block_1.csv"
+    block.write_text(block.read_text() + " ,2013-06-01 00:30:00.0000000, 0.1\n")
+    with pytest.raises(DataError, match="empty LCLid") as err:
+        load_dataset("lcl", tmp_path / "b")  # the row's household would be left out as of unknown tariff
+    assert Path(err.value.path) == block and err.value.line == 5
+
 
 
 def test_lcl_real_sample(tmp_path):
     if not LCL_SAMPLE.is_dir():
         pytest.skip(f"real LCL sample not found at {LCL_SAMPLE} (expected ../shared/data/lcl_sample)")
-    r = load_dataset("lcl", LCL_SAMPLE)
+    r = load_dataset("lcl", LCL_SAMPLE)  # one CSV per household, no tariff: the Std filter cannot apply
     assert len(r.series_ids) == 30 and r.resolution == 30
+    assert r.notes == {"filter": f"all tariffs (30 households; {UNKNOWN_TARIFF})"}
     files = sorted(LCL_SAMPLE.glob("*.csv"))
     assert r.series_ids == [f.stem for f in files]
     data_lines = sum(sum(1 for _ in open(f)) - 1 for f in files)
@@ -364,54 +420,72 @@ def wpuq_pv_dir(tmp_path) -> Path:
     return tmp_path
 
 
-def test_wpuq_pv_is_the_sum_of_the_three_inverters(wpuq_pv_dir):
+PV_IDS = ["PV1-EAST", "PV1-SOUTH", "PV1-WEST"]
+
+
+def test_wpuq_pv_is_one_series_per_inverter(wpuq_pv_dir):
     r = load_dataset("wpuq", wpuq_pv_dir, kind="pv")
-    assert r.series_ids == ["PV1"] and r.info["category"].to_dict() == {"PV1": "pv"} and r.resolution == 60
-    assert len(r.frame) == 48 and r.sources == [str(wpuq_pv_dir / "2019_data_60min.hdf5")]
-    # hour h: EAST 100 h + SOUTH (1000 + 10 h) + WEST 7 = 1007 + 110 h W
-    assert kw_at(r, "PV1", "2019-06-01 00:00") == pytest.approx(1.007, abs=1e-12)
-    assert kw_at(r, "PV1", "2019-06-01 12:00") == pytest.approx(2.327, abs=1e-12)
-    assert kw_at(r, "PV1", "2019-06-02 23:00") == pytest.approx(6.177, abs=1e-12)  # h = 47
-    assert np.isnan(kw_at(r, "PV1", "2019-06-02 13:00"))  # SOUTH missing: not 100 * 37 + 7 W
-    observed = r.frame.dropna()
-    hours = ((observed["timestamp"] - pd.Timestamp("2019-06-01")) / pd.Timedelta(hours=1)).to_numpy()
-    np.testing.assert_allclose(observed["kw"].to_numpy(), (1007.0 + 110.0 * hours) / 1000.0, rtol=0, atol=1e-12)
-    # households does not apply to the one-series kinds (as for the transformer)
+    assert r.series_ids == PV_IDS and r.resolution == 60
+    assert r.info["category"].to_dict() == dict.fromkeys(PV_IDS, "pv")
+    assert r.sources == [str(wpuq_pv_dir / "2019_data_60min.hdf5")]
+    assert r.notes == {"inverters": "EAST, SOUTH, WEST (one series each); no inverter table in 2020_data_60min.hdf5"}
+    hours = np.arange(48)
+    expected = {"PV1-EAST": 100.0 * hours, "PV1-SOUTH": 1000.0 + 10.0 * hours, "PV1-WEST": np.full(48, 7.0)}
+    expected["PV1-SOUTH"][37] = np.nan  # 2019-06-02 13:00: SOUTH alone has no reading
+    for series_id, watts in expected.items():
+        rows = r.frame[r.frame.series_id == series_id]
+        assert rows["timestamp"].tolist() == list(pd.date_range("2019-06-01", periods=48, freq="h"))
+        np.testing.assert_allclose(rows["kw"].to_numpy(), watts / 1000.0, rtol=0, atol=1e-12)
+    # the other inverters keep their reading where SOUTH has none: nothing is summed or shared
+    assert kw_at(r, "PV1-EAST", "2019-06-02 13:00") == pytest.approx(3.7)
+    assert kw_at(r, "PV1-WEST", "2019-06-02 13:00") == pytest.approx(0.007)
+    # households does not apply to the site-level kinds (as for the transformer)
     assert load_dataset("wpuq", wpuq_pv_dir, kind="pv", households=1).frame.equals(r.frame)
     assert load_dataset("wpuq", wpuq_pv_dir, kind="transformer", households=1).series_ids == ["ES1"]
 
 
-def test_wpuq_pv_day_with_a_missing_inverter_reading_is_dropped(wpuq_pv_dir):
+def test_wpuq_pv_day_with_a_missing_reading_is_dropped_for_that_inverter_only(wpuq_pv_dir):
     from bench.data.pipeline import load_profiles
 
     days = load_profiles("wpuq", 60, period="day", data_dir=wpuq_pv_dir, kind="pv")
-    assert len(days) == 1 and days.complete  # 2019-06-02 is dropped, not filled with zero
-    assert days.meta["start"].tolist() == [pd.Timestamp("2019-06-01")]
-    assert days.meta["category"].tolist() == ["pv"]
-    np.testing.assert_allclose(days.values[0], (1007.0 + 110.0 * np.arange(24)) / 1000.0, rtol=1e-6)
+    assert days.complete and set(days.meta["category"]) == {"pv"}
+    starts = days.meta.groupby("series_id")["start"].apply(list).to_dict()
+    day1, day2 = pd.Timestamp("2019-06-01"), pd.Timestamp("2019-06-02")
+    assert starts == {"PV1-EAST": [day1, day2], "PV1-SOUTH": [day1], "PV1-WEST": [day1, day2]}
+    east = days.values[(days.meta["series_id"] == "PV1-EAST").to_numpy()]
+    np.testing.assert_allclose(east, 0.1 * np.arange(48).reshape(2, 24), rtol=1e-6)
     kept_both = load_profiles("wpuq", 60, period="day", data_dir=wpuq_pv_dir, kind="pv", min_observed=0.9)
-    assert len(kept_both) == 2 and kept_both.mask[1].sum() == 23 and not kept_both.mask[1, 13]
+    south = (kept_both.meta["series_id"] == "PV1-SOUTH").to_numpy()
+    assert len(kept_both) == 6 and kept_both.mask[south].sum(axis=1).tolist() == [24, 23]
+    assert not kept_both.mask[south][1, 13]
 
 
-def test_wpuq_pv_absent_row_is_missing_not_zero(tmp_path):
+def test_wpuq_pv_absent_row_is_missing_in_its_inverter_only(tmp_path):
     seconds = PV_DAY1 + 3600 * np.arange(3)
     tables = pv_inverters([10.0, 20.0, 30.0], [1.0, 2.0, 3.0], [100.0, 200.0, 300.0], seconds=seconds)
     tables[PV_TABLE.format("WEST")] = (seconds[[0, 2]], np.array([100.0, 300.0]))  # no WEST row at 01:00
     write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
     r = load_dataset("wpuq", tmp_path, kind="pv")
-    assert r.frame["timestamp"].tolist() == [pd.Timestamp("2019-06-01 00:00") + pd.Timedelta(hours=h)
-                                             for h in range(3)]
-    np.testing.assert_allclose(r.frame["kw"].to_numpy(), [0.111, np.nan, 0.333], rtol=0, atol=1e-12)
+    kw = r.frame.groupby("series_id")["kw"].apply(list).to_dict()
+    assert kw == {"PV1-EAST": pytest.approx([0.01, 0.02, 0.03]), "PV1-SOUTH": pytest.approx([0.001, 0.002, 0.003]),
+                  "PV1-WEST": pytest.approx([0.1, 0.3])}
+    days = segment(r, "day", Completeness(min_observed=0.05))
+    west = (days.meta["series_id"] == "PV1-WEST").to_numpy()
+    assert days.mask[west][0, :3].tolist() == [True, False, True]  # 01:00 is missing, not zero
 
 
-def test_wpuq_pv_missing_inverter_table_is_named(tmp_path):
-    tables = pv_inverters([1.0, 2.0], [1.0, 2.0], [1.0, 2.0])
+def test_wpuq_pv_file_with_some_inverter_tables_loads_those(tmp_path):
+    tables = pv_inverters([1.0, 2.0], [3.0, 4.0], [5.0, 6.0])
     del tables[PV_TABLE.format("SOUTH")], tables[PV_TABLE.format("WEST")]
-    f = write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
-    with pytest.raises(DataError, match="MISC/PV1/PV/INVERTER/SOUTH/table, MISC/PV1/PV/INVERTER/WEST/table "
-                                        "missing") as err:
-        load_dataset("wpuq", tmp_path, kind="pv")
-    assert str(f) in str(err.value) and "only EAST" in str(err.value)
+    write_wpuq(tmp_path / "2019_data_60min.hdf5", tables)
+    write_wpuq(tmp_path / "2020_data_60min.hdf5", {
+        key.replace("EAST", "WEST"): (seconds + 366 * 86400, watts) for key, (seconds, watts) in tables.items()})
+    r = load_dataset("wpuq", tmp_path, kind="pv")
+    assert r.series_ids == ["PV1-EAST", "PV1-WEST"]
+    assert r.frame.groupby("series_id")["kw"].apply(list).to_dict() == {
+        "PV1-EAST": pytest.approx([0.001, 0.002]), "PV1-WEST": pytest.approx([0.001, 0.002])}
+    assert r.notes == {"inverters": "EAST, WEST (one series each); SOUTH, WEST absent from 2019_data_60min.hdf5; "
+                                    "EAST, SOUTH absent from 2020_data_60min.hdf5"}
 
 
 def test_wpuq_pv_absent_everywhere(wpuq_dir):
@@ -435,7 +509,7 @@ def test_wpuq_pv_bad_power_names_file_table_and_row(tmp_path, inverter, watts, m
 def test_wpuq_pv_repeated_timestamp_in_one_inverter(tmp_path):
     seconds = PV_DAY1 + 3600 * np.array([0, 1, 1])
     f = write_wpuq(tmp_path / "2019_data_60min.hdf5", pv_inverters([1.0] * 3, [1.0] * 3, [1.0] * 3, seconds))
-    with pytest.raises(DataError, match="duplicate reading for series PV1/EAST .* in row 3") as err:
+    with pytest.raises(DataError, match="duplicate reading for series PV1-EAST .* in row 3") as err:
         load_dataset("wpuq", tmp_path, kind="pv")
     assert str(f) in str(err.value)
 
@@ -562,3 +636,200 @@ def test_checked_csv_wrong_field_count(tmp_path):
     with pytest.raises(DataError, match="line 2") as err:
         load_dataset("cer", tmp_path)
     assert Path(err.value.path) == f
+
+
+# --- compressed files and zip archives, as the datasets are distributed ----------------------------------
+
+def gzip_tree(src: Path, dst: Path) -> Path:
+    """A copy of folder ``src`` with every file gzip-compressed (``name`` -> ``name.gz``)."""
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        out = dst / f.relative_to(src).parent / (f.name + ".gz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(gzip.compress(f.read_bytes()))
+    return dst
+
+
+def zip_each(src: Path, dst: Path) -> Path:
+    """A copy of folder ``src`` with every file in a zip archive of its own (``File1.txt`` -> ``File1.txt.zip``),
+    as ISSDA ships the CER files."""
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        out = dst / f.relative_to(src).parent / (f.name + ".zip")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(f, f.name)
+    return dst
+
+
+def zip_all(src: Path, archive: Path, prefix: str = "") -> Path:
+    """One zip archive holding every file under ``src``, members named ``prefix`` + their relative path."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(p for p in src.rglob("*") if p.is_file()):
+            zf.write(f, prefix + f.relative_to(src).as_posix())
+    return archive
+
+
+def assert_same_readings(packed: Readings, plain: Readings) -> None:
+    pd.testing.assert_frame_equal(packed.frame, plain.frame)
+    pd.testing.assert_frame_equal(packed.info, plain.info)
+    assert packed.resolution == plain.resolution and packed.notes == plain.notes
+    assert len(packed.sources) == len(plain.sources)
+
+
+@pytest.mark.parametrize("dataset, fixture, options", [
+    ("lcl", "lcl_original", {}),
+    ("lcl", "lcl_original", {"tariff": "all"}),
+    ("lcl", "lcl_kaggle", {}),
+    ("lcl", "lcl_kaggle", {"households": 1}),  # reads only the block the households file points to
+    ("cer", "cer", {}),
+    ("cossmic", "cossmic", {}),
+    ("cossmic", "cossmic", {"kind": "industrial"}),
+])
+@pytest.mark.parametrize("packing", ["gzip", "zip-each", "zip-all", "zip-path"])
+def test_compressed_and_archived_files_load_as_the_plain_ones(tmp_path, dataset, fixture, options, packing):
+    plain = load_dataset(dataset, FIXTURES / fixture, **options)
+    if packing == "gzip":
+        path = gzip_tree(FIXTURES / fixture, tmp_path / "data")
+    elif packing == "zip-each":
+        path = zip_each(FIXTURES / fixture, tmp_path / "data")
+    else:
+        archive = zip_all(FIXTURES / fixture, tmp_path / "data" / f"{fixture}.zip", prefix=f"{fixture}/")
+        path = archive if packing == "zip-path" else archive.parent
+    packed = load_dataset(dataset, path, **options)
+    assert_same_readings(packed, plain)
+    # every source names the file it was read from: the .gz file, or the archive and its member
+    for source, original in zip(packed.sources, plain.sources, strict=True):
+        name = Path(original).name
+        if packing == "gzip":
+            assert source.endswith(f"{name}.gz")
+        else:
+            assert ".zip [" in source and source.endswith(f"{name}]")
+
+
+def test_mixed_plain_gzip_and_zip_files_in_one_folder(tmp_path):
+    folder = tmp_path / "cer"
+    write(folder / "File1.txt", (FIXTURES / "cer" / "File1.txt").read_text())
+    zip_each(FIXTURES / "cer", tmp_path / "zipped")
+    shutil.move(tmp_path / "zipped" / "File2.txt.zip", folder / "File2.txt.zip")
+    assert_same_readings(load_dataset("cer", folder), load_dataset("cer", FIXTURES / "cer"))
+    gz = gzip_tree(FIXTURES / "lcl_original", tmp_path / "gz")
+    shutil.copy(gz / "LCL-June2015v2_0.csv.gz", tmp_path / "lcl.csv.gz")
+    one = load_dataset("lcl", tmp_path / "lcl.csv.gz")  # a single .gz file as the path
+    assert one.series_ids == ["MAC000001", "MAC000004"]
+
+
+def test_bad_value_in_an_archive_names_archive_member_line_and_column(tmp_path):
+    body = KAGGLE_HEADER + "MAC1,2013-01-01 00:00:00,0.1\nMAC1,2013-01-01 00:30:00,-0.2\n"
+    archive = tmp_path / "blocks.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("halfhourly_dataset/block_7.csv", body)
+    with pytest.raises(DataError, match="negative reading") as err:
+        load_dataset("lcl", tmp_path)
+    assert str(err.value.path) == f"{archive} [halfhourly_dataset/block_7.csv]"
+    assert err.value.line == 3 and err.value.column == "energy(kWh/hh)"
+    assert f"{archive} [halfhourly_dataset/block_7.csv], line 3, column 'energy(kWh/hh)'" in str(err.value)
+    gz = write_gz(tmp_path / "gz" / "File3.txt.gz", "1000 19501 0.1\n1000 19503 0.2\n1000 19502 x\n")
+    with pytest.raises(DataError, match="'x' is not a number") as err:
+        load_dataset("cer", tmp_path / "gz")
+    assert Path(err.value.path) == gz and err.value.line == 3 and err.value.column == "kWh"
+
+
+def write_gz(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.encode()))
+    return path
+
+
+def test_corrupt_archives_are_clear_errors(tmp_path):
+    # not a zip at all
+    bad_zip = write(tmp_path / "a" / "File1.txt.zip", "this is not a zip archive\n")
+    with pytest.raises(DataError, match="cannot read zip archive") as err:
+        load_dataset("cer", tmp_path / "a")
+    assert Path(err.value.path) == bad_zip
+    # a gzip stream cut short, and a file named .gz that is not gzip
+    full = gzip.compress((FIXTURES / "cer" / "File1.txt").read_bytes())
+    cut = tmp_path / "b" / "File1.txt.gz"
+    cut.parent.mkdir()
+    cut.write_bytes(full[: len(full) // 2])
+    with pytest.raises(DataError, match="cannot decompress gzip data") as err:
+        load_dataset("cer", tmp_path / "b")
+    assert Path(err.value.path) == cut
+    cut.write_bytes(b"plain text, not gzip\n")
+    with pytest.raises(DataError, match="cannot decompress gzip data"):
+        load_dataset("cer", tmp_path / "b")
+    # a zip member whose stored bytes were altered fails its CRC check while it is read
+    damaged = tmp_path / "c" / "household_data_15min_singleindex.csv.zip"
+    damaged.parent.mkdir()
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_STORED) as zf:
+        zf.write(FIXTURES / "cossmic" / "household_data_15min_singleindex.csv", "household_data_15min_singleindex.csv")
+    raw = bytearray(damaged.read_bytes())
+    at = raw.index(b"2015-05-21T15:15")
+    raw[at:at + 4] = b"2016"
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="cannot decompress zip data") as err:
+        load_dataset("cossmic", tmp_path / "c")
+    assert str(err.value.path) == f"{damaged} [household_data_15min_singleindex.csv]"
+
+
+def test_archive_without_a_matching_member_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(DataError, match=r"zip archive holds no CER file .*\(members: none\)") as err:
+        load_dataset("cer", empty)
+    assert Path(err.value.path) == empty
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("docs/readme.txt", "hello")
+        zf.writestr("docs/inner.zip", b"")
+    with pytest.raises(DataError, match=r"holds no CoSSMic file .*\(members: docs/readme.txt, docs/inner.zip\)"):
+        load_dataset("cossmic", other)
+    with pytest.raises(DataError, match=r"holds no CSV file"):
+        load_dataset("lcl", other)
+    with pytest.raises(DataError, match="holds no CSV or TXT member"):
+        uci_module.load_uci(source=empty, cache=False)
+    # a folder whose only archive holds nothing of the dataset
+    (tmp_path / "folder").mkdir()
+    shutil.copy(other, tmp_path / "folder" / "other.zip")
+    with pytest.raises(DataError, match="no CER files found"):
+        load_dataset("cer", tmp_path / "folder")
+
+
+UCI_ROWS = "2007-01-01 00:00:00,1.5,0.1,240,6,0,0,1\r\n2007-01-01 00:01:00,?,?,?,?,?,?,?\r\n"
+
+
+def test_uci_source_compressed_or_zipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("METERBENCH_CACHE", str(tmp_path / "cache"))
+    src = write(tmp_path / "householdpower.csv", UCI_HEADER + UCI_ROWS, newline="")
+    plain = uci_module.load_uci(source=src, cache=False)
+    gz = tmp_path / "householdpower.csv.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    archive = tmp_path / "householdpower.csv.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(src, "data/householdpower.csv")
+    for packed in (gz, archive):
+        for cache in (True, True, False):  # written to the cache, read back from it, parsed again
+            r = uci_module.load_uci(source=packed, cache=cache)
+            pd.testing.assert_frame_equal(r.frame, plain.frame)
+    assert r.sources == [f"{archive} [data/householdpower.csv]"]
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("data/other.txt", "x")
+    with pytest.raises(DataError, match="holds several CSV or TXT member.*data/householdpower.csv, data/other.txt"):
+        uci_module.load_uci(source=archive, cache=False)
+    with pytest.raises(DataError, match="expected a file"):
+        uci_module.load_uci(source=tmp_path, cache=False)
+
+
+def test_wpuq_archives_are_named_in_the_missing_file_error(tmp_path):
+    with zipfile.ZipFile(tmp_path / "2019_data_60min.zip", "w") as zf:
+        zf.writestr("2019_data_60min.hdf5", b"")
+    with pytest.raises(DataError, match=r"archives are not read, extract them first: \['2019_data_60min.zip'\]"):
+        load_dataset("wpuq", tmp_path)
+    with pytest.raises(DataError, match="extract the archive first"):
+        load_dataset("wpuq", tmp_path / "2019_data_60min.zip")
+
+
+def test_readings_notes_are_strings():
+    r = load_dataset("cer", FIXTURES / "cer")
+    assert r.notes == {}
+    with pytest.raises(DataError, match="notes must map strings to strings"):
+        Readings(frame=r.frame, resolution=30, info=r.info, name="cer", notes={"filter": 3})

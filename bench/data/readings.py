@@ -29,7 +29,11 @@ class Readings:
         info: one row per series, indexed by ``series_id``; column ``category`` (str) always present
             (e.g. the LCL tariff group ``Std``/``ToU``; ``"all"`` when the dataset has none).
         name: dataset name, e.g. ``"lcl"``.
-        sources: the files the readings came from (for provenance and error messages).
+        sources: the files the readings came from (for provenance and error messages); a member of a zip
+            archive is written ``archive.zip [member]``.
+        notes: provenance notes of the loader, one line per stable key, for reports (e.g. ``"filter"``: the
+            LCL tariff selection; ``"inverters"``: the WPuQ PV inverters read). They describe the loaded
+            data, so code that derives profiles from readings carries them over to ``ProfileSet.notes``.
     """
 
     frame: pd.DataFrame
@@ -37,11 +41,15 @@ class Readings:
     info: pd.DataFrame
     name: str
     sources: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_readings(self.frame, self.resolution, source=", ".join(self.sources) or self.name)
         if "category" not in self.info.columns:
             raise DataError("series info needs a 'category' column", path=self.name)
+        bad = {k: v for k, v in self.notes.items() if not (isinstance(k, str) and isinstance(v, str))}
+        if bad:
+            raise DataError(f"notes must map strings to strings, got {bad}", path=self.name)
         missing = set(self.frame["series_id"].unique()) - set(self.info.index)
         if missing:
             raise DataError(f"series without info rows: {sorted(missing)[:5]}", path=self.name)

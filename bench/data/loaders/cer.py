@@ -4,7 +4,8 @@ Files ``File1.txt`` .. ``File6.txt``: whitespace-separated, no header, ``ID DayT
 3-digit day code (day 1 = 2009-01-01) followed by a 2-digit half-hour code counting the intervals of the local
 (Europe/Dublin) day from 01: 48 on a normal day, 46 on the spring-forward day and 50 (codes 49 and 50) on the
 autumn fall-back day. Each reading is placed at the UTC start of its interval, which makes every series a
-regular 30-minute grid across the clock changes.
+regular 30-minute grid across the clock changes. The files are read as ISSDA ships them (``File1.txt.zip``, a
+zip archive holding ``File1.txt``), gzip-compressed (``File1.txt.gz``) or extracted.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from bench.data.loaders._common import (
-    FLOAT, INT, STR, FirstSeries, build_readings, check_duplicates, check_households, check_nonnegative,
-    read_checked_csv,
+    FLOAT, INT, STR, FirstSeries, TextSource, build_readings, check_duplicates, check_households,
+    check_nonnegative, find_sources, is_zip, read_checked_csv, source_name,
 )
 from bench.data.readings import Readings
 from bench.errors import DataError
@@ -37,7 +38,8 @@ def load_cer(path: str | Path, *, households: int | None = None,
     """Load CER readings from a folder holding ``File1.txt`` .. ``File6.txt`` (or from one such file).
 
     Args:
-        path: folder (searched recursively) or a single ``FileN.txt``.
+        path: folder (searched recursively; each file plain, as ``FileN.txt.gz`` or inside a zip archive such
+            as ``FileN.txt.zip``), a single file, or one zip archive (its ``FileN.txt`` members are read).
         households: keep only the first ``n`` meter IDs in sorted (string) order.
         allocation: optional CSV export of the trial's allocation sheet with columns ``ID`` and ``Code``
             (1 residential, 2 SME, 3 other); a relative path is looked up in ``path`` first. Without it
@@ -69,13 +71,14 @@ def load_cer(path: str | Path, *, households: int | None = None,
                           default_category=default, sources=files)
 
 
-def _find_files(path: Path) -> list[Path]:
-    if path.is_file():
+def _find_files(path: Path) -> list[TextSource]:
+    if path.is_file() and not is_zip(path):
         return [path]
-    files = [p for p in path.rglob("*") if FILE_NAME.match(p.name)]
+    files = find_sources(path, FILE_NAME.match, "CER file (File1.txt .. File6.txt)")
     if not files:
-        raise DataError("no CER files found (expected File1.txt .. File6.txt)", path=path)
-    return sorted(files, key=lambda p: (int(FILE_NAME.match(p.name).group(1)), str(p)))
+        raise DataError("no CER files found (expected File1.txt .. File6.txt, plain, as .txt.gz or inside zip "
+                        "archives such as File1.txt.zip)", path=path)
+    return sorted(files, key=lambda p: (int(FILE_NAME.match(source_name(p)).group(1)), str(p)))
 
 
 def day_starts_utc(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +91,7 @@ def day_starts_utc(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return start, ((end - start).astype(np.int64) // HALF_HOUR_NS).astype(np.int64)
 
 
-def _to_long(raw: pd.DataFrame, f: Path, source: int) -> pd.DataFrame:
+def _to_long(raw: pd.DataFrame, f: TextSource, source: int) -> pd.DataFrame:
     lines = raw["line"].to_numpy()
     code = raw["DayTime"].to_numpy(dtype=np.int64)
     day, half_hour = code // 100, code % 100

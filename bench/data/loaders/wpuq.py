@@ -4,9 +4,11 @@ HDF5 files ``{year}_data_{10s|1min|15min|60min}.hdf5`` hold PyTables tables (com
 ``table``) under ``{NO_PV|WITH_PV}/SFH{n}/{HOUSEHOLD|HEATPUMP}/table``, ``MISC/ES1/TRANSFORMER/table`` (the
 substation) and ``MISC/PV1/PV/INVERTER/{EAST,SOUTH,WEST}/table`` (the three inverters of the PV plant at the
 transformer level), each with an ``index`` field (Unix seconds, UTC) and ``P_TOT`` (total active power in W,
-NaN where missing). Kind ``"pv"`` returns the plant as one series, the sum of its three inverters; a time
-step where any inverter has no reading has none in the sum. The 1-, 15- and 60-minute files are read; all
-years present at the chosen resolution are joined.
+NaN where missing). Kind ``"pv"`` returns one series per inverter and direction (``PV1-EAST``, ``PV1-SOUTH``,
+``PV1-WEST``), as the EnergyDiff code treats each direction's daily profiles as samples of their own; nothing
+is summed, and a missing reading of one inverter is missing in its series only. The 1-, 15- and 60-minute
+files are read; all years present at the chosen resolution are joined. The HDF5 files are read as files on
+disk: a zip archive of them has to be extracted first.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from bench.errors import DataError
 
 RESOLUTIONS = (1, 15, 60)
 KINDS = {"household": "HOUSEHOLD", "heatpump": "HEATPUMP", "transformer": "TRANSFORMER", "pv": "PV"}
-SITE_KINDS = ("transformer", "pv")  # one series for the whole site: the households option does not apply
+SITE_KINDS = ("transformer", "pv")  # series of the whole site, not houses: the households option does not apply
 GROUPS = ("NO_PV", "WITH_PV")
 TRANSFORMER_KEY = "MISC/ES1/TRANSFORMER/table"
 PV_ID = "PV1"
 INVERTERS = ("EAST", "SOUTH", "WEST")
 PV_KEY = "MISC/PV1/PV/INVERTER/{}/table"
+# Key of the note in Readings.notes that lists the PV inverters read and the tables absent from some file.
+INVERTER_NOTE = "inverters"
 FILE_NAME = re.compile(r"^(\d{4})_data_(10s|\d+min)\.hdf5$")
 HOUSE = re.compile(r"^SFH(\d+)$")
 
@@ -41,29 +45,36 @@ def load_wpuq(path: str | Path, *, kind: str = "household", resolution: int | No
     Args:
         path: folder (searched recursively) or one HDF5 file.
         kind: ``"household"``, ``"heatpump"``, ``"transformer"`` (the substation, series ``ES1``) or ``"pv"``
-            (the transformer-level PV plant, series ``PV1``: the sum of its EAST, SOUTH and WEST inverters,
-            missing wherever any of them is).
+            (the transformer-level PV plant: one series per inverter, ``PV1-EAST``, ``PV1-SOUTH`` and
+            ``PV1-WEST``; a file that lacks some inverter tables contributes the ones it has).
         resolution: 1, 15 or 60 minutes; default the finest one present.
         year: only this year's file; default all years present.
-        households: keep only the first ``n`` houses by house number (no effect for ``"transformer"`` and
-            ``"pv"``, which are one series each).
+        households: keep only the first ``n`` houses by house number (no effect for the site-level kinds
+            ``"transformer"`` and ``"pv"``).
 
     Returns:
         Readings in kW; series ids ``SFH{n}`` with category ``no_pv`` / ``with_pv`` (``ES1`` with category
-        ``transformer``, ``PV1`` with category ``pv``).
+        ``transformer``, ``PV1-{EAST,SOUTH,WEST}`` with category ``pv``). For ``"pv"``,
+        ``notes["inverters"]`` names the inverters read and the inverter tables a file lacks, e.g.
+        ``"EAST, SOUTH, WEST (one series each)"`` or ``"EAST, SOUTH, WEST (one series each); WEST absent
+        from 2019_data_60min.hdf5; no inverter table in 2020_data_60min.hdf5"``.
 
     Raises:
-        DataError: no matching file or table, a file with only some of the three PV inverter tables, a
-            missing field, an off-grid timestamp, a negative or infinite power (naming file, table and row),
-            or a repeated timestamp.
+        DataError: no matching file or table (for ``"pv"``: no inverter table in any file), a missing field,
+            an off-grid timestamp, a negative or infinite power (naming file, table and row), or a repeated
+            timestamp.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
     households = check_households(households)
     files, resolution = _find_files(Path(path), resolution, year)
-    parts, categories = [], {}
+    parts, categories, absent = [], {}, []
     for source, f in enumerate(files):
-        for series_id, category, key in _tables(f, kind):
+        tables = _tables(f, kind)
+        if kind == "pv":
+            present = {t[0] for t in tables}
+            absent.append((f, [i for i in INVERTERS if _inverter_id(i) not in present]))
+        for series_id, category, key in tables:
             frame = _read_table(f, key, resolution)
             parts.append(frame.assign(series_id=series_id, source=source))
             categories[series_id] = category
@@ -74,12 +85,10 @@ def load_wpuq(path: str | Path, *, kind: str = "household", resolution: int | No
         parts = [p for p in parts if p["series_id"].iloc[0] in kept]
         categories = {k: v for k, v in categories.items() if k in kept}
     frame = pd.concat(parts, ignore_index=True)
-    # for pv this checks each inverter on its own (series PV1/EAST, ...), before the sum hides a repeat
     check_duplicates(frame, files, unit="row")
-    if kind == "pv":
-        frame, categories = _sum_inverters(frame), {PV_ID: "pv"}
+    notes = {INVERTER_NOTE: _inverter_note(categories, absent)} if kind == "pv" else {}
     return build_readings(frame, name="wpuq", resolution=resolution, categories=categories,
-                          default_category=kind, sources=files)
+                          default_category=kind, sources=files, notes=notes)
 
 
 def _pattern(kind: str) -> str:
@@ -90,21 +99,21 @@ def _pattern(kind: str) -> str:
     return f"{{NO_PV|WITH_PV}}/SFH{{n}}/{KINDS[kind]}/table"
 
 
-def _sum_inverters(frame: pd.DataFrame) -> pd.DataFrame:
-    """One ``PV1`` row per timestamp that any inverter reports: the sum of the three inverters' power.
+def _inverter_id(inverter: str) -> str:
+    """Series id of one PV inverter, e.g. ``PV1-EAST``."""
+    return f"{PV_ID}-{inverter}"
 
-    ``frame`` holds the rows of all inverter tables (series ids ``PV1/{INVERTER}``, no repeated timestamp
-    within one). A timestamp that an inverter reports as NaN or lacks is NaN in the sum: counting a missing
-    inverter as zero would make a day with an outage look complete, with too little generation.
-    """
-    columns = [f"{PV_ID}/{inverter}" for inverter in INVERTERS]
-    wide = frame.pivot(index="timestamp", columns="series_id", values="kw").reindex(columns=columns)
-    # numpy's sum propagates NaN, including the NaN that reindexing puts where an inverter has no row
-    kw = wide.to_numpy(dtype=np.float64).sum(axis=1)
-    # the file each summed row comes from, so build_readings lists only the files that contributed
-    source = frame.groupby("timestamp")["source"].min().reindex(wide.index)
-    return pd.DataFrame({"series_id": PV_ID, "timestamp": wide.index.to_numpy(), "kw": kw,
-                         "source": source.to_numpy()})
+
+def _inverter_note(series: dict[str, str], absent: list[tuple[Path, list[str]]]) -> str:
+    """``notes["inverters"]``: the inverters read, then what each file that lacks inverter tables lacks."""
+    read = [i for i in INVERTERS if _inverter_id(i) in series]
+    parts = [f"{', '.join(read)} (one series each)"]
+    for f, missing in absent:
+        if len(missing) == len(INVERTERS):
+            parts.append(f"no inverter table in {f.name}")
+        elif missing:
+            parts.append(f"{', '.join(missing)} absent from {f.name}")
+    return "; ".join(parts)
 
 
 def _house_number(series_id: str) -> tuple[int, str]:
@@ -122,7 +131,8 @@ def _find_files(path: Path, resolution: int | None, year: int | None) -> tuple[l
         m = FILE_NAME.match(f.name)
         if not m:
             if path.is_file():
-                raise DataError("file name is not of the form {year}_data_{1min|15min|60min}.hdf5", path=f)
+                hint = "; extract the archive first" if f.suffix.lower() in (".zip", ".gz") else ""
+                raise DataError("file name is not of the form {year}_data_{1min|15min|60min}.hdf5" + hint, path=f)
             continue
         seen.append(f.name)
         res = int(m.group(2)[:-3]) if m.group(2).endswith("min") else None
@@ -132,8 +142,12 @@ def _find_files(path: Path, resolution: int | None, year: int | None) -> tuple[l
         resolution = min(found)
     if resolution not in found:
         wanted = f"{resolution}min" if resolution is not None else "1min, 15min or 60min"
+        # HDF5 is read by seeking within the file, which an archive does not allow: say so when one is there
+        archives = [] if path.is_file() else sorted(p.name for p in path.rglob("*") if p.suffix.lower() in
+                                                    (".zip", ".gz"))
+        hint = f"; archives are not read, extract them first: {archives[:5]}" if archives else ""
         raise DataError(f"no WPuQ file {{year}}_data_{wanted}.hdf5" + (f" for year {year}" if year else "")
-                        + f" (found: {seen or 'none'}; the 10 s files are not read)", path=path)
+                        + f" (found: {seen or 'none'}; the 10 s files are not read{hint})", path=path)
     return found[resolution], resolution
 
 
@@ -144,7 +158,7 @@ def _tables(f: Path, kind: str) -> list[tuple[str, str, str]]:
             if kind == "transformer":
                 return [("ES1", "transformer", TRANSFORMER_KEY)] if TRANSFORMER_KEY in h5 else []
             if kind == "pv":
-                return _inverter_tables(f, h5)
+                return _inverter_tables(h5)
             out = []
             for group in GROUPS:
                 if group not in h5:
@@ -158,21 +172,9 @@ def _tables(f: Path, kind: str) -> list[tuple[str, str, str]]:
         raise DataError(f"cannot open HDF5 file: {exc}", path=f) from exc
 
 
-def _inverter_tables(f: Path, h5: h5py.File) -> list[tuple[str, str, str]]:
-    """The three PV inverter tables of an open file; none when the file has no PV plant.
-
-    A file with only some of them is an error rather than a partial plant: the sum would be missing (or, if
-    the absent ones were taken as zero, wrong) at every time step.
-    """
-    present = [inverter for inverter in INVERTERS if PV_KEY.format(inverter) in h5]
-    if not present:
-        return []
-    absent = [inverter for inverter in INVERTERS if inverter not in present]
-    if absent:
-        raise DataError(f"PV inverter table(s) {', '.join(PV_KEY.format(i) for i in absent)} missing; the PV "
-                        f"plant is the sum of {', '.join(INVERTERS)} and this file has only "
-                        f"{', '.join(present)}", path=f)
-    return [(f"{PV_ID}/{inverter}", "pv", PV_KEY.format(inverter)) for inverter in INVERTERS]
+def _inverter_tables(h5: h5py.File) -> list[tuple[str, str, str]]:
+    """The PV inverter tables an open file has (each inverter is a series of its own, so any subset loads)."""
+    return [(_inverter_id(i), "pv", PV_KEY.format(i)) for i in INVERTERS if PV_KEY.format(i) in h5]
 
 
 def _read_table(f: Path, key: str, resolution: int) -> pd.DataFrame:
