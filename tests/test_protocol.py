@@ -159,3 +159,12 @@ def test_pooled_datasets_stack_parts_with_prefixed_ids(tmp_path, lcl_sample_dir)
         load_profiles("cer+lcl", 30, "day", tmp_path, households=2)
     with pytest.raises(ValueError, match="two or more different"):
         load_profiles("lcl+lcl", 30, "day", tmp_path)
+
+
+def test_loader_notes_reach_the_profiles_and_the_tables(lcl_sample_dir):
+    from bench.data.pipeline import load_profiles
+
+    profiles = load_profiles("lcl", 60, "day", lcl_sample_dir)
+    # the sample has no tariff column: the Std filter of the EnergyDiff code cannot be applied, and it says so
+    assert profiles.notes["filter"].startswith("all tariffs (30 households; tariff unknown")
+    assert profiles.notes["completeness"].startswith("kept ")

@@ -34,7 +34,7 @@ def resample_readings(readings: Readings, resolution: int) -> Readings:
     out = grouped.agg(["mean", "count"]).reset_index()
     out["kw"] = out["mean"].where(out["count"] == factor)
     return Readings(frame=out[["series_id", "timestamp", "kw"]], resolution=resolution, info=readings.info,
-                    name=readings.name, sources=readings.sources)
+                    name=readings.name, sources=readings.sources, notes=dict(readings.notes))
 
 
 def resample_profiles(profiles, resolution: int):

@@ -80,5 +80,5 @@ def segment(readings: Readings, period: str = "day", completeness: Completeness 
     })
     return ProfileSet(values=values[keep], mask=mask[keep], meta=meta[keep], resolution=res, period=period,
                       name=readings.name,
-                      notes={"completeness": f"kept {int(keep.sum())} of {n} {period}s with >= "
+                      notes={**readings.notes, "completeness": f"kept {int(keep.sum())} of {n} {period}s with >= "
                                              f"{completeness.min_observed:.0%} observed steps"})
