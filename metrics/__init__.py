@@ -3,7 +3,9 @@
 Modules: ``distribution`` (MMD, its permutation test, Gaussian Fréchet distance), ``marginal`` (KL,
 Wasserstein, KS; pooled and per time step), ``probabilistic`` (CRPS, interval coverage), ``energy`` (peak-load
 errors), ``point`` (RMSE, MAE, MAPE), ``classification`` (accuracy, precision, recall, F1, AUROC), ``bootstrap``
-(repeated-subsample mean ± std) and ``registry`` (names and directions used by the tables).
+(repeated-subsample mean ± std, ddof = 1) and ``registry`` (names and directions used by the tables). Every metric
+raises :class:`MetricInputError` (a ``ValueError``, defined in ``errors``) on input it cannot score: bad shapes or
+arguments, NaN, infinite values, or values large enough to overflow float64.
 """
 
 from metrics.bootstrap import bootstrap
@@ -16,7 +18,8 @@ from metrics.distribution import (
     mmd_rbf_paper,
     rbf_bandwidth,
 )
-from metrics.energy import peak_abs_error, peak_load_error
+from metrics.energy import peak_abs_error, peak_load_error, peak_load_error_sets
+from metrics.errors import MAX_ABS_VALUE, MetricInputError
 from metrics.marginal import (
     kl_per_step,
     kl_pooled,
@@ -26,12 +29,20 @@ from metrics.marginal import (
     wasserstein_pooled,
 )
 from metrics.point import mae, mape, rmse
-from metrics.probabilistic import coverage_error, crps_between_ensembles, crps_ensemble, interval_coverage
+from metrics.probabilistic import (
+    coverage_error,
+    crps_between_ensembles,
+    crps_ensemble,
+    crps_sets,
+    interval_coverage,
+)
 from metrics.registry import ALL_METRICS, GENERATION_METRICS, MetricSpec, direction
 
 __all__ = [
     "ALL_METRICS",
     "GENERATION_METRICS",
+    "MAX_ABS_VALUE",
+    "MetricInputError",
     "MetricSpec",
     "accuracy",
     "auroc",
@@ -39,6 +50,7 @@ __all__ = [
     "coverage_error",
     "crps_between_ensembles",
     "crps_ensemble",
+    "crps_sets",
     "direction",
     "f1",
     "frechet_distance",
@@ -55,6 +67,7 @@ __all__ = [
     "mmd_rbf_paper",
     "peak_abs_error",
     "peak_load_error",
+    "peak_load_error_sets",
     "precision",
     "rbf_bandwidth",
     "recall",

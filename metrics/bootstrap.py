@@ -6,6 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from metrics.errors import MetricInputError, check_values
+
+BOOTSTRAP_DDOF = 1
+"""Delta degrees of freedom of the reported std: the sample std over the repeats, as ``torch.Tensor.std()`` in
+the EnergyDiff code."""
+
 
 def bootstrap(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, real: np.ndarray,
               n_repeats: int = 10, frac: float = 0.5, seed: int = 0) -> tuple[float, float]:
@@ -15,25 +21,46 @@ def bootstrap(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, re
     ``real`` *without* replacement (as the EnergyDiff code does; despite the name this is subsampling, not
     Efron's bootstrap, so the spread reflects subsets of half the data). Draws come from
     ``np.random.default_rng(seed)``, generated rows first, then real rows, repeat by repeat, so one seed gives
-    one result. The std is the population std over the repeats (``ddof=0``, numpy's default).
+    one result. The std is the sample std over the repeats, ``ddof=1`` (``sqrt(sum (v - mean)^2 / (R - 1))``),
+    as the papers' ``torch.Tensor.std()``; hence at least two repeats.
 
-    Raises ``ValueError`` for ``frac`` outside (0, 1], ``n_repeats < 1`` or a subset that would be empty.
+    A repeat whose value is infinite (e.g. a KL with no shared histogram bin) makes the mean infinite and the
+    std NaN (a spread of infinite values is undefined); a NaN value is refused.
+
+    Raises :class:`MetricInputError` for ``frac`` outside (0, 1], ``n_repeats < 2``, a subset that would be
+    empty, ``gen`` / ``real`` holding NaN, infinite or overflowing values, or ``fn`` returning NaN.
     """
-    if not 0.0 < float(frac) <= 1.0:
-        raise ValueError(f"frac must lie in (0, 1], got {frac}")
-    if int(n_repeats) != n_repeats or n_repeats < 1:
-        raise ValueError(f"n_repeats must be a positive integer, got {n_repeats}")
-    gen = np.asarray(gen)
-    real = np.asarray(real)
+    try:
+        frac = float(frac)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"frac must be a number in (0, 1], got {frac!r}") from None
+    if not 0.0 < frac <= 1.0:
+        raise MetricInputError(f"frac must lie in (0, 1], got {frac}")
+    try:
+        repeats_ok = int(n_repeats) == n_repeats and n_repeats >= 2
+    except (TypeError, ValueError):
+        repeats_ok = False
+    if not repeats_ok:
+        raise MetricInputError(f"n_repeats must be an integer >= 2 (the ddof=1 std of one repeat is undefined), "
+                               f"got {n_repeats!r}")
+    gen = check_values(np.asarray(gen), "gen")
+    real = check_values(np.asarray(real), "real")
     if gen.ndim < 1 or real.ndim < 1:
-        raise ValueError("gen and real must have a leading sample axis")
+        raise MetricInputError("gen and real must have a leading sample axis")
     k_gen, k_real = int(frac * len(gen)), int(frac * len(real))
     if k_gen < 1 or k_real < 1:
-        raise ValueError(f"frac={frac} leaves an empty subset of gen ({len(gen)} rows) or real ({len(real)} rows)")
+        raise MetricInputError(f"frac={frac} leaves an empty subset of gen ({len(gen)} rows) or real "
+                               f"({len(real)} rows)")
     rng = np.random.default_rng(seed)
     values = np.empty(int(n_repeats))
     for r in range(len(values)):
         gen_rows = rng.choice(len(gen), size=k_gen, replace=False)
         real_rows = rng.choice(len(real), size=k_real, replace=False)
         values[r] = float(fn(gen[gen_rows], real[real_rows]))
-    return float(values.mean()), float(values.std())
+        if np.isnan(values[r]):
+            raise MetricInputError(f"the metric returned NaN on bootstrap repeat {r}: no mean ± std can be formed")
+    if not np.isfinite(values).all():
+        if np.isinf(values).any() and len(set(np.sign(values[np.isinf(values)]))) > 1:
+            raise MetricInputError("the metric returned both +inf and -inf: no mean can be formed")
+        return float(values.mean()), float("nan")
+    return float(values.mean()), float(values.std(ddof=BOOTSTRAP_DDOF))

@@ -5,7 +5,8 @@ denominator is 0 (precision with no predicted positive, recall with no actual po
 precision + recall = 0) is 0.0, as scikit-learn's ``zero_division=0``. Higher is better for all.
 
 :func:`auroc` scores real-valued ``scores`` (higher = more likely positive) instead of predicted labels: the
-area under the ROC curve, threshold-free.
+area under the ROC curve, threshold-free. Bad input (non-binary labels, NaN / inf or scores beyond
+:data:`metrics.errors.MAX_ABS_VALUE`, shapes) raises :class:`metrics.errors.MetricInputError`.
 """
 
 from __future__ import annotations
@@ -13,22 +14,27 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from metrics.errors import MetricInputError, check_values
+
 
 def _labels(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for arr, name in ((y_true, "y_true"), (y_pred, "y_pred")):
         arr = np.asarray(arr)
         if arr.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+            raise MetricInputError(f"{name} must be 1-D, got shape {arr.shape}")
         if arr.dtype != np.bool_:
-            if arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all():
-                raise ValueError(f"{name} must hold binary labels (0/1 or bool)")
+            if arr.dtype.kind not in "iuf":
+                raise MetricInputError(f"{name} must hold binary labels (0/1 or bool), got dtype {arr.dtype}")
+            check_values(arr, name)
+            if not np.isin(arr, (0, 1)).all():
+                raise MetricInputError(f"{name} must hold binary labels (0/1 or bool)")
             arr = arr == 1
         out.append(arr)
     if out[0].shape != out[1].shape:
-        raise ValueError(f"y_true and y_pred differ in length: {out[0].size} vs {out[1].size}")
+        raise MetricInputError(f"y_true and y_pred differ in length: {out[0].size} vs {out[1].size}")
     if out[0].size == 0:
-        raise ValueError("no labels to score")
+        raise MetricInputError("no labels to score")
     return out[0], out[1]
 
 
@@ -75,18 +81,20 @@ def auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
     every negative. Higher is better.
 
     Raises:
-        ValueError: ``y_true`` not binary, ``scores`` not finite, lengths differ, or only one class present.
+        MetricInputError: ``y_true`` not binary, ``scores`` not finite real numbers (or beyond
+            :data:`metrics.errors.MAX_ABS_VALUE`), lengths differ, or only one class present.
     """
     scores = np.asarray(scores)
     if scores.ndim != 1:
-        raise ValueError(f"scores must be 1-D, got shape {scores.shape}")
-    if scores.dtype.kind not in "biuf" or not np.isfinite(scores).all():
-        raise ValueError("scores must be finite real numbers")
+        raise MetricInputError(f"scores must be 1-D, got shape {scores.shape}")
+    if scores.dtype.kind not in "biuf":
+        raise MetricInputError(f"scores must be finite real numbers, got dtype {scores.dtype}")
+    check_values(scores, "scores")
     t, _ = _labels(y_true, np.zeros(scores.shape, dtype=bool))
     n_pos = int(t.sum())
     n_neg = t.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"AUROC needs both classes in y_true, got {n_pos} positive and {n_neg} negative")
+        raise MetricInputError(f"AUROC needs both classes in y_true, got {n_pos} positive and {n_neg} negative")
     ranks = rankdata(scores.astype(np.float64))  # average ranks for ties
     u = ranks[t].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))

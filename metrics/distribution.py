@@ -5,18 +5,25 @@ Every function takes two 2-D arrays of profiles, rows = profiles and columns = t
 input dtype, and the result is a Python ``float``.
 
 * :func:`mmd_rbf` - squared maximum mean discrepancy with one RBF kernel, unbiased estimator. Lower is better.
-* :func:`mmd_rbf_paper` - the estimator of the EnergyDiff code (kept only to compare numbers with the paper).
+* :func:`mmd_rbf_paper` - the MMD of the EnergyDiff code (its own bandwidth rule and estimator), to compare numbers
+  with the paper's tables.
 * :func:`mmd_permutation_test` / :func:`mmd_p_value` - permutation test of "same distribution" on
   :func:`mmd_rbf`. A higher p-value means the two sets are harder to tell apart.
 * :func:`frechet_distance` - Fréchet distance between Gaussians fitted to the two sets. Lower is better.
 
-The kernel is ``k(a, b) = exp(-||a - b||^2 / bandwidth)`` with ``bandwidth`` fixed once per dataset from the
-real profiles by :func:`rbf_bandwidth`, so that scores of different models on the same data share a kernel.
+The kernel is ``k(a, b) = exp(-||a - b||^2 / bandwidth)``. meterbench fixes ``bandwidth`` once per dataset from
+the real profiles by :func:`rbf_bandwidth`, so that scores of different models on the same data share a kernel;
+:func:`mmd_rbf_paper` instead recomputes it from the real profiles it is given, as the EnergyDiff code does.
+
+Bad input (shapes, NaN / inf, values beyond :data:`metrics.errors.MAX_ABS_VALUE`, overflow) raises
+:class:`metrics.errors.MetricInputError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from metrics.errors import MetricInputError, check_result, check_values
 
 FRECHET_EPS = 1e-6
 """Ridge added to both covariance matrices of :func:`frechet_distance` (as in the EnergyDiff code)."""
@@ -28,31 +35,37 @@ def profile_pair(x: np.ndarray, y: np.ndarray, min_rows: int = 1, names: tuple[s
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Check two sets of profiles and return them as float64 arrays.
 
-    Both must be 2-D, have the same number of columns, at least ``min_rows`` rows each and only finite
-    values; otherwise a ``ValueError`` names the offending argument.
+    Both must be 2-D, have the same number of columns, at least ``min_rows`` rows each and only finite values
+    of magnitude at most :data:`metrics.errors.MAX_ABS_VALUE`; otherwise a :class:`MetricInputError` names the
+    offending argument.
     """
     out = []
     for arr, name in zip((x, y), names):
-        arr = np.asarray(arr, dtype=np.float64)
+        arr = check_values(np.asarray(arr), name)
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise MetricInputError(f"{name} must hold real numbers, got dtype {arr.dtype}") from None
         if arr.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D array [profiles, time steps], got shape {arr.shape}")
+            raise MetricInputError(f"{name} must be a 2-D array [profiles, time steps], got shape {arr.shape}")
         if arr.shape[0] < min_rows:
-            raise ValueError(f"{name} needs at least {min_rows} profile(s), got {arr.shape[0]}")
+            raise MetricInputError(f"{name} needs at least {min_rows} profile(s), got {arr.shape[0]}")
         if arr.shape[1] < 1:
-            raise ValueError(f"{name} has no time steps (shape {arr.shape})")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains non-finite values")
+            raise MetricInputError(f"{name} has no time steps (shape {arr.shape})")
         out.append(arr)
     if out[0].shape[1] != out[1].shape[1]:
-        raise ValueError(f"{names[0]} and {names[1]} differ in length: {out[0].shape[1]} vs {out[1].shape[1]} "
-                         "time steps")
+        raise MetricInputError(f"{names[0]} and {names[1]} differ in length: {out[0].shape[1]} vs "
+                               f"{out[1].shape[1]} time steps")
     return out[0], out[1]
 
 
 def _check_bandwidth(bandwidth: float) -> float:
-    bandwidth = float(bandwidth)
+    try:
+        bandwidth = float(bandwidth)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"bandwidth must be a positive finite number, got {bandwidth!r}") from None
     if not np.isfinite(bandwidth) or bandwidth <= 0:
-        raise ValueError(f"bandwidth must be a positive finite number, got {bandwidth}")
+        raise MetricInputError(f"bandwidth must be a positive finite number, got {bandwidth}")
     return bandwidth
 
 
@@ -63,17 +76,22 @@ def rbf_bandwidth(real: np.ndarray) -> float:
     convention). It equals ``2 * sum_t var(y[:, t])`` with the ``ddof=1`` variance, which is how it is computed
     (O(m T) instead of O(m^2 T)). Fix it once per dataset from the real data and pass it to every MMD call.
 
-    Raises ``ValueError`` for fewer than two profiles or when all real profiles are identical (zero bandwidth).
+    Raises :class:`MetricInputError` for fewer than two profiles, bad values, or when all real profiles are
+    identical (zero bandwidth).
     """
     real, _ = profile_pair(real, real, min_rows=2, names=("real", "real"))
-    bandwidth = 2.0 * float(np.var(real, axis=0, ddof=1).sum())
+    bandwidth = check_result(2.0 * float(np.var(real, axis=0, ddof=1).sum()), "the RBF bandwidth")
     if not bandwidth > 0:
-        raise ValueError("all real profiles are identical: the RBF bandwidth would be zero")
+        raise MetricInputError("all real profiles are identical: the RBF bandwidth would be zero")
     return bandwidth
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise squared Euclidean distances via the Gram matrix, clipped at 0 against round-off."""
+    """Pairwise squared Euclidean distances via the Gram matrix, clipped at 0 against round-off.
+
+    The Gram form can return a tiny negative number for two (nearly) equal rows; unclipped, ``exp(-d / bw)``
+    would then exceed 1, the value of a kernel at distance 0.
+    """
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     return np.maximum(d, 0.0, out=d)
 
@@ -94,6 +112,13 @@ def _kernel_sums(x: np.ndarray, y: np.ndarray, bandwidth: float) -> tuple[float,
     return float(kxx.sum() - len(x)), float(kyy.sum() - len(y)), float(kxy.sum())
 
 
+def _block_sums(x: np.ndarray, y: np.ndarray, bandwidth: float) -> tuple[float, float, float]:
+    """Sums of the kernel over the full XX, YY (diagonals included) and XY blocks."""
+    x, y = _centred(x, y)
+    return (float(np.exp(-_sq_dists(x, x) / bandwidth).sum()), float(np.exp(-_sq_dists(y, y) / bandwidth).sum()),
+            float(np.exp(-_sq_dists(x, y) / bandwidth).sum()))
+
+
 def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     """Unbiased estimate of the squared MMD between the distributions of ``x`` [n, T] and ``y`` [m, T].
 
@@ -107,25 +132,34 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     bandwidth = _check_bandwidth(bandwidth)
     n, m = len(x), len(y)
     sxx, syy, sxy = _kernel_sums(x, y, bandwidth)
-    return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
+    return float(check_result(sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m), "MMD"))
 
 
-def mmd_rbf_paper(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
-    """The MMD estimator of the EnergyDiff code, for comparing numbers with the paper only.
+def mmd_rbf_paper(x: np.ndarray, y: np.ndarray) -> float:
+    """The MMD of the EnergyDiff code (``MkMMD(kernel_type="rbf", num_kernel=1, coefficient="auto")``), to compare
+    numbers with the paper's tables. ``x`` [n, T] is the generated set, ``y`` [m, T] the real one.
 
-    ``sum_{i, j} k(x_i, x_j) / (n (n - 1)) + sum_{i, j} k(y_i, y_j) / (m (m - 1)) - 2 sum_{i, j} k(x_i, y_j) / (n m)``:
-    the diagonal terms ``k(a, a) = 1`` stay in the XX and YY sums although the normalisers exclude them, so
-    it equals :func:`mmd_rbf` ``+ 1/(n - 1) + 1/(m - 1)`` - neither the biased nor the unbiased estimator,
-    and dependent on the sample sizes. Needs n, m >= 2.
+    * Bandwidth: recomputed on every call from the real set ``y`` alone, as the code's default ("auto") rule does:
+      ``bw = sum_{i != j} ||y_i - y_j||^2 / (m (m - 1))`` (:func:`rbf_bandwidth`). Under the bootstrap it is
+      therefore the bandwidth of each real subset, not a per-dataset constant; hence no ``bandwidth`` argument.
+    * Kernel: the one RBF kernel ``exp(-||a - b||^2 / bw)`` (a single kernel gets the weight 1).
+    * Estimator: ``sum_{i, j} k(x_i, x_j) / (n max(n - 1, 1)) + sum_{i, j} k(y_i, y_j) / (m (m - 1))
+      - 2 sum_{i, j} k(x_i, y_j) / (n m)``. The diagonal terms ``k(a, a) = 1`` stay in the XX and YY sums although
+      the normalisers exclude them, so it equals :func:`mmd_rbf` ``+ 1/(n - 1) + 1/(m - 1)`` (``n, m >= 2``): neither
+      the biased nor the unbiased estimator, always positive, and dependent on the sample sizes. Unequal ``n`` and
+      ``m`` enter only through these normalisers, as in the code; ``n = 1`` uses ``max(n - 1, 1) = 1`` as it does.
+
+    Matches the EnergyDiff code to round-off on the fixtures of ``tests/test_paper_fixtures.py``. Lower is better.
+    Needs ``n >= 1`` and ``m >= 2`` (the bandwidth needs two real profiles, not all identical).
     """
-    x, y = profile_pair(x, y, min_rows=2)
-    bandwidth = _check_bandwidth(bandwidth)
+    x, y = profile_pair(x, y, min_rows=1)
+    if len(y) < 2:
+        raise MetricInputError(f"y (real) needs at least 2 profiles for the bandwidth, got {len(y)}")
+    bandwidth = rbf_bandwidth(y)
     n, m = len(x), len(y)
-    x, y = _centred(x, y)
-    kxx = np.exp(-_sq_dists(x, x) / bandwidth).sum()
-    kyy = np.exp(-_sq_dists(y, y) / bandwidth).sum()
-    kxy = np.exp(-_sq_dists(x, y) / bandwidth).sum()
-    return float(kxx / (n * (n - 1)) + kyy / (m * (m - 1)) - 2.0 * kxy / (n * m))
+    sxx, syy, sxy = _block_sums(x, y, bandwidth)
+    value = sxx / (n * max(n - 1, 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
+    return float(check_result(value, "MMD"))
 
 
 def _mmd_from_membership(k0: np.ndarray, row_sums: np.ndarray, total: float, member: np.ndarray,
@@ -160,8 +194,12 @@ def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permu
     """
     x, y = profile_pair(x, y, min_rows=2)
     bandwidth = _check_bandwidth(bandwidth)
-    if int(n_permutations) != n_permutations or n_permutations < 1:
-        raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
+    try:
+        permutations_ok = int(n_permutations) == n_permutations and n_permutations >= 1
+    except (TypeError, ValueError):
+        permutations_ok = False
+    if not permutations_ok:
+        raise MetricInputError(f"n_permutations must be a positive integer, got {n_permutations!r}")
     n_permutations = int(n_permutations)
     n, m = len(x), len(y)
     xc, yc = _centred(x, y)
@@ -174,7 +212,7 @@ def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permu
     identity = np.zeros((n + m, 1))
     identity[:n, 0] = 1.0
     # The observed statistic goes through the same arithmetic as the null, so that ties compare like with like.
-    statistic = float(_mmd_from_membership(k0, row_sums, total, identity, n, m)[0])
+    statistic = float(check_result(_mmd_from_membership(k0, row_sums, total, identity, n, m)[0], "MMD"))
 
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)
@@ -198,11 +236,12 @@ def _gaussian_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = z.mean(axis=0)
     cov = np.atleast_2d(np.cov(z, rowvar=False))
     cov = cov + FRECHET_EPS * np.eye(cov.shape[0])
-    return mean, cov
+    return mean, check_result(cov, "the covariance of the Fréchet distance")
 
 
 def _psd_sqrt(c: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh(c)
+    # Eigenvalues of a PSD matrix can come out slightly negative by round-off; their square root would be NaN.
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
@@ -214,15 +253,24 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     The trace term is ``sum_i sqrt(lambda_i)`` over the eigenvalues of the symmetric positive semi-definite
     matrix ``C_x^{1/2} C_y C_x^{1/2}`` (same spectrum as ``C_x C_y``), with tiny negative eigenvalues from
     round-off clipped to 0; this avoids the complex round-off of a general ``sqrtm``. The result is clipped at
-    0, so it is never negative or complex. Lower is better. Needs n, m >= 2.
+    0, so it is never negative or complex. Agrees with the EnergyDiff code's ``calculate_frechet``
+    (``scipy.linalg.sqrtm``, imaginary part dropped) to round-off. Lower is better. Needs n, m >= 2.
+
+    The products of covariance matrices grow like the fourth power of the values: inputs that are finite but
+    large enough to overflow them raise :class:`MetricInputError` (never a ``LinAlgError`` or NaN).
     """
     x, y = profile_pair(x, y, min_rows=2)
-    mu_x, c_x = _gaussian_moments(x)
-    mu_y, c_y = _gaussian_moments(y)
-    root_x = _psd_sqrt(c_x)
-    middle = root_x @ c_y @ root_x
+    # Overflow is detected by the checks of each intermediate result below, so numpy's warnings are not needed.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu_x, c_x = _gaussian_moments(x)
+        mu_y, c_y = _gaussian_moments(y)
+        root_x = check_result(_psd_sqrt(c_x), "the covariance square root of the Fréchet distance")
+        middle = check_result(root_x @ c_y @ root_x, "the covariance product of the Fréchet distance")
     middle = 0.5 * (middle + middle.T)
+    # As in _psd_sqrt: round-off can leave tiny negative eigenvalues of this PSD matrix.
     trace_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum())
     diff = mu_x - mu_y
-    fd = float(diff @ diff) + float(np.trace(c_x)) + float(np.trace(c_y)) - 2.0 * trace_sqrt
+    fd = check_result(float(diff @ diff) + float(np.trace(c_x)) + float(np.trace(c_y)) - 2.0 * trace_sqrt,
+                      "the Fréchet distance")
+    # Two (nearly) identical sets give 0 up to round-off, which may fall slightly below 0; a distance is >= 0.
     return max(fd, 0.0)

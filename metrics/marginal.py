@@ -3,11 +3,21 @@
 Each metric comes in two versions, named distinctly because they measure different things:
 
 * ``*_pooled`` - every value of every profile flattened into one 1-D sample per side, so the time of day is
-  ignored. This is the convention of the EnergyDiff paper and the one its tables report ("KL", "WD", "KS").
+  ignored. This is the convention of the EnergyDiff paper and the one its tables report ("KL", "WD", "KS"); the
+  pooled functions follow its evaluation code exactly (histogram rule of the KL, values rounded to float32 first).
 * ``*_per_step`` - the metric computed separately at each time step ``t`` on ``gen[:, t]`` and
-  ``real[:, t]``, then averaged over the ``T`` steps with equal weights. Sensitive to *when* loads occur.
+  ``real[:, t]``, then averaged over the ``T`` steps with equal weights. Sensitive to *when* loads occur. Not a
+  paper metric: computed on the values as given (float64), with the same KL histogram rule per step.
 
-Inputs are ``gen`` [n, T] and ``real`` [m, T] (any float dtype; computed in float64). Lower is better for all.
+Inputs are ``gen`` [n, T] and ``real`` [m, T] (any float dtype). Lower is better for all. Bad input (shapes,
+NaN / inf, values beyond :data:`metrics.errors.MAX_ABS_VALUE`) raises :class:`metrics.errors.MetricInputError`.
+
+float32 rounding of the pooled metrics: the EnergyDiff code casts both sets to float32 before computing KL,
+Wasserstein and KS. Rounding changes nothing measurable except ties: two float64 values closer than float32
+resolution become equal, which on data with many near-ties (real LCL kW values against the same values x 1.1, say)
+moves the KS statistic by a few per cent. With ``round_float32=True`` (the default) the values are rounded exactly as
+there and then computed in float64, which reproduces the code's KS and Wasserstein values exactly and its KL to
+float32 round-off (~1e-6 relative). meterbench's own profiles are float32 already, so there the rounding is a no-op.
 """
 
 from __future__ import annotations
@@ -18,17 +28,20 @@ import numpy as np
 from scipy import stats
 
 from metrics.distribution import profile_pair
+from metrics.errors import MetricInputError
 
-DEFAULT_BINS = 200
+KL_N_EDGES = 200
+"""Default number of histogram *edges* of the KL: ``linspace(min, max, 200)`` over the joint range, i.e. 199
+equal-width bins (the EnergyDiff code's rule)."""
 
 
-def _kl_1d(gen: np.ndarray, real: np.ndarray, bins: int) -> float:
+def _kl_1d(gen: np.ndarray, real: np.ndarray, n_edges: int) -> float:
     lo = min(gen.min(), real.min())
     hi = max(gen.max(), real.max())
     if lo == hi:
         # Both samples are the same point mass.
         return 0.0
-    edges = np.linspace(lo, hi, bins + 1)
+    edges = np.linspace(lo, hi, n_edges)
     p = np.histogram(gen, bins=edges)[0].astype(np.float64)
     q = np.histogram(real, bins=edges)[0].astype(np.float64)
     keep = (p > 0) & (q > 0)
@@ -39,43 +52,64 @@ def _kl_1d(gen: np.ndarray, real: np.ndarray, bins: int) -> float:
     return float(np.sum(p * np.log(p / q)))
 
 
-def _check_bins(bins: int) -> int:
-    if int(bins) != bins or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins}")
-    return int(bins)
+def _check_n_edges(n_edges: int) -> int:
+    try:
+        ok = int(n_edges) == n_edges and n_edges >= 2
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise MetricInputError(f"n_edges must be an integer >= 2 (edges of at least one bin), got {n_edges!r}")
+    return int(n_edges)
 
 
-def kl_pooled(gen: np.ndarray, real: np.ndarray, bins: int = DEFAULT_BINS) -> float:
-    """Histogram estimate of KL(generated || real) on all values pooled, in nats.
-
-    Both sides are flattened to 1-D; ``bins`` equal-width bins span the joint range ``[min, max]`` of the two
-    samples (the last bin closed on the right). Following the EnergyDiff code, bins empty in *either*
-    histogram are dropped and both histograms renormalised over the remaining bins before
-    ``sum_b p_b log(p_b / q_b)`` (p = generated, q = real); this keeps the estimate finite but ignores mass
-    that one side puts where the other has none. Returns 0 when both samples are one and the same constant,
-    and ``inf`` when no bin holds values of both sides. Lower is better.
-    """
+def _pooled(gen: np.ndarray, real: np.ndarray, round_float32: bool) -> tuple[np.ndarray, np.ndarray]:
     gen, real = profile_pair(gen, real, names=("gen", "real"))
-    return _kl_1d(gen.ravel(), real.ravel(), _check_bins(bins))
+    if round_float32:
+        biggest = max(np.abs(gen).max(), np.abs(real).max())
+        if biggest > np.finfo(np.float32).max:
+            raise MetricInputError(f"values up to {biggest:.3g} exceed the float32 range: they cannot be rounded to "
+                                   "float32 as the EnergyDiff code does (pass round_float32=False)")
+        # As the EnergyDiff code: cast to float32 (ties included), then compute in float64.
+        gen, real = gen.astype(np.float32).astype(np.float64), real.astype(np.float32).astype(np.float64)
+    return gen.ravel(), real.ravel()
+
+
+def kl_pooled(gen: np.ndarray, real: np.ndarray, n_edges: int = KL_N_EDGES, round_float32: bool = True) -> float:
+    """Histogram estimate of KL(generated || real) on all values pooled, in nats (the EnergyDiff paper's "KL").
+
+    Both sides are flattened to 1-D; the bin edges are ``numpy.linspace(min, max, n_edges)`` over the joint range
+    of the two samples, i.e. ``n_edges - 1`` equal-width bins (default 200 edges = 199 bins, as the EnergyDiff
+    code; the last bin is closed on the right). Bins empty in *either* histogram are dropped and both histograms
+    renormalised over the remaining bins before ``sum_b p_b log(p_b / q_b)`` (p = generated, q = real); this keeps
+    the estimate finite but ignores mass that one side puts where the other has none. ``round_float32``: see the
+    module docstring. Returns 0 when both samples are one and the same constant, and ``inf`` when no bin holds
+    values of both sides. Lower is better.
+    """
+    n_edges = _check_n_edges(n_edges)
+    gen, real = _pooled(gen, real, round_float32)
+    return _kl_1d(gen, real, n_edges)
 
 
 def _per_step(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, real: np.ndarray) -> float:
     return float(np.mean([fn(gen[:, t], real[:, t]) for t in range(gen.shape[1])]))
 
 
-def kl_per_step(gen: np.ndarray, real: np.ndarray, bins: int = DEFAULT_BINS) -> float:
-    """KL(generated || real) at each time step, as in :func:`kl_pooled` (bins over that step's joint range),
-    averaged over the time steps. ``inf`` if any step has no shared bin. Lower is better."""
+def kl_per_step(gen: np.ndarray, real: np.ndarray, n_edges: int = KL_N_EDGES) -> float:
+    """KL(generated || real) at each time step with the rule of :func:`kl_pooled`: ``n_edges`` edges (default 200,
+    i.e. 199 bins) spanning *that step's* joint range, bins empty on either side dropped; averaged over the time
+    steps. A step where both sides are one constant contributes 0; ``inf`` if any step has no shared bin. Computed
+    on the values as given (no float32 rounding). Lower is better."""
+    n_edges = _check_n_edges(n_edges)
     gen, real = profile_pair(gen, real, names=("gen", "real"))
-    bins = _check_bins(bins)
-    return _per_step(lambda g, r: _kl_1d(g, r, bins), gen, real)
+    return _per_step(lambda g, r: _kl_1d(g, r, n_edges), gen, real)
 
 
-def wasserstein_pooled(gen: np.ndarray, real: np.ndarray) -> float:
+def wasserstein_pooled(gen: np.ndarray, real: np.ndarray, round_float32: bool = True) -> float:
     """1-Wasserstein (earth mover's) distance between the pooled value distributions
-    (``scipy.stats.wasserstein_distance`` on the flattened arrays), in the units of the data. Lower is better."""
-    gen, real = profile_pair(gen, real, names=("gen", "real"))
-    return float(stats.wasserstein_distance(gen.ravel(), real.ravel()))
+    (``scipy.stats.wasserstein_distance`` on the flattened arrays), in the units of the data (the EnergyDiff
+    paper's "WD"; ``round_float32``: see the module docstring). Lower is better."""
+    gen, real = _pooled(gen, real, round_float32)
+    return float(stats.wasserstein_distance(gen, real))
 
 
 def wasserstein_per_step(gen: np.ndarray, real: np.ndarray) -> float:
@@ -89,11 +123,12 @@ def _ks_stat(gen: np.ndarray, real: np.ndarray) -> float:
     return float(stats.ks_2samp(gen, real, method="asymp").statistic)
 
 
-def ks_pooled(gen: np.ndarray, real: np.ndarray) -> float:
+def ks_pooled(gen: np.ndarray, real: np.ndarray, round_float32: bool = True) -> float:
     """Two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs, in [0, 1]) on the pooled
-    values (``scipy.stats.ks_2samp``). Lower is better."""
-    gen, real = profile_pair(gen, real, names=("gen", "real"))
-    return _ks_stat(gen.ravel(), real.ravel())
+    values (``scipy.stats.ks_2samp``; the EnergyDiff paper's "KS"). ``round_float32`` (see the module docstring)
+    matters here: ties made by the rounding change the statistic. Lower is better."""
+    gen, real = _pooled(gen, real, round_float32)
+    return _ks_stat(gen, real)
 
 
 def ks_per_step(gen: np.ndarray, real: np.ndarray) -> float:

@@ -4,6 +4,12 @@ Shapes: ``obs`` [N, T] holds the observed profiles (any shape works, the layout 
 [S, N, T] holds ``S`` predicted samples of each of them (member axis first). ``mask`` (same shape as
 ``obs``, bool) selects the entries that are scored, e.g. the hidden steps of an imputation task or the valid
 (non-padding) steps of monthly profiles; ``None`` scores every entry. Entries outside the mask may hold NaN.
+Bad input (shapes, NaN / inf or values beyond :data:`metrics.errors.MAX_ABS_VALUE` in scored entries) raises
+:class:`metrics.errors.MetricInputError`.
+
+SmartMeterFM's scores map onto these functions as follows (its code's values on the fixtures are tested in
+``tests/test_paper_fixtures.py``): ``crps_empirical_dimwise(members, obs)`` is :func:`crps_ensemble` with
+``estimator="nrg"``; the set-vs-set ``crps_metric(gen, real)`` of its evaluation script is :func:`crps_sets`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 import scoringrules
+
+from metrics.errors import MetricInputError, check_values
 
 # scoringrules' sort-based "pwm" and "qd" estimators are algebraically identical to its "fair" and "nrg"
 # (energy-form) estimators but O(S log S) instead of O(S^2) per entry without numba.
@@ -22,32 +30,39 @@ def scored_entries(obs: np.ndarray, ens: np.ndarray, mask: np.ndarray | None = N
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Check ``obs``/``ens``/``mask`` and return the scored entries as float64 ``obs [K]`` and ``ens [S, K]``.
 
-    Raises ``ValueError`` when the shapes disagree, the mask is not boolean or selects nothing, or a scored
-    entry is not finite.
+    Raises :class:`MetricInputError` when the shapes disagree, the mask is not boolean or selects nothing, or a
+    scored entry is not finite or beyond :data:`metrics.errors.MAX_ABS_VALUE`.
     """
-    obs = np.asarray(obs, dtype=np.float64)
-    ens = np.asarray(ens, dtype=np.float64)
+    obs = _as_float(obs, "obs")
+    ens = _as_float(ens, "ens")
     if obs.ndim < 1:
-        raise ValueError("obs must be an array with at least one axis, e.g. [N, T]")
+        raise MetricInputError("obs must be an array with at least one axis, e.g. [N, T]")
     if ens.ndim != obs.ndim + 1 or ens.shape[1:] != obs.shape:
-        raise ValueError(f"ens must have shape [S, *obs.shape] = [S, {', '.join(map(str, obs.shape))}], "
-                         f"got {ens.shape}")
+        raise MetricInputError(f"ens must have shape [S, *obs.shape] = [S, {', '.join(map(str, obs.shape))}], "
+                               f"got {ens.shape}")
     if ens.shape[0] < 1:
-        raise ValueError("ens has no members")
+        raise MetricInputError("ens has no members")
     if mask is None:
         flat_obs, flat_ens = obs.reshape(-1), ens.reshape(ens.shape[0], -1)
     else:
         mask = np.asarray(mask)
         if mask.dtype != np.bool_:
-            raise ValueError(f"mask must be boolean (True = scored), got dtype {mask.dtype}")
+            raise MetricInputError(f"mask must be boolean (True = scored), got dtype {mask.dtype}")
         if mask.shape != obs.shape:
-            raise ValueError(f"mask shape {mask.shape} differs from obs shape {obs.shape}")
+            raise MetricInputError(f"mask shape {mask.shape} differs from obs shape {obs.shape}")
         flat_obs, flat_ens = obs[mask], ens[:, mask]
     if flat_obs.size == 0:
-        raise ValueError("no entry to score: the mask selects nothing (or obs is empty)")
-    if not (np.isfinite(flat_obs).all() and np.isfinite(flat_ens).all()):
-        raise ValueError("obs or ens holds non-finite values in the scored entries")
+        raise MetricInputError("no entry to score: the mask selects nothing (or obs is empty)")
+    check_values(flat_obs, "obs (scored entries)")
+    check_values(flat_ens, "ens (scored entries)")
     return flat_obs, flat_ens
+
+
+def _as_float(arr: np.ndarray, name: str) -> np.ndarray:
+    try:
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"{name} must be an array of real numbers") from None
 
 
 def crps_ensemble(obs: np.ndarray, ens: np.ndarray, mask: np.ndarray | None = None,
@@ -66,10 +81,10 @@ def crps_ensemble(obs: np.ndarray, ens: np.ndarray, mask: np.ndarray | None = No
     "fair" and "nrg"). In the units of the data; 0 for a perfect deterministic ensemble. Lower is better.
     """
     if estimator not in _SCORINGRULES_ESTIMATOR:
-        raise ValueError(f"estimator must be 'fair' or 'nrg', got {estimator!r}")
+        raise MetricInputError(f"estimator must be 'fair' or 'nrg', got {estimator!r}")
     flat_obs, flat_ens = scored_entries(obs, ens, mask)
     if estimator == "fair" and flat_ens.shape[0] < 2:
-        raise ValueError("the fair CRPS needs at least 2 ensemble members; use estimator='nrg' for one")
+        raise MetricInputError("the fair CRPS needs at least 2 ensemble members; use estimator='nrg' for one")
     scores = scoringrules.crps_ensemble(flat_obs, flat_ens, m_axis=0,
                                         estimator=_SCORINGRULES_ESTIMATOR[estimator], backend="numpy")
     return float(np.mean(scores))
@@ -91,21 +106,39 @@ def crps_between_ensembles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     distributions, symmetric and >= 0; with one row in ``a`` it is the "nrg" CRPS of the ensemble ``b`` at that
     observation. Returns float64 [K].
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a = _as_float(a, "a")
+    b = _as_float(b, "b")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"a and b must be [R, K] and [S, K] with the same K, got {a.shape} and {b.shape}")
-    if a.shape[0] < 1 or b.shape[0] < 1:
-        raise ValueError("both ensembles need at least one member")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("ensembles hold non-finite values")
+        raise MetricInputError(f"a and b must be [R, K] and [S, K] with the same K, got {a.shape} and {b.shape}")
+    if a.shape[0] < 1 or b.shape[0] < 1 or a.shape[1] < 1:
+        raise MetricInputError(f"both ensembles need at least one member and one quantity, got {a.shape} and "
+                               f"{b.shape}")
+    check_values(a, "a")
+    check_values(b, "b")
     r, s = a.shape[0], b.shape[0]
     saa = _sum_abs_pair_diffs(a)
     sbb = _sum_abs_pair_diffs(b)
     # The pair sum over the union counts each cross pair twice: S_union = S_aa + S_bb + 2 S_ab.
     sab = 0.5 * (_sum_abs_pair_diffs(np.concatenate([a, b])) - saa - sbb)
     out = sab / (r * s) - 0.5 * (saa / r**2 + sbb / s**2)
+    # Exactly >= 0 in exact arithmetic (half an energy distance); the differences of sums above can leave a
+    # round-off residue below 0 for (nearly) identical ensembles.
     return np.maximum(out, 0.0)
+
+
+def crps_sets(gen: np.ndarray, real: np.ndarray) -> float:
+    """Set-vs-set CRPS of two sets of profiles, averaged over the time steps (SmartMeterFM's ``crps_metric``).
+
+    ``gen`` [S, T] and ``real`` [R, T] are unpaired sets (e.g. generated and real profiles of one month); at each
+    step ``t`` the two sets' values form two empirical distributions scored by :func:`crps_between_ensembles`
+    (``E|X - Y| - (E|X - X'| + E|Y - Y'|) / 2``, all pairs), and the result is the mean over the ``T`` steps. In
+    the units of the data; symmetric in its arguments; 0 for identical sets. Lower is better.
+    """
+    gen = _as_float(gen, "gen")
+    real = _as_float(real, "real")
+    if gen.ndim != 2 or real.ndim != 2:
+        raise MetricInputError(f"gen and real must be 2-D [profiles, time steps], got {gen.shape} and {real.shape}")
+    return float(np.mean(crps_between_ensembles(real, gen)))
 
 
 def interval_coverage(obs: np.ndarray, ens: np.ndarray, level: float = 0.9,
@@ -113,14 +146,21 @@ def interval_coverage(obs: np.ndarray, ens: np.ndarray, level: float = 0.9,
     """Fraction of scored observations inside the central ``level`` prediction interval of the ensemble.
 
     The interval of each entry runs from the ``(1 - level)/2`` to the ``(1 + level)/2`` empirical quantile of
-    its members (``numpy.quantile``, linear interpolation), bounds included. A calibrated ensemble covers
-    about ``level``; neither direction is "better" (use :func:`coverage_error` for a ranking).
+    its members (``numpy.quantile``, ``method="linear"``: the quantile ``q`` of sorted members ``x_(0..S-1)`` is
+    interpolated at position ``q (S - 1)``), bounds included. A calibrated ensemble covers about ``level``;
+    neither direction is "better" (use :func:`coverage_error` for a ranking). Needs at least two members: the
+    interval of a single member is one point, which says nothing about calibration.
     """
-    level = float(level)
+    try:
+        level = float(level)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"level must be a number strictly between 0 and 1, got {level!r}") from None
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+        raise MetricInputError(f"level must lie strictly between 0 and 1, got {level}")
     flat_obs, flat_ens = scored_entries(obs, ens, mask)
-    lo, hi = np.quantile(flat_ens, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0)
+    if flat_ens.shape[0] < 2:
+        raise MetricInputError(f"interval coverage needs at least 2 ensemble members, got {flat_ens.shape[0]}")
+    lo, hi = np.quantile(flat_ens, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0, method="linear")
     return float(np.mean((flat_obs >= lo) & (flat_obs <= hi)))
 
 

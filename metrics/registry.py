@@ -2,11 +2,16 @@
 
 Call conventions by family (see each function's docstring):
 
-* distribution / marginal: ``fn(gen [n, T], real [m, T])``; the MMD metrics also take ``bandwidth=`` (from
-  :func:`metrics.distribution.rbf_bandwidth` on the real data);
+* distribution / marginal: ``fn(gen [n, T], real [m, T])``; ``MMD`` and ``MMD_p`` also take ``bandwidth=`` (from
+  :func:`metrics.distribution.rbf_bandwidth` on the real data, once per dataset); ``MMD_paper`` takes none: like
+  the EnergyDiff code it derives its bandwidth from the real profiles of each call;
 * ensemble: ``fn(obs [N, T], ens [S, N, T], mask=None)``; peak load: ``fn(real, gen, mask=None)``;
 * point: ``fn(y_true, y_pred, mask=None)``; classification: ``fn(y_true [N], y_pred [N])`` (``AUROC``:
   ``fn(y_true [N], scores [N])``).
+
+The generation metrics follow the EnergyDiff code where its tables are concerned ("KL", "WD", "KS", "GFD",
+"MMD_paper"); ``tests/test_paper_fixtures.py`` checks them against that code's values. Every metric raises
+:class:`metrics.errors.MetricInputError` on input it cannot score.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ GENERATION_METRICS: dict[str, MetricSpec] = _specs(
     MetricSpec("MMD", distribution.mmd_rbf, "lower",
                "squared MMD, RBF kernel with bandwidth from the real data, unbiased estimator"),
     MetricSpec("GFD", distribution.frechet_distance, "lower", "Gaussian Fréchet distance of the profile vectors"),
-    MetricSpec("KL", marginal.kl_pooled, "lower", "KL(generated || real) of pooled values, 200-bin histograms"),
+    MetricSpec("KL", marginal.kl_pooled, "lower",
+               "KL(generated || real) of pooled values, 199-bin histograms (200 edges over the joint range), bins "
+               "empty on either side dropped (the EnergyDiff code's rule)"),
     MetricSpec("WD", marginal.wasserstein_pooled, "lower", "1-Wasserstein distance of pooled values"),
     MetricSpec("KS", marginal.ks_pooled, "lower", "two-sample Kolmogorov-Smirnov statistic of pooled values"),
 )
@@ -52,10 +59,12 @@ ALL_METRICS: dict[str, MetricSpec] = {
     **GENERATION_METRICS,
     **_specs(
         MetricSpec("MMD_paper", distribution.mmd_rbf_paper, "lower",
-                   "MMD estimator of the EnergyDiff code (diagonal kept), for comparison with the paper"),
+                   "MMD of the EnergyDiff code (bandwidth from each call's real profiles, diagonal kernel terms "
+                   "kept), for comparison with the paper"),
         MetricSpec("MMD_p", distribution.mmd_p_value, "higher",
                    "p-value of the MMD permutation test (1000 permutations); higher = harder to tell apart"),
-        MetricSpec("KL_step", marginal.kl_per_step, "lower", "KL(generated || real) per time step, averaged"),
+        MetricSpec("KL_step", marginal.kl_per_step, "lower",
+                   "KL(generated || real) per time step (199 bins over each step's joint range), averaged"),
         MetricSpec("WD_step", marginal.wasserstein_per_step, "lower", "1-Wasserstein distance per time step, averaged"),
         MetricSpec("KS_step", marginal.ks_per_step, "lower", "KS statistic per time step, averaged"),
         MetricSpec("CRPS", probabilistic.crps_ensemble, "lower",
@@ -66,7 +75,8 @@ ALL_METRICS: dict[str, MetricSpec] = {
         MetricSpec("PeakAE", energy.peak_abs_error, "lower", "mean absolute error of per-profile maxima"),
         MetricSpec("RMSE", point.rmse, "lower", "root mean squared error"),
         MetricSpec("MAE", point.mae, "lower", "mean absolute error"),
-        MetricSpec("MAPE", point.mape, "lower", "mean absolute percentage error (fraction), |y| < 1e-3 excluded"),
+        MetricSpec("MAPE", point.mape, "lower",
+                   "mean absolute percentage error (fraction), |y| < 1e-3 excluded (|y| = 1e-3 kept)"),
         MetricSpec("Accuracy", classification.accuracy, "higher", "fraction of correct binary labels"),
         MetricSpec("Precision", classification.precision, "higher", "TP / (TP + FP), 0 if no predicted positive"),
         MetricSpec("Recall", classification.recall, "higher", "TP / (TP + FN), 0 if no actual positive"),

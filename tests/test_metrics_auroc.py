@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import metrics
-from metrics import ALL_METRICS, auroc, direction
+from metrics import ALL_METRICS, MetricInputError, auroc, direction
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -43,6 +43,8 @@ def test_auroc_is_registered_higher_is_better():
 
 
 def test_auroc_errors():
+    with pytest.raises(MetricInputError, match="finite"):
+        auroc(np.array([True, False]), np.array([np.inf, 1.0]))
     with pytest.raises(ValueError, match="both classes"):
         auroc(np.ones(5, dtype=bool), np.arange(5.0))
     with pytest.raises(ValueError, match="both classes"):

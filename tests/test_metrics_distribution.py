@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 import pytest
 from scipy import linalg, stats
 
-from metrics import frechet_distance, mmd_p_value, mmd_permutation_test, mmd_rbf, mmd_rbf_paper, rbf_bandwidth
+from metrics import (
+    MetricInputError,
+    frechet_distance,
+    mmd_p_value,
+    mmd_permutation_test,
+    mmd_rbf,
+    mmd_rbf_paper,
+    rbf_bandwidth,
+)
+from metrics.distribution import _sq_dists
 
 
 def _sq(a, b) -> float:
@@ -58,10 +68,43 @@ def test_mmd_unbiased_matches_double_loop(tiny):
 
 def test_mmd_paper_variant_matches_its_formula(tiny):
     x, y = tiny
-    bw = 2.5
-    paper = mmd_rbf_paper(x, y, bw)
+    bw = rbf_bandwidth(y)  # the code's bandwidth: from the real set y alone
+    paper = mmd_rbf_paper(x, y)
     assert paper == pytest.approx(_mmd_loops(x, y, bw, keep_diagonal=True), abs=1e-13)
     assert paper == pytest.approx(mmd_rbf(x, y, bw) + 1 / (len(x) - 1) + 1 / (len(y) - 1), abs=1e-13)
+    # the bandwidth follows the real argument: swapping the sets changes the kernel, not only the sign conventions
+    assert mmd_rbf_paper(y, x) == pytest.approx(_mmd_loops(y, x, rbf_bandwidth(x), keep_diagonal=True), abs=1e-13)
+
+
+def test_mmd_paper_hand_cases():
+    # x = {0, 2}, y = {0, 1}: bandwidth = mean off-diagonal squared distance of y = 1 (pooled it would be 11/6).
+    # XX = (2 + 2 e^-4) / 2, YY = (2 + 2 e^-1) / 2, 2 XY / 4 = (1 + 2 e^-1 + e^-4) / 2.
+    x, y = np.array([[0.0], [2.0]]), np.array([[0.0], [1.0]])
+    assert mmd_rbf_paper(x, y) == pytest.approx(1.5 + 0.5 * math.exp(-4.0), rel=1e-14)
+    # n = 1: the code's normaliser n max(n - 1, 1) = 1; XX = 1, YY = 1 + e^-1, 2 XY / 2 = 1 + e^-1
+    assert mmd_rbf_paper(np.array([[0.0]]), y) == pytest.approx(1.0, rel=1e-14)
+    with pytest.raises(MetricInputError, match="at least 2"):
+        mmd_rbf_paper(x, y[:1])
+    with pytest.raises(MetricInputError, match="identical"):
+        mmd_rbf_paper(x, np.ones((3, 1)))
+    assert "bandwidth" not in inspect.signature(mmd_rbf_paper).parameters
+
+
+def test_unbiased_mmd_below_zero_is_reported_as_it_is():
+    # two profiles at distance 1, bandwidth 1, against themselves: XX = YY = k = e^-1, 2 XY / 4 = 1 + k,
+    # so MMD_u = 2 k - (1 + k) = e^-1 - 1 < 0
+    x = np.array([[0.0], [1.0]])
+    assert mmd_rbf(x, x, bandwidth=1.0) == pytest.approx(math.exp(-1.0) - 1.0, rel=1e-14)
+    statistic, _ = mmd_permutation_test(x, x, bandwidth=1.0, n_permutations=5)
+    assert statistic == pytest.approx(math.exp(-1.0) - 1.0, rel=1e-14)
+
+
+def test_squared_distances_are_clipped_at_zero():
+    # the Gram form leaves round-off below 0 on this seeded case (-1.4e-14 on the diagonal unclipped)
+    a = np.random.default_rng(0).normal(3.0, 1.0, size=(6, 4))
+    d = _sq_dists(a, a)
+    assert (d >= 0.0).all()
+    assert d.min() == 0.0
 
 
 def test_mmd_float32_input_is_computed_in_float64(tiny):
@@ -100,7 +143,7 @@ def test_mmd_grows_with_mean_shift():
     ((np.full((4, 3), np.nan), np.zeros((4, 3)), 1.0), "non-finite"),
 ])
 def test_mmd_rejects_bad_input(args, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(MetricInputError, match=match):
         mmd_rbf(*args)
 
 
@@ -119,6 +162,32 @@ def test_permutation_test_matches_explicit_loop():
         count += null >= observed - 1e-12
     assert statistic == pytest.approx(observed, abs=1e-12)
     assert p == pytest.approx((1 + count) / (1 + n_perm))
+
+
+def test_permutation_p_value_counts_ties_with_the_observed_statistic():
+    # four vertices of a regular simplex: every split into two pairs has the same MMD (exactly, in floating point:
+    # all off-diagonal kernel values are one number), so every null value ties with the observed one and
+    # p = (1 + #{null >= observed}) / (1 + P) = 1
+    corners = np.eye(4)
+    x, y = corners[:2], corners[2:]
+    statistic, p = mmd_permutation_test(x, y, bandwidth=1.0, n_permutations=50, seed=0)
+    assert statistic == pytest.approx(_mmd_loops(x, y, 1.0, keep_diagonal=False), abs=1e-15)
+    assert p == 1.0
+    assert mmd_p_value(x, y, 1.0, n_permutations=7) == 1.0
+
+
+def test_permutation_p_value_never_zero():
+    # two far-apart groups of 3 and 4 profiles: only the observed split itself reaches the observed statistic, so
+    # p = (1 + #{draws that re-create the observed split}) / (1 + P), counted here with the documented draws
+    x = np.zeros((3, 2))
+    y = np.full((4, 2), 10.0)
+    x[:, 0] += np.arange(3) * 0.1
+    y[:, 0] += np.arange(4) * 0.1
+    _, p = mmd_permutation_test(x, y, bandwidth=1.0, n_permutations=40, seed=1)
+    rng = np.random.default_rng(1)
+    hits = sum(set(rng.permutation(7)[:3].tolist()) == {0, 1, 2} for _ in range(40))
+    assert p == pytest.approx((1 + hits) / 41)
+    assert p > 0
 
 
 def test_permutation_test_is_seeded():
@@ -174,6 +243,23 @@ def test_frechet_closed_form_for_diagonal_gaussians():
     y = mu2 + np.sqrt(s2) * rng.normal(size=(200_000, 3))
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
     assert frechet_distance(x, y) == pytest.approx(expected, abs=0.03)
+
+
+def test_frechet_is_clipped_at_zero():
+    # identical sets: the unclipped formula gives -3.6e-15 on this seeded case; a distance is reported as 0
+    x = np.random.default_rng(0).normal(size=(40, 5))
+    assert frechet_distance(x, x.copy()) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e5])
+def test_frechet_survives_round_off_below_zero_in_its_eigenvalues(scale):
+    # fewer profiles than steps and large values: C_x (at 1e5) and C_x^1/2 C_y C_x^1/2 (at both scales) get
+    # eigenvalues slightly below 0 by round-off; clipped to 0, the result scales like scale^2
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 30)), rng.normal(size=(6, 30))
+    big = frechet_distance(scale * x, scale * y)
+    assert np.isfinite(big)
+    assert big == pytest.approx(scale**2 * frechet_distance(x, y), rel=1e-3)
 
 
 def test_frechet_identical_sets_and_degenerate_covariances():

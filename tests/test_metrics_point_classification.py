@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from metrics import accuracy, f1, mae, mape, precision, recall, rmse
+from metrics import MetricInputError, accuracy, f1, mae, mape, precision, recall, rmse
+from metrics.point import MAPE_EPS
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_point_metrics_with_mask(loads):
     y_pred_nan = np.where(mask, y_pred, np.nan)
     assert rmse(y_true, y_pred_nan, mask) == pytest.approx(np.sqrt(skm.mean_squared_error(t, p)), rel=1e-12)
     assert mae(y_true, y_pred_nan, mask) == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-12)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(MetricInputError, match="non-finite"):
         mae(y_true, y_pred_nan)
 
 
@@ -45,15 +46,31 @@ def test_mape_excludes_near_zero_loads(loads):
     assert mape(y_true, y_pred) == pytest.approx(expected, rel=1e-12)
     # a lower threshold keeps the 5e-4 loads, which dominate the mean
     assert mape(y_true, y_pred, eps=1e-4) > 10 * mape(y_true, y_pred)
-    with pytest.raises(ValueError, match="eps"):
+    with pytest.raises(MetricInputError, match="eps"):
         mape(np.zeros((2, 3)), np.ones((2, 3)))
+
+
+def test_mape_boundary_keeps_values_equal_to_eps():
+    # |y| == eps is kept, |y| < eps left out: errors 1/0.5 = 2 (at the boundary) and 0.5/1 = 0.5 -> mean 1.25;
+    # the just-below value 0.4999 is excluded
+    y_true = np.array([0.5, 1.0, 0.4999, -0.5])
+    y_pred = np.array([1.5, 1.5, 9.0, -0.5])
+    assert mape(y_true, y_pred, eps=0.5) == pytest.approx((2.0 + 0.5 + 0.0) / 3)
+    # the default threshold behaves the same at its own boundary (1e-3 is one float64 number on both sides)
+    assert mape(np.array([MAPE_EPS, 1.0]), np.array([2 * MAPE_EPS, 1.0])) == pytest.approx(0.5)
+    assert mape(np.array([0.999 * MAPE_EPS, 1.0]), np.array([2 * MAPE_EPS, 1.5])) == pytest.approx(0.5)
+    # zeros are never divided by, even with eps = 0
+    assert mape(np.array([0.0, 2.0]), np.array([1.0, 3.0]), eps=0.0) == pytest.approx(0.5)
+    for bad in (-1.0, np.nan, np.inf, "x"):
+        with pytest.raises(MetricInputError, match="eps"):
+            mape(np.ones(2), np.ones(2), eps=bad)
 
 
 def test_point_metrics_reject_bad_input(loads):
     y_true, y_pred = loads
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(MetricInputError, match="shape"):
         rmse(y_true, y_pred[:3])
-    with pytest.raises(ValueError, match="boolean"):
+    with pytest.raises(MetricInputError, match="boolean"):
         mae(y_true, y_pred, mask=np.ones(y_true.shape))
 
 
@@ -78,7 +95,7 @@ def test_classification_zero_division_and_validation():
     assert recall(none, some) == 0.0
     assert f1(none, none) == 0.0
     assert accuracy(none, none) == 1.0
-    with pytest.raises(ValueError, match="binary"):
+    with pytest.raises(MetricInputError, match="binary"):
         accuracy(np.array([0, 2, 1]), np.array([0, 1, 1]))
-    with pytest.raises(ValueError, match="length"):
+    with pytest.raises(MetricInputError, match="length"):
         f1(some, some[:3])
