@@ -26,7 +26,8 @@ def _keys(ps) -> set:
 
 
 def test_pooled_split_cuts_every_month_by_floor_and_pools_households():
-    ps = _profiles()
+    # 3 households: 93 January days, whose 75 % cut (69.75) rounds otherwise than it floors
+    ps = _profiles(n_series=3)
     split = split_profiles(ps, (0.5, 0.25, 0.25), seed=1, rule="pooled")
     months = calendar_months(ps)
     for month in sorted(set(months)):
@@ -168,3 +169,17 @@ def test_loader_notes_reach_the_profiles_and_the_tables(lcl_sample_dir):
     # the sample has no tariff column: the Std filter of the EnergyDiff code cannot be applied, and it says so
     assert profiles.notes["filter"].startswith("all tariffs (30 households; tariff unknown")
     assert profiles.notes["completeness"].startswith("kept ")
+
+
+def test_scaler_fitted_on_training_profiles_only():
+    ps = _profiles()
+    cfg = {"split": "household", "fractions": [0.5, 0.25, 0.25], "max_train": None, "max_eval": None}
+    for seed in range(20):
+        data = split_and_scale(ps, cfg, seed=seed)
+        train_max = float(data.scaler.inverse(data.train.values).max())
+        real_max = float(data.scaler.inverse(data.real.values).max())
+        if real_max > train_max * 1.01:  # a seed whose largest loads are evaluation households
+            break
+    else:
+        pytest.fail("no seed put the largest household in evaluation")
+    assert data.scaler.high == pytest.approx(1.1 * train_max, rel=1e-5)

@@ -1,0 +1,300 @@
+"""Planted-bug check: does the test suite catch the mistakes that matter in a benchmark?
+
+Each :class:`Mutant` replaces one exact piece of source text (a flipped direction of "better", a p-value tie
+rule, a removed clip, a metric mapped to another function, a changed quantile method, a moved MAPE boundary,
+...) in a scratch copy of the repository and runs the test files that should notice. A mutant is *killed*
+when those tests fail, *survives* when they pass. The check writes the table to ``results/mutation/``:
+
+    python -m bench.mutation_check              # every mutant (a few minutes on 2 cores)
+    python -m bench.mutation_check --only kl    # the mutants whose name contains "kl"
+
+A mutant whose text is no longer in its file is reported as ``stale`` (the code moved: update the list), and
+counts as a failure of the check, so the list cannot silently rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: replace ``old`` (which must occur exactly once in ``path``) by ``new``."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    why: str
+
+
+def _m(name: str, path: str, old: str, new: str, tests: str, why: str) -> Mutant:
+    return Mutant(name, path, old, new, tuple(tests.split()), why)
+
+
+METRIC_TESTS = ("tests/test_metrics_distribution.py tests/test_metrics_marginal.py tests/test_metrics_probabilistic.py tests/test_metrics_point_classification.py tests/test_metrics_bootstrap_registry.py tests/test_metrics_auroc.py tests/test_metrics_robustness.py tests/test_paper_fixtures.py")
+REPORT_TESTS = "tests/test_tie_rule.py tests/test_report.py"
+PROTOCOL_TESTS = "tests/test_protocol.py tests/test_data_pipeline.py"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # metrics: directions, registry mapping, estimator conventions of the papers' code, clips, robustness
+    _m('direction MMD flipped', 'metrics/registry.py',
+       'MetricSpec("MMD", distribution.mmd_rbf, "lower",',
+       'MetricSpec("MMD", distribution.mmd_rbf, "higher",',
+       METRIC_TESTS, "metric layer"),
+    _m('direction F1 flipped', 'metrics/registry.py',
+       'MetricSpec("F1", classification.f1, "higher",',
+       'MetricSpec("F1", classification.f1, "lower",',
+       METRIC_TESTS, "metric layer"),
+    _m('direction MMD_p flipped', 'metrics/registry.py',
+       'MetricSpec("MMD_p", distribution.mmd_p_value, "higher",',
+       'MetricSpec("MMD_p", distribution.mmd_p_value, "lower",',
+       METRIC_TESTS, "metric layer"),
+    _m('MAE mapped to rmse', 'metrics/registry.py',
+       'MetricSpec("MAE", point.mae,',
+       'MetricSpec("MAE", point.rmse,',
+       METRIC_TESTS, "metric layer"),
+    _m('KS mapped to ks_per_step', 'metrics/registry.py',
+       'MetricSpec("KS", marginal.ks_pooled,',
+       'MetricSpec("KS", marginal.ks_per_step,',
+       METRIC_TESTS, "metric layer"),
+    _m('Precision mapped to recall', 'metrics/registry.py',
+       'MetricSpec("Precision", classification.precision,',
+       'MetricSpec("Precision", classification.recall,',
+       METRIC_TESTS, "metric layer"),
+    _m('p-value >= to >', 'metrics/distribution.py',
+       'np.count_nonzero(null >= statistic)',
+       'np.count_nonzero(null > statistic)',
+       METRIC_TESTS, "metric layer"),
+    _m('clip removed: _sq_dists', 'metrics/distribution.py',
+       '    return np.maximum(d, 0.0, out=d)',
+       '    return d',
+       METRIC_TESTS, "metric layer"),
+    _m('clip removed: _psd_sqrt', 'metrics/distribution.py',
+       'np.sqrt(np.clip(w, 0.0, None))',
+       'np.sqrt(w)',
+       METRIC_TESTS, "metric layer"),
+    _m('clip removed: eigvalsh', 'metrics/distribution.py',
+       'np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum()',
+       'np.sqrt(np.linalg.eigvalsh(middle)).sum()',
+       METRIC_TESTS, "metric layer"),
+    _m('clip removed: frechet result', 'metrics/distribution.py',
+       '    return max(fd, 0.0)',
+       '    return fd',
+       METRIC_TESTS, "metric layer"),
+    _m('clip removed: crps_between_ensembles', 'metrics/probabilistic.py',
+       '    return np.maximum(out, 0.0)\n',
+       '    return out\n',
+       METRIC_TESTS, "metric layer"),
+    _m('quantile method nearest', 'metrics/probabilistic.py',
+       'method="linear")',
+       'method="nearest")',
+       METRIC_TESTS, "metric layer"),
+    _m('quantile method hazen', 'metrics/probabilistic.py',
+       'method="linear")',
+       'method="hazen")',
+       METRIC_TESTS, "metric layer"),
+    _m('quantile method midpoint', 'metrics/probabilistic.py',
+       'method="linear")',
+       'method="midpoint")',
+       METRIC_TESTS, "metric layer"),
+    _m('MAPE boundary moved', 'metrics/point.py',
+       'keep = (np.abs(y_true) >= eps)',
+       'keep = (np.abs(y_true) > eps)',
+       METRIC_TESTS, "metric layer"),
+    _m('bootstrap ddof 0', 'metrics/bootstrap.py',
+       'BOOTSTRAP_DDOF = 1',
+       'BOOTSTRAP_DDOF = 0',
+       METRIC_TESTS, "metric layer"),
+    _m('bandwidth ddof 0', 'metrics/distribution.py',
+       'np.var(real, axis=0, ddof=1)',
+       'np.var(real, axis=0, ddof=0)',
+       METRIC_TESTS, "metric layer"),
+    _m('frechet cov ddof 0', 'metrics/distribution.py',
+       'np.cov(z, rowvar=False)',
+       'np.cov(z, rowvar=False, ddof=0)',
+       METRIC_TESTS, "metric layer"),
+    _m('KL 200 bins (201 edges)', 'metrics/marginal.py',
+       'KL_N_EDGES = 200',
+       'KL_N_EDGES = 201',
+       METRIC_TESTS, "metric layer"),
+    _m('KL n_edges+1 edges', 'metrics/marginal.py',
+       'edges = np.linspace(lo, hi, n_edges)',
+       'edges = np.linspace(lo, hi, n_edges + 1)',
+       METRIC_TESTS, "metric layer"),
+    _m('KL direction swapped', 'metrics/marginal.py',
+       'return float(np.sum(p * np.log(p / q)))',
+       'return float(np.sum(q * np.log(q / p)))',
+       METRIC_TESTS, "metric layer"),
+    _m('MMD_paper bandwidth pooled', 'metrics/distribution.py',
+       '    bandwidth = rbf_bandwidth(y)\n    n, m = len(x), len(y)\n    sxx, syy, sxy = _block_sums',
+       '    bandwidth = rbf_bandwidth(np.concatenate([x, y]))\n    n, m = len(x), len(y)\n    sxx, syy, sxy = _block_sums',
+       METRIC_TESTS, "metric layer"),
+    _m('MMD_paper bandwidth from gen', 'metrics/distribution.py',
+       '    bandwidth = rbf_bandwidth(y)\n    n, m = len(x), len(y)\n    sxx, syy, sxy = _block_sums',
+       '    bandwidth = rbf_bandwidth(x)\n    n, m = len(x), len(y)\n    sxx, syy, sxy = _block_sums',
+       METRIC_TESTS, "metric layer"),
+    _m('MMD_paper V-statistic', 'metrics/distribution.py',
+       'value = sxx / (n * max(n - 1, 1)) + syy / (m * (m - 1))',
+       'value = sxx / (n * n) + syy / (m * m)',
+       METRIC_TESTS, "metric layer"),
+    _m('bandwidth normaliser m^2', 'metrics/distribution.py',
+       'bandwidth = check_result(2.0 * float(np.var(real, axis=0, ddof=1).sum())',
+       'bandwidth = check_result(2.0 * float(np.var(real, axis=0, ddof=1).sum()) * (len(real) - 1) / len(real)',
+       METRIC_TESTS, "metric layer"),
+    _m('KS no float32 rounding', 'metrics/marginal.py',
+       'def ks_pooled(gen: np.ndarray, real: np.ndarray, round_float32: bool = True)',
+       'def ks_pooled(gen: np.ndarray, real: np.ndarray, round_float32: bool = False)',
+       METRIC_TESTS, "metric layer"),
+    _m('unbiased MMD clipped at 0', 'metrics/distribution.py',
+       'return float(check_result(sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m), "MMD"))',
+       'return max(0.0, float(check_result(sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m), "MMD")))',
+       METRIC_TESTS, "metric layer"),
+    _m('overflow bound removed', 'metrics/errors.py',
+       '    n_huge = int(np.count_nonzero(np.abs(values) > MAX_ABS_VALUE))',
+       '    n_huge = 0',
+       METRIC_TESTS, "metric layer"),
+    _m('coverage single member allowed', 'metrics/probabilistic.py',
+       '    if flat_ens.shape[0] < 2:\n        raise MetricInputError(f"interval coverage',
+       '    if flat_ens.shape[0] < 1:\n        raise MetricInputError(f"interval coverage',
+       METRIC_TESTS, "metric layer"),
+    _m('bootstrap accepts NaN input', 'metrics/bootstrap.py',
+       '    gen = check_values(np.asarray(gen), "gen")\n    real = check_values(np.asarray(real), "real")',
+       '    gen = np.asarray(gen)\n    real = np.asarray(real)',
+       METRIC_TESTS, "metric layer"),
+    # tables: the tie rule, its direction, ranks and the papers' same-best check
+    _m("tie rule strict <", "bench/report/tables.py",
+       "return tie_key(abs(a - b)) <= tie_key(math.hypot(sa, sb))",
+       "return tie_key(abs(a - b)) < tie_key(math.hypot(sa, sb))", REPORT_TESTS, "the boundary of the tie rule"),
+    _m("tie rule noise = larger std", "bench/report/tables.py",
+       "return tie_key(abs(a - b)) <= tie_key(math.hypot(sa, sb))",
+       "return tie_key(abs(a - b)) <= tie_key(max(sa, sb))", REPORT_TESTS, "the noise of a difference"),
+    _m("best direction flipped", "bench/report/tables.py",
+       'sign = 1.0 if direction == "lower" else -1.0', 'sign = -1.0 if direction == "lower" else 1.0',
+       REPORT_TESTS, "lower/higher is better in the tables"),
+    _m("tied leaders bold", "bench/report/tables.py",
+       "(best if len(first) == 1 else tied)[first, j] = True", "best[first, j] = True",
+       REPORT_TESTS, "a tie within noise shown as a win"),
+    _m("same-best ignores ties", "bench/report/agreement.py",
+       "same = float(bool(ob & pb))", "same = float(ob == pb)",
+       "tests/test_tie_rule.py tests/test_report.py tests/test_published.py", "the papers' best model within noise"),
+    _m("seed std ddof 0", "bench/report/tables.py",
+       "return float(values.mean()), float(values.std(ddof=1)), \"ok\", \"\", n",
+       "return float(values.mean()), float(values.std(ddof=0)), \"ok\", \"\", n",
+       REPORT_TESTS, "the ± over seeds"),
+    # protocol: split rules, caps, scaling on train, generated count
+    _m("pooled split rounds instead of floor", "bench/data/split.py",
+       "assignment[rows] = _random_parts(len(rows), fractions, rng, floor=True)",
+       "assignment[rows] = _random_parts(len(rows), fractions, rng)", PROTOCOL_TESTS, "the papers' month split"),
+    _m("pooled split ignores months", "bench/data/split.py",
+       "        assignment = _monthly_parts(profiles, fractions, rng)\n",
+       "        assignment = _random_parts(len(profiles), fractions, rng, floor=True)\n", PROTOCOL_TESTS,
+       "the split within each calendar month"),
+    _m("pretrain fraction of the rest", "bench/data/split.py",
+       "n_pre = int(round(pretrain_fraction * n))", "n_pre = int(round((1 - pretrain_fraction) * n))",
+       PROTOCOL_TESTS, "the unified paper's 80 % pre-training"),
+    _m("scaler fitted on evaluation too", "bench/tasks/common.py",
+       "learned = train if split.pretrain is None else concat([split.pretrain, train])",
+       "learned = concat([train, real]) if split.pretrain is None else concat([split.pretrain, train])",
+       PROTOCOL_TESTS + " tests/test_data_pipeline.py", "scaling fitted on train only"),
+    _m("protocol not in the task config", "bench/runner.py",
+       "return {**task.DEFAULTS, **{k: v for k, v in protocol.items() if k in task.DEFAULTS}, **config}",
+       "return {**task.DEFAULTS, **config}", PROTOCOL_TESTS, "the suite's protocol reaches the cells"),
+    _m("n_generate ignored", "bench/tasks/generation.py",
+       'n_generate = cfg.get("n_generate") or len(split.real)', "n_generate = len(split.real)",
+       PROTOCOL_TESTS, "the papers' 4000 generated profiles"),
+    # data: units and the tariff filter
+    _m("LCL kWh not converted to kW", "bench/data/loaders/lcl.py",
+       '"kw": kwh / 0.5,', '"kw": kwh,', "tests/test_loaders.py", "kWh per half hour -> kW"),
+    _m("LCL keeps every tariff by default", "bench/data/loaders/lcl.py",
+       'DEFAULT_TARIFF = "Std"', 'DEFAULT_TARIFF = "all"', "tests/test_loaders.py", "the EnergyDiff Std filter"),
+    _m("scaler headroom 1.0", "bench/data/scaling.py",
+       "def fit(cls, train: ProfileSet, headroom: float = 1.1)",
+       "def fit(cls, train: ProfileSet, headroom: float = 1.0)", PROTOCOL_TESTS, "the EnergyDiff scaling"),
+)
+"""The planted bugs, by area; each names the test files that should catch it."""
+
+
+def copy_repository(target: Path) -> None:
+    """The tracked and untracked-but-not-ignored files of the repository, copied to ``target``."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO_ROOT / rel
+        if src.is_file():
+            dst = target / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def run_mutant(mutant: Mutant, scratch: Path, timeout: float = 900.0) -> tuple[str, float, str]:
+    """Plant ``mutant`` in ``scratch``, run its tests, restore the file. Returns (outcome, seconds, detail)."""
+    path = scratch / mutant.path
+    original = path.read_text()
+    count = original.count(mutant.old)
+    if count != 1:
+        return "stale", 0.0, f"text found {count} times in {mutant.path}"
+    path.write_text(original.replace(mutant.old, mutant.new))
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+                              cwd=scratch, capture_output=True, text=True, timeout=timeout)
+        outcome = "survived" if proc.returncode == 0 else "killed"
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED") or ln.startswith("ERROR")]
+        detail = lines[0][:160] if lines else proc.stdout.strip().splitlines()[-1][:160] if proc.stdout else ""
+    except subprocess.TimeoutExpired:
+        outcome, detail = "killed", f"tests timed out after {timeout:.0f} s"
+    finally:
+        path.write_text(original)
+    return outcome, time.perf_counter() - start, detail
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutants whose name contains this text")
+    parser.add_argument("--out", default=str(REPO_ROOT / "results" / "mutation"), help="output folder")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if not args.only or args.only in m.name]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="meterbench-mutants-") as tmp:
+        scratch = Path(tmp)
+        copy_repository(scratch)
+        for i, mutant in enumerate(mutants, 1):
+            outcome, seconds, detail = run_mutant(mutant, scratch)
+            rows.append((mutant.name, mutant.path, outcome, f"{seconds:.1f}", mutant.why, detail))
+            print(f"[{i}/{len(mutants)}] {outcome:8s} {mutant.name} ({seconds:.1f} s)", flush=True)
+    killed = sum(r[2] == "killed" for r in rows)
+    stale = sum(r[2] == "stale" for r in rows)
+    summary = f"{killed} of {len(rows)} planted bugs caught by the tests ({stale} stale)"
+    print(summary)
+    if not args.only:
+        from tabulate import tabulate
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        headers = ["mutant", "file", "outcome", "seconds", "what it plants", "first failing test"]
+        (out / "README.md").write_text(
+            "# Planted-bug check\n\n`python -m bench.mutation_check`: each planted bug is put into a scratch copy "
+            "of the repository and the test files named for it are run; *killed* = the tests failed.\n\n"
+            f"**{summary}.**\n\n" + tabulate(rows, headers=headers, tablefmt="github") + "\n")
+        import csv
+
+        with open(out / "mutants.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(headers)
+            writer.writerows(rows)
+    return 0 if killed == len(rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
