@@ -26,18 +26,22 @@ contiguous block; the missing fraction is uniform in ``[mask_min, mask_max]``; o
 least one stays observed), adds Gaussian noise of ``noise_std`` (normalised units) to the observed values and
 minimises::
 
-    L = MSE_valid(x_n, g(f(M(x_n) + eps)))  +  beta * KL  +  sum_layers [w_value CV^2(Value) + w_load CV^2(Payload)]
+    L = [ sum_i SSE_i  +  beta * sum_i sum_j (-1 + mu_ij^2 + sigma_ij^2 - 2 log sigma_ij) ] / sum_i n_i
+        + sum_layers [w_value CV^2(Value) + w_load CV^2(Payload)]
 
-* ``MSE_valid`` is the mean squared error over all valid steps (hidden and observed) in the normalised space.
-  Eq. 26 writes a squared norm summed over the ``T`` steps; we average over steps so that the loss has the same
-  scale at every resolution and the weights ``beta``, ``w_value``, ``w_load`` keep one meaning.
-* ``KL`` is eq. 25 *with* its factor 1/2, summed over the ``P x d_model`` representation of a profile and averaged
-  over the batch (eq. 26 drops the 1/2). Relative to the literal eq. 26 (squared errors summed over ``T`` steps,
-  KL without the 1/2), our ``beta`` weighs the bottleneck ``T / 2`` times more (24 x at ``T = 48``): Table I's
-  ``beta = 0.001`` in our form equals ``beta = 0.024`` in eq. 26's form, and eq. 26's ``0.001`` would be about
-  ``4e-5`` in ours. We keep Table I's number in our form; on the LCL sample (quick profile, one seed) ``beta = 1e-4``
-  halved the ensemble spread of the imputations and changed their error by about 2 %.
-* The balance terms are those of eq. 26 (:func:`baselines.nn.moe.balance_loss`), summed over the MoE layers.
+* The first line is eq. 26's reconstruction and bottleneck terms exactly, divided by one constant: ``SSE_i`` is
+  profile ``i``'s squared reconstruction error summed over its ``n_i`` valid steps (hidden and observed) in the
+  normalised space, and the bottleneck term is eq. 25 *without* its factor 1/2, as eq. 26 writes it
+  (:func:`baselines.nn.vib.eq26_penalty`, summed over the ``P x d_model`` representation of the profile). Eq. 26
+  averages both sums over the batch; we divide them by the batch's number of valid steps instead (``T`` per
+  profile for complete daily profiles), which rescales the whole loss by ``1 / T`` and leaves the ratio of the two
+  terms, i.e. the meaning of ``beta``, as in eq. 26: Table I's ``beta = 0.001`` is used as printed
+  (:func:`vib_objective`). The reconstruction term is then the per-step MSE, so its scale does not depend on the
+  resolution.
+* The balance terms are those of eq. 26 (:func:`baselines.nn.moe.balance_loss`), summed over the MoE layers, with
+  Table I's weights; they are *not* divided by ``T``, i.e. relative to the literal eq. 26 they weigh ``T`` times
+  more (eq. 26 adds them to the summed squared error; we keep their weight against the per-step error so that
+  the experts' balance does not depend on the resolution).
 
 A non-finite loss raises :class:`bench.errors.ModelFitError`. The pre-trained encoder is kept unchanged
 (``theta_s``): every fine-tune starts from a copy of it.
@@ -77,7 +81,7 @@ Diagnostics (:meth:`UnifiedModel.diagnostics`): after pre-training, on up to ``d
 noise, so routing is the hard top-k): the share of (token, slot) routings each expert of each MoE layer
 receives, their spread, and the three pre-training loss terms (the balance term with hard counts as the load).
 
-Departures from the paper, besides the loss scaling above: the observed-mask channel in each patch's input and
+Departures from the paper, besides the balance-term scaling above: the observed-mask channel in each patch's input and
 normalisation statistics from the observed steps only (the paper normalises complete profiles); noise added after
 normalisation to the observed steps only; pre-LayerNorm blocks with a final LayerNorm (the paper does not say
 where its normalisation layers are); zero-initialised gate matrices and a noise-scale floor of 0.01 (Shazeer et
@@ -87,10 +91,12 @@ Profiles:
 
 * ``paper`` - Table I: ``P = 12``, ``d_model = 16``, ``d_k = 4`` (4 heads), 8 experts, top-2, 8 layers,
   ``beta = 0.001``, ``w_value = w_load = 0.1``, 100 epochs of batch 16 (converted to steps at fit time from the
-  training-set size, batches drawn with replacement: 33 150 steps for the 5 304 training days of the LCL sample),
-  Adam with lr 1e-3. Expert width ``4 d_model = 64`` (not in Table I). 0.15 M parameters. Fine-tunes: 2000 steps
-  of batch 64 at lr 1e-3, ``finetune_reg = 1``, head width 256. Measured on one CPU thread at ``T = 48``:
-  about 90 ms per pre-training step, i.e. about 50 minutes for the LCL sample.
+  size of the set ``fit`` receives, batches drawn with replacement: under the paper's protocol the pre-training
+  set is 80 % of all profiles, e.g. 8 318 of the 10 397 days of the LCL sample, 51 988 steps; for the paper's
+  ~2.4 million pre-training days it would be ~15 million steps), Adam with lr 1e-3. Expert width
+  ``4 d_model = 64`` (not in Table I). 0.15 M parameters. Fine-tunes: 2000 steps of batch 64 at lr 1e-3,
+  ``finetune_reg = 1``, head width 256. Measured on one CPU thread at ``T = 48``: about 90 ms per pre-training
+  step, i.e. about 80 minutes for the LCL sample.
 * ``quick`` - ``d_model = 32``, ``d_k = 8`` (4 heads), 4 experts, top-2, 2 layers (0.08 M parameters),
   1500 steps of batch 64 at lr 1e-3; fine-tunes of 300 steps of batch 64, head width 128. Measured on one CPU
   thread at ``T = 48`` (LCL sample, 5 304 training days): pre-training 47 s (30-45 ms per step depending on the
@@ -113,7 +119,7 @@ from baselines.naive import SAMPLE_STREAM
 from baselines.nn.blocks import check_positive_int, mlp, raise_if_nonfinite, resolve_train_steps
 from baselines.nn.moe import DenseFeedForward, MoEFeedForward, NOISE_KINDS, RoutingStats, balance_loss
 from baselines.nn.transformer import MultiHeadSelfAttention, sinusoidal_embedding
-from baselines.nn.vib import VariationalBottleneck, kl_standard_normal
+from baselines.nn.vib import VariationalBottleneck, eq26_penalty, kl_standard_normal
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
@@ -244,6 +250,27 @@ class Recovery(nn.Module):
         return self.proj(z).reshape(z.shape[0], -1).float()
 
 
+def vib_objective(recon: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, mu: torch.Tensor | None,
+                  sigma: torch.Tensor | None, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 26's reconstruction and bottleneck terms for a batch, divided by its number of valid steps.
+
+    ``(objective, mse, kl)``: ``objective = (sum_i SSE_i + beta * sum_i P_i) / sum_i n_i`` with ``SSE_i`` the
+    squared error of ``recon`` against ``target`` ``[B, T]`` summed over profile ``i``'s ``n_i`` valid steps and
+    ``P_i = sum_j (-1 + mu_j^2 + sigma_j^2 - 2 log sigma_j)`` (:func:`baselines.nn.vib.eq26_penalty`, 0 without
+    a bottleneck, ``sigma=None``); ``mse`` is the first part alone (the per-step MSE) and ``kl`` the batch mean
+    of the true ``KL(p(z|x) || N(0, I))`` (eq. 25, reported in diagnostics).
+    """
+    w = valid.to(recon.dtype)
+    n_valid = w.sum().clamp_min(1.0)
+    mse = (((recon - target) ** 2) * w).sum() / n_valid
+    if sigma is None:
+        zero = mse.new_zeros(())
+        return mse, mse, zero
+    kl = kl_standard_normal(mu, sigma)
+    penalty_sum = eq26_penalty(mu, sigma) * mu.shape[0]  # eq26_penalty is a batch mean: back to a batch sum
+    return mse + beta * penalty_sum / n_valid, mse, kl
+
+
 def squared_distance(module: nn.Module, reference: list[torch.Tensor]) -> torch.Tensor:
     """``sum ||theta - theta_s||^2`` over the parameters of ``module`` (L2-SP) against ``reference``."""
     return sum(((p.float() - r) ** 2).sum() for p, r in zip(module.parameters(), reference))
@@ -280,6 +307,9 @@ class UnifiedModel:
     """Pre-trained MoE Transformer with a variational bottleneck (Wang et al.), fine-tuned per task."""
 
     capabilities = frozenset({"impute", "forecast", "detect"})
+    # a pre-training model (bench.tasks.common.fitting_set): ``fit`` receives the protocol's pre-training set
+    # where it has one (the paper's random 80 % of all profiles), the fine-tunes the task's training part
+    pretrains = True
     configs = {
         "quick": {**_COMMON, "d_model": 32, "d_k": 8, "n_experts": 4, "k": 2, "n_layers": 2, "train_steps": 1500,
                   "epochs": None, "batch_size": 64, "checkpoint_every": 500, "finetune_steps": 300,
@@ -373,7 +403,8 @@ class UnifiedModel:
     def pretraining_losses(self, encoder: UnifiedEncoder, recovery: Recovery, x: torch.Tensor,
                            valid: torch.Tensor, generator: torch.Generator
                            ) -> tuple[dict[str, torch.Tensor], list[RoutingStats]]:
-        """The eq. 26 terms for profiles ``x [B, T]`` (scaled) with valid mask ``valid``.
+        """The eq. 26 terms for profiles ``x [B, T]`` (scaled) with valid mask ``valid`` (:func:`vib_objective`
+        plus the balance terms; ``kl`` is the true KL, reported, whose eq. 26 weight is ``2 beta / T``).
 
         Masks, input noise and the posterior draw come from ``generator`` (CPU); gate noise (training mode only)
         from the global torch RNG.
@@ -386,12 +417,10 @@ class UnifiedModel:
         x_in = x_n + noise * observed.to(x.dtype)
         out = encoder(x_in, observed, sample=self.vib, generator=generator)
         recon = recovery(out.z)
-        w = valid.to(recon.dtype)
-        mse = (((recon - target) ** 2) * w).sum() / w.sum().clamp_min(1.0)
-        kl = kl_standard_normal(out.mu, out.sigma) if out.sigma is not None else mse.new_zeros(())
+        objective, mse, kl = vib_objective(recon, target, valid, out.mu, out.sigma, self.beta)
         bal = sum((balance_loss(s.importance, s.load, self.w_value, self.w_load) for s in out.stats),
                   mse.new_zeros(()))
-        total = mse + self.beta * kl + bal
+        total = objective + bal
         return {"loss": total, "mse": mse, "kl": kl, "balance": bal}, out.stats
 
     def training_step(self, batch: torch.Tensor, it: int, trainer: Trainer) -> dict:
@@ -406,7 +435,11 @@ class UnifiedModel:
 
     # -- pre-training -------------------------------------------------------------------------------------------
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
-        """Pre-train on the scaled training profiles (Algorithm 2), resuming from ``ctx.checkpoint_dir``.
+        """Pre-train on the scaled profiles given (Algorithm 2), resuming from ``ctx.checkpoint_dir``.
+
+        Tasks pass the protocol's pre-training set here (the class sets ``pretrains = True``, see
+        :func:`bench.tasks.common.fitting_set`; under the paper's protocol a random 80 % of all profiles, none of
+        them in any task's training, validation or test part) and the task's training part to the fine-tunes.
 
         Raises:
             ValueError: unusable training set or a profile length that ``n_patches`` does not divide.
@@ -710,4 +743,4 @@ class UnifiedModel:
 
 
 __all__ = ["UnifiedModel", "UnifiedEncoder", "EncoderBlock", "EncoderOutput", "Recovery", "patch_length", "patchify",
-           "normalise", "squared_distance", "routing_fractions"]
+           "normalise", "squared_distance", "routing_fractions", "vib_objective"]

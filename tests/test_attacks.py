@@ -188,3 +188,43 @@ def test_bad_arguments():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         inject(bad, valid, "scaling", 0.5, RES, rng)
+
+
+def test_ramp_shapes_by_hand():
+    from bench.tasks.attacks import ramp
+
+    np.testing.assert_allclose(ramp(4, "up"), [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(ramp(4, "up-down"), [0.5, 1.0, 1.0, 0.5])
+    np.testing.assert_allclose(ramp(5, "up-down"), [1 / 3, 2 / 3, 1.0, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(ramp(1, "up-down"), [1.0])
+    np.testing.assert_allclose(attack_factors("ramping", 4, -0.5, "up-down"), [0.75, 0.5, 0.5, 0.75])
+    with pytest.raises(ValueError, match="ramp_shape"):
+        ramp(4, "down")
+    with pytest.raises(ValueError, match="ramp_shape"):
+        inject(*loads(), "ramping", 0.5, RES, np.random.default_rng(0), ramp_shape="zigzag")
+
+
+def test_up_down_ramp_rises_to_lam_in_the_middle_and_falls_back():
+    values, valid = loads()
+    attacked, _, segments = inject(values, valid, "ramping", 0.5, RES, np.random.default_rng(4), ramp_shape="up-down")
+    for seg in segments:
+        ratio = attacked[seg.row, seg.start:seg.stop].astype(np.float64) / values[seg.row, seg.start:seg.stop]
+        deviation = (ratio - 1.0) / seg.lam
+        half = (seg.length + 1) // 2
+        np.testing.assert_allclose(deviation, np.minimum(np.arange(1, seg.length + 1),
+                                                         np.arange(seg.length, 0, -1)) / half, rtol=1e-4)
+        assert deviation.max() == pytest.approx(1.0, rel=1e-4) and 0.5 <= abs(seg.lam) <= 1.0
+
+
+def test_implied_attack_share():
+    from bench.tasks.attacks import implied_attack_share
+
+    # a confusion matrix by hand: 30 attacked of 100, TP 24, FP 6 -> acc 0.88, precision 0.8, recall 0.8
+    assert implied_attack_share(0.88, 0.8, 0.8) == pytest.approx(0.3)
+    # the unified paper's Table II, proposed model: scaling and ramping rows imply about half attacked
+    assert implied_attack_share(0.8444, 0.9234, 0.7729) == pytest.approx(0.534, abs=1e-3)
+    assert implied_attack_share(0.8329, 0.8918, 0.7567) == pytest.approx(0.499, abs=1e-3)
+    with pytest.raises(ValueError, match="precision"):
+        implied_attack_share(0.9, 0.0, 0.5)
+    with pytest.raises(ValueError, match="undetermined"):
+        implied_attack_share(1.0, 1.0, 1.0)

@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from baselines.nn.moe import DenseFeedForward, MoEFeedForward, NoisyTopKGate, balance_loss, cv_squared
-from baselines.nn.vib import VariationalBottleneck, kl_standard_normal
+from baselines.nn.vib import VariationalBottleneck, eq26_penalty, kl_standard_normal
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -152,6 +152,16 @@ def test_kl_matches_closed_form_and_torch_distributions():
     assert float(kl_standard_normal(torch.zeros(2, 3), torch.ones(2, 3))) == 0.0
     with pytest.raises(ValueError, match="same shape"):
         kl_standard_normal(torch.zeros(2, 3), torch.ones(2, 4))
+
+
+def test_eq26_penalty_is_eq_25_without_its_half():
+    # one profile, mu = (1, 0), sigma = (1, 2): (-1 + 1 + 1 - 0) + (-1 + 0 + 4 - 2 ln 2), no factor 1/2
+    mu, sigma = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 2.0]])
+    assert float(eq26_penalty(mu, sigma)) == pytest.approx(1.0 + 3.0 - 2.0 * np.log(2.0), rel=1e-6)
+    # batch mean of the per-profile sums, twice the KL
+    rng = np.random.default_rng(1)
+    mu, sigma = torch.tensor(rng.normal(size=(3, 2, 5))), torch.tensor(rng.uniform(0.3, 2.0, size=(3, 2, 5)))
+    assert float(eq26_penalty(mu, sigma)) == pytest.approx(2.0 * float(kl_standard_normal(mu, sigma)), rel=1e-9)
 
 
 def test_bottleneck_samples_in_training_and_returns_mean_in_eval():

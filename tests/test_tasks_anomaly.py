@@ -384,3 +384,47 @@ def test_run_and_score_are_deterministic(toy):
     b = anomaly.run(PCADetector(), data, RunContext(seed=0))
     np.testing.assert_array_equal(a["scores"], b["scores"])
     np.testing.assert_array_equal(a["thresholds"], b["thresholds"])
+
+
+# -- the unified paper's protocol (split = pretrain, profile alone) -----------------------------------------------
+PAPER = {"split": "pretrain", "fractions": [0.6, 0.2, 0.2], "pretrain_fraction": 0.8, "history_days": 0}
+
+
+def test_paper_protocol_holdout_by_profile_and_pretraining_fit():
+    profiles = toy_profiles(n_series=8, days=40)
+    cfg = {**anomaly.DEFAULTS, **SMALL, **PAPER}
+    data = anomaly.prepare(profiles, cfg, seed=0)
+    assert data.holdout_rule.startswith("by profile (random halves") and data.history_days == 0
+    assert data.pretrain is not None and data.example_history is None
+    # calibration and test profiles are random halves of the pooled evaluation profiles: households are shared
+    assert households(data.calibration) & households(data.real)
+    assert abs(len(data.calibration) - len(data.real)) <= 1
+    keys = lambda p: set(zip(p.meta["series_id"], p.meta["start"]))  # noqa: E731
+    assert not keys(data.calibration) & keys(data.real) and not keys(data.examples) & keys(data.real)
+    assert not keys(data.pretrain) & (keys(data.examples) | keys(data.calibration) | keys(data.real))
+    # half of each group is attacked
+    for labels in (data.example_labels, data.calibration_labels, data.query_labels):
+        assert np.all(np.abs(labels.mean(axis=1) - 0.5) <= 1.0 / labels.shape[1])
+
+    class PreTrainer(Constant):
+        pretrains = True
+
+        def fit(self, train, ctx):
+            self.fitted_on = train
+
+    model, plain = PreTrainer(0.0), Constant(0.0)
+    plain.fit = lambda train, ctx: setattr(plain, "fitted_on", train)
+    assert anomaly.run(model, data, RunContext(seed=0))["status"] == "ok"
+    anomaly.run(plain, data, RunContext(seed=0))
+    assert model.fitted_on is data.pretrain and plain.fitted_on is data.train
+    # the household rule keeps its held-out households
+    assert anomaly.holdout_rule({"split": "household"}) == "household"
+    with pytest.raises(ValueError, match="'household' or 'profile'"):
+        holdout_split(pd.DataFrame({"series_id": list("ab")}), np.random.default_rng(0), by="day")
+
+
+def test_protocol_notes_say_what_is_stated_and_what_assumed():
+    notes = anomaly.PROTOCOL_NOTES
+    assert isinstance(notes, tuple) and all(isinstance(n, str) for n in notes)
+    assert all(n.startswith(("paper:", "assumed:")) for n in notes)
+    assert any("[34]" in n for n in notes) and any("attack_fraction" in n for n in notes)

@@ -11,7 +11,8 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
 from bench.tasks import forecasting
-from bench.tasks.windows import consecutive_days, day_ahead, hour_ahead
+from bench.tasks.queries import ForecastQuery
+from bench.tasks.windows import HistoryIndex, consecutive_days, day_ahead, gather_windows, hour_ahead
 from tests.test_forecasters import SMALL_MLP, weekly_toy
 
 SMALL = {"max_queries": 60, "max_train_windows": 120, "n_samples": 4, "n_bootstrap": 3}
@@ -100,6 +101,25 @@ def test_hour_ahead_origins_on_whole_hours_and_history_right_before():
     assert set(pd.to_datetime(meta["origin"]).dt.hour) == set(range(22)) and target.shape[1] == 3
 
 
+def test_history_index_and_gather_windows_find_days_across_parts():
+    profiles = hand_built()
+    index = HistoryIndex.build(profiles, 2)
+    # a "part" holding only the target days B3 and A2 (and A5, which has no two complete days before it)
+    part = profiles.subset([i for i in range(len(profiles))
+                            if (profiles.meta["series_id"][i], profiles.meta["start"][i].day - 1)
+                            in {("B", 3), ("A", 2), ("A", 5)}])
+    entries = index.locate(part)
+    assert sorted(e >= 0 for e in entries) == [False, True, True]
+    windows = index.windows[entries[entries >= 0]]
+    assert sorted(window_days(profiles, windows)) == [("A", [0, 1, 2]), ("B", [1, 2, 3])]
+    np.testing.assert_array_equal(index.rows, index.windows[:, :-1])
+    days, rows = gather_windows(profiles, windows, lambda v: 2.0 * v)
+    assert len(days) == 6 and rows.shape == windows.shape  # only the six days used, each once
+    np.testing.assert_array_equal(days.values[rows], 2.0 * profiles.values[windows])
+    history, target, _ = day_ahead(days, rows, 2)
+    np.testing.assert_array_equal(target, 2.0 * profiles.values[windows[:, -1]])
+
+
 def test_windows_reject_bad_input():
     profiles = hand_built()
     with pytest.raises(ValueError, match="index_rows"):
@@ -170,7 +190,7 @@ class Oracle:
 def test_prepare_windows_and_expected_rows(data, toy):
     assert data.settings == ["day-ahead", "hour-ahead"]
     assert forecasting.expected_rows(cfg()) == [(s, m) for s in ("day-ahead", "hour-ahead")
-                                                for m in ("MAE", "RMSE", "MAPE", "CRPS")]
+                                                for m in ("MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled", "CRPS")]
     assert forecasting.expected_rows(cfg(settings=["hour-ahead"]), resolution=60) == [
         ("hour-ahead", m) for m in forecasting.METRICS]
     day, hour = data.queries
@@ -199,7 +219,7 @@ def test_score_point_forecast_rows_and_crps_not_applicable(data):
     rows = by_key(forecasting.score(outcome, data, cfg(), 0))
     assert set(rows) == set(forecasting.expected_rows(cfg()))
     for setting in data.settings:
-        for metric in ("MAE", "RMSE", "MAPE"):
+        for metric in ("MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled"):
             assert rows[(setting, metric)]["status"] == "ok"
             assert rows[(setting, metric)]["value"] == pytest.approx(0.0, abs=1e-5)
         crps = rows[(setting, "CRPS")]
@@ -211,6 +231,14 @@ def test_score_point_forecast_rows_and_crps_not_applicable(data):
     for r in shifted:
         if r["metric"] in ("MAE", "RMSE"):
             assert r["value"] == pytest.approx(expected, rel=1e-4) and r["std"] == pytest.approx(0, abs=1e-6)
+        if r["metric"] == "MSE":  # kW^2: the square of the constant error
+            assert r["value"] == pytest.approx(expected ** 2, rel=2e-4) and r["std"] == pytest.approx(0, abs=1e-6)
+    # MAPE_scaled is the mean of 0.1 / |y| over the scaled truths y, bootstrap-free with bootstrap_frac = 1
+    one = by_key(forecasting.score(forecasting.run(Oracle(data, shift=0.1), data, RunContext(seed=0)), data,
+                                   cfg(bootstrap_frac=1.0), 0))
+    for index, setting in enumerate(data.settings):
+        truth = data.targets[index].astype(np.float64)
+        assert one[(setting, "MAPE_scaled")]["value"] == pytest.approx(np.mean(0.1 / np.abs(truth)), rel=1e-4)
 
 
 def test_ensemble_forecast_gets_crps(data):
@@ -227,7 +255,7 @@ def test_failed_outcomes(data):
         outcome = forecasting.run(model, data, RunContext(seed=0))
         assert outcome["status"] == "failed" and note in outcome["note"]
         rows = forecasting.score(outcome, data, cfg(), 0)
-        assert len(rows) == 8 and all(r["status"] == "failed" and np.isnan(r["value"]) for r in rows)
+        assert len(rows) == 12 and all(r["status"] == "failed" and np.isnan(r["value"]) for r in rows)
 
     class Diverges(Oracle):
         def fit_forecast(self, examples, ctx):
@@ -271,3 +299,91 @@ def test_mlp_beats_seasonal_naive_end_to_end(data):
     mlp = by_key(forecasting.score(outcome, data, cfg(), 0))
     assert mlp[("day-ahead", "MAE")]["value"] < 0.7 * naive[("day-ahead", "MAE")]["value"]
     assert mlp[("day-ahead", "RMSE")]["value"] < naive[("day-ahead", "RMSE")]["value"]
+
+
+# -- the unified paper's protocol (split = pretrain) ---------------------------------------------------------------
+PAPER = {"split": "pretrain", "fractions": [0.6, 0.2, 0.2], "pretrain_fraction": 0.8}
+
+
+@pytest.fixture(scope="module")
+def paper_data(toy):
+    return forecasting.prepare(toy, cfg(**PAPER, max_queries=None, max_train_windows=None), 0)
+
+
+def _key_rows(profiles: ProfileSet) -> dict:
+    return {(str(sid), pd.Timestamp(start)): i
+            for i, (sid, start) in enumerate(zip(profiles.meta["series_id"], profiles.meta["start"]))}
+
+
+def test_paper_protocol_targets_from_the_part_history_from_anywhere(paper_data, toy):
+    data = paper_data
+    assert data.pretrain is not None and "pre-train" in data.split_rule
+    full = _key_rows(toy)
+    train, real, pre = _key_rows(data.train), _key_rows(data.real), _key_rows(data.pretrain)
+    assert not set(train) & set(real) and not set(pre) & (set(train) | set(real))
+    day = data.examples[0]
+    targets = [(str(s), pd.Timestamp(o)) for s, o in zip(day.query.meta["series_id"], day.query.meta["origin"])]
+    # every training target day is a training profile, and every training profile with 7 days before it is one
+    assert set(targets) <= set(train)
+    assert set(targets) == {k for k in train if (k[1] - pd.Timestamp(toy.meta["start"].min())).days >= 7}
+    queries = [(str(s), pd.Timestamp(o)) for s, o in zip(data.queries[0].meta["series_id"],
+                                                         data.queries[0].meta["origin"])]
+    assert set(queries) <= set(real)
+    history_sources = {"pretrain": 0, "train": 0, "real": 0}
+    for i, (sid, day0) in enumerate(targets):
+        np.testing.assert_array_equal(day.target[i], data.train.values[train[(sid, day0)]])
+        for k in range(7):  # the history is the 7 days before the target, scaled, wherever the split put them
+            key = (sid, day0 - pd.Timedelta(days=7 - k))
+            np.testing.assert_array_equal(day.query.history[i, k * 24:(k + 1) * 24],
+                                          data.scaler.transform(toy.values[full[key]]))
+            history_sources["pretrain" if key in pre else "train" if key in train else "real"] += 1
+    assert history_sources["pretrain"] > history_sources["train"] > 0  # most inputs lie in the pre-training set
+    for i, key in enumerate(queries):
+        np.testing.assert_array_equal(data.targets[0][i], data.real.values[real[key]])
+
+
+class PreTrainer(Oracle):
+    """An oracle that pre-trains: the task must hand it the pre-training set."""
+
+    pretrains = True
+
+    def fit(self, train, ctx):
+        self.fitted_on = train
+        super().fit(train, ctx)
+
+
+def test_pretraining_models_fit_on_the_pretraining_set(paper_data):
+    model, plain = PreTrainer(paper_data), Oracle(paper_data)
+    plain.fit = lambda train, ctx: setattr(plain, "fitted_on", train)
+    forecasting.run(model, paper_data, RunContext(seed=0))
+    forecasting.run(plain, paper_data, RunContext(seed=0))
+    assert model.fitted_on is paper_data.pretrain and plain.fitted_on is paper_data.train
+
+
+def test_protocol_notes_say_what_is_stated_and_what_assumed():
+    notes = forecasting.PROTOCOL_NOTES
+    assert isinstance(notes, tuple) and all(isinstance(n, str) for n in notes)
+    assert all(n.startswith(("paper:", "assumed:")) for n in notes)
+    assert any(n.startswith("paper:") for n in notes) and any(n.startswith("assumed:") for n in notes)
+
+
+def test_mse_and_scaled_mape_by_hand():
+    """Two windows of two steps, point forecasts, one bootstrap draw of everything: the metrics by hand."""
+    from bench.data.scaling import MinMaxScaler
+
+    scaler = MinMaxScaler(0.0, 2.0)  # kW 0..2 -> -1..1, i.e. scaled = kW - 1
+    truth_kw = np.array([[0.5, 1.5], [0.25, 2.0]])
+    pred_kw = np.array([[0.75, 1.0], [0.25, 1.0]])
+    meta = pd.DataFrame({"series_id": ["a", "b"], "origin": pd.to_datetime(["2013-01-08", "2013-01-09"])})
+    query = ForecastQuery(history=np.zeros((2, 2), np.float32), horizon=2, meta=meta, resolution=720)
+    data = forecasting.TaskData(train=None, real=None, scaler=scaler, split_rule="", settings=["day-ahead"],
+                                examples=[], queries=[query], targets=[scaler.transform(truth_kw)], n_samples=2)
+    outcome = {"status": "ok", "forecasts": [scaler.transform(pred_kw)], "point": [True]}
+    rows = by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0, mape_eps=0.01), 0))
+    err = pred_kw - truth_kw  # 0.25, -0.5, 0, -1
+    assert rows[("day-ahead", "MSE")]["value"] == pytest.approx((0.0625 + 0.25 + 0 + 1) / 4)
+    assert rows[("day-ahead", "RMSE")]["value"] == pytest.approx(np.sqrt((0.0625 + 0.25 + 0 + 1) / 4))
+    assert rows[("day-ahead", "MAPE")]["value"] == pytest.approx((0.5 + 1 / 3 + 0 + 0.5) / 4)
+    # scaled truths -0.5, 0.5, -0.75, 1.0: ratios 0.25/0.5, 0.5/0.5, 0, 1/1
+    assert rows[("day-ahead", "MAPE_scaled")]["value"] == pytest.approx((0.5 + 1.0 + 0.0 + 1.0) / 4)
+    assert np.abs(err).mean() == pytest.approx(rows[("day-ahead", "MAE")]["value"])

@@ -366,3 +366,46 @@ def test_bad_arguments_raise_value_errors(toy):
     with pytest.raises(ValueError, match="n_patches=5 does not divide"):
         quick_model(n_patches=5).fit(toy["train"], RunContext(seed=0))
     assert patch_length(48, 12) == 4
+
+
+# -- the pre-training objective against eq. 26 -------------------------------------------------------------------
+def test_vib_objective_is_eq_26_by_hand():
+    """One profile of T = 4 valid steps, squared errors 1, 0, 4, 0 (sum 5), and a 2-dimensional posterior
+    mu = (1, 0), sigma = (1, 2): eq. 26's bottleneck sum is (-1 + 1 + 1 - 0) + (-1 + 0 + 4 - 2 ln 2)."""
+    from baselines.unified import vib_objective
+
+    recon = torch.tensor([[1.0, 0.0, 2.0, 0.0]])
+    target = torch.zeros(1, 4)
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    mu, sigma = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[1.0, 2.0]]])
+    penalty = 1.0 + (3.0 - 2.0 * np.log(2.0))
+    beta = 0.1
+    objective, mse, kl = vib_objective(recon, target, valid, mu, sigma, beta)
+    eq26 = 5.0 + beta * penalty  # ||x - g(f(.))||^2 + beta * sum_j (-1 + mu^2 + sigma^2 - 2 log sigma)
+    assert float(objective) == pytest.approx(eq26 / 4, rel=1e-6)  # eq. 26 divided by the T = 4 valid steps
+    assert float(mse) == pytest.approx(5.0 / 4) and float(kl) == pytest.approx(penalty / 2, rel=1e-6)
+    # Table I's beta keeps its meaning: beta times the (halved) KL weighs 2 beta / T against the per-step MSE
+    assert float(objective - mse) == pytest.approx(2 * beta * float(kl) / 4, rel=1e-6)
+    # two profiles, one with half its steps padded: both sums run over the batch, divided by its 6 valid steps
+    recon2 = torch.tensor([[1.0, 0.0, 2.0, 0.0], [3.0, 1.0, 9.0, 9.0]])
+    valid2 = torch.tensor([[True] * 4, [True, True, False, False]])
+    mu2, sigma2 = torch.cat([mu, torch.zeros(1, 1, 2)]), torch.cat([sigma, torch.ones(1, 1, 2)])
+    objective2, _, _ = vib_objective(recon2, torch.zeros(2, 4), valid2, mu2, sigma2, beta)
+    assert float(objective2) == pytest.approx((5.0 + 10.0 + beta * (penalty + 0.0)) / 6, rel=1e-6)
+    # without a bottleneck the objective is the MSE alone
+    plain, mse_plain, kl_plain = vib_objective(recon, target, valid, None, None, beta)
+    assert float(plain) == float(mse_plain) == pytest.approx(1.25) and float(kl_plain) == 0.0
+
+
+def test_model_loss_weighs_the_bottleneck_as_eq_26(toy):
+    """The model's pre-training loss: total = MSE + beta * 2 KL / T + balance, with Table I's beta as printed."""
+    model = quick_model(beta=0.001)
+    nets = model.build_networks(T)
+    x = torch.as_tensor(toy["train_values"][:16])
+    valid = torch.ones_like(x, dtype=torch.bool)
+    with torch.no_grad():
+        losses, _ = model.pretraining_losses(nets["encoder"], nets["recovery"], x, valid,
+                                             torch.Generator().manual_seed(0))
+    expected = losses["mse"] + 0.001 * 2.0 * losses["kl"] / T + losses["balance"]
+    assert float(losses["kl"]) > 0 and float(losses["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    assert UnifiedModel.pretrains is True

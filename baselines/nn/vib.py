@@ -7,7 +7,10 @@ heads); evaluation returns ``mu`` unless a sample is asked for (e.g. to build an
 
 The prior is ``m(z) = N(0, I)`` and :func:`kl_standard_normal` is eq. 25,
 ``KL = sum_j 0.5 * (-1 + mu_j^2 + sigma_j^2 - 2 log sigma_j)``, summed over every dimension of the
-representation (all tokens and channels of a profile) and averaged over the batch.
+representation (all tokens and channels of a profile) and averaged over the batch. The pre-training loss
+(eq. 26) weighs the same sum *without* the factor 1/2: :func:`eq26_penalty` is that term,
+``sum_j (-1 + mu_j^2 + sigma_j^2 - 2 log sigma_j) = 2 KL``, so that ``beta * eq26_penalty`` is eq. 26's
+bottleneck term with Table I's ``beta`` as printed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ def kl_standard_normal(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     mu, sigma = mu.float(), sigma.float()
     per_dim = 0.5 * (-1.0 + mu.pow(2) + sigma.pow(2) - 2.0 * torch.log(sigma))
     return per_dim.reshape(per_dim.shape[0], -1).sum(dim=1).mean()
+
+
+def eq26_penalty(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Eq. 26's bottleneck term per profile, ``sum_j (-1 + mu_j^2 + sigma_j^2 - 2 log sigma_j)`` (eq. 25
+    without its factor 1/2, i.e. ``2 KL``), summed over all but the batch dimension, batch mean.
+
+    Raises:
+        ValueError: as :func:`kl_standard_normal`.
+    """
+    return 2.0 * kl_standard_normal(mu, sigma)
 
 
 class VariationalBottleneck(nn.Module):
@@ -81,4 +94,4 @@ class VariationalBottleneck(nn.Module):
         return mu + sigma * eps, mu, sigma
 
 
-__all__ = ["VariationalBottleneck", "kl_standard_normal"]
+__all__ = ["VariationalBottleneck", "kl_standard_normal", "eq26_penalty"]

@@ -21,21 +21,24 @@ than an attack changes a day, so a day is best judged against the same household
 * **calibration profiles**: held-out households: the households of the evaluation profiles are shuffled
   (seeded) and the first half of them (``n // 2``) give the calibration profiles, at most
   ``max_calibration``; when the evaluation profiles come from fewer than 2 households (the split "by day"
-  of :mod:`bench.data.split` on one-household data) the evaluation *profiles* are split in halves instead;
+  of :mod:`bench.data.split` on one-household data), and under the unified paper's ``"pretrain"`` split
+  (whose validation and test parts are random parts of the pooled profiles), the evaluation *profiles* are
+  split in random halves instead (:func:`holdout_rule`);
 * **test queries**: the other half of the evaluation households (never seen in training or calibration), at
   most ``max_queries`` profiles.
 
 Each group is attacked on its own random stream (``attack_fraction`` of the eligible profiles, default half;
 :func:`attack_scaled`), in kW, and scaled back.
 
-The model is fitted once on the clean training profiles (``fit``, shared with every other task), then, per
-setting, given the labelled training examples (``fit_detector``, when the model has it) and asked for anomaly
-scores (higher = more anomalous) of the calibration profiles and of the test queries. The decision threshold
-is the one that maximises accuracy on the calibration profiles (:func:`calibrate_threshold`): households the
-model has not seen, like the test households, so a model that scores its own training days lower than unseen
-days does not get a threshold that flags too much. A test profile is flagged when its score exceeds the
-threshold. Metrics, against the test profiles' true labels (mean ± std over ``n_bootstrap`` paired subsets
-of ``bootstrap_frac`` of the test profiles, as in :mod:`bench.tasks.imputation`):
+The model is fitted once (``fit``, shared with every other task) on the clean training profiles, or on the
+pre-training set for pre-training models under the ``"pretrain"`` rule (:func:`bench.tasks.common.fitting_set`),
+then, per setting, given the labelled training examples (``fit_detector``, when the model has it) and asked for
+anomaly scores (higher = more anomalous) of the calibration profiles and of the test queries. The decision
+threshold is the one that maximises accuracy on the calibration profiles (:func:`calibrate_threshold`): households
+the model has not seen, like the test households, so a model that scores its own training days lower than unseen
+days does not get a threshold that flags too much. A test profile is flagged when its score exceeds the threshold.
+Metrics, against the test profiles' true labels (mean ± std over ``n_bootstrap`` paired subsets of
+``bootstrap_frac`` of the test profiles, as in :mod:`bench.tasks.imputation`):
 
 * ``Accuracy``, ``Precision``, ``Recall``, ``F1`` of the thresholded labels (higher is better);
 * ``AUROC`` of the raw scores, threshold-free (higher is better, 0.5 = chance).
@@ -60,10 +63,11 @@ from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
-from bench.tasks.attacks import ATTACK_KINDS, DEFAULT_PARAMS, inject
-from bench.tasks.common import SPLIT_DEFAULTS, bootstrap_row, checked_names, failed_rows, split_and_scale
+from bench.tasks.attacks import ATTACK_KINDS, DEFAULT_PARAMS, PROVENANCE, inject
+from bench.tasks.common import (SPLIT_DEFAULTS, bootstrap_row, checked_names, failed_rows, fitting_set,
+                                split_and_scale)
 from bench.tasks.queries import DetectionExamples, DetectionQuery
-from bench.tasks.windows import consecutive_days
+from bench.tasks.windows import HistoryIndex
 
 NAME = "anomaly"
 CAPABILITY = "detect"
@@ -88,6 +92,22 @@ UNRANKED_METRICS: dict[str, str] = {}
 PAPER_LAYOUT = {"caption": "Anomaly detection in the layout of the unified-model paper's Table II",
                 "metrics": ["Accuracy", "Precision", "Recall", "F1", "AUROC"], "settings": ["scaling", "ramping"]}
 """Second rendering of the task's table (see :func:`bench.render.paper_layout`)."""
+
+PROTOCOL_NOTES = (
+    "paper: anomaly detection on the pooled CER + LCL daily 30-min profiles left after pre-training, split at "
+    "random 6:2:2 (Sec. IV-A-1); scored by accuracy, precision and recall (Sec. IV-A-2, Table II)",
+    "paper: anomaly detection is a load-analysis (single-type) task: an output layer behind the pre-trained "
+    "model, whose input is the profile alone (Sec. II-B); history_days = 0 reproduces this (detectors see the "
+    "day without the customer's preceding days; the unified suites set it)",
+    *PROVENANCE,
+    "assumed: attack_fraction = 0.5 of the profiles of each part are attacked; the paper does not say, but its "
+    "Table II implies it: accuracy, precision and recall of one classifier fix the attacked share p = (1 - acc) "
+    "/ (1 - R + R (1/P - 1)), 0.53 (scaling) and 0.50 (ramping) for the proposed model",
+    "assumed: the detector's decision threshold maximises accuracy on the calibration half of the held-out "
+    "profiles (under split = pretrain: a random half of validation + test); the other half is scored",
+)
+"""What the unified-model paper (and its ref. [34] for the attacks) states about this task's protocol and what
+meterbench assumes (printed with the tables by :func:`bench.render.protocol_lines`)."""
 
 # rng streams of the task (offsets of ``[seed, stream, ...]``); 1 is the split caps, 3-5 other tasks' streams
 _QUERY_STREAM = 6  # which test profiles are queried
@@ -122,6 +142,7 @@ class TaskData:
     query_history: np.ndarray | None
     query_values: np.ndarray  # [n_settings, N, T] scaled, attacked
     query_labels: np.ndarray  # [n_settings, N] bool
+    pretrain: ProfileSet | None = None  # the scaled pre-training set of the "pretrain" rule (pre-training models)
 
     def fingerprint(self) -> str:
         return f"{self.train.fingerprint()}-{self.real.fingerprint()}-{self.calibration.fingerprint()}"
@@ -170,48 +191,23 @@ def attack_scaled(values: np.ndarray, valid: np.ndarray, scaler: MinMaxScaler, k
     return np.where(valid, out, 0.0).astype(np.float32), labels
 
 
-def _profile_keys(meta: pd.DataFrame) -> pd.MultiIndex:
-    """``(series_id as text, start)`` of every profile: how a profile of a split part is found in the full set."""
-    return pd.MultiIndex.from_arrays([meta["series_id"].astype(str).to_numpy(),
-                                      pd.to_datetime(meta["start"]).to_numpy()])
-
-
-@dataclass(frozen=True)
-class HistoryIndex:
-    """Where the history of a day lies in the full profile set: one entry per day that ends a run of
-    ``history_days + 1`` consecutive complete days of its household."""
-
-    keys: pd.MultiIndex  # (series_id, start) of each such last day, unique
-    rows: np.ndarray  # [W, history_days] rows of the preceding days in the full set, oldest first
-
-    @classmethod
-    def build(cls, profiles: ProfileSet, history_days: int) -> "HistoryIndex":
-        """Index of every day of ``profiles`` with ``history_days`` complete days before it. A (series, start)
-        that occurs twice is ambiguous and left out."""
-        windows = consecutive_days(profiles, history_days + 1)
-        keys = _profile_keys(profiles.meta)
-        unique = ~keys.duplicated(keep=False)
-        windows = windows[unique[windows[:, -1]]]
-        return cls(keys=keys[windows[:, -1]], rows=windows[:, :-1])
-
-    def locate(self, profiles: ProfileSet) -> np.ndarray:
-        """``[len(profiles)]`` int: each profile's entry in the index, -1 for a day without full history."""
-        return self.keys.get_indexer(_profile_keys(profiles.meta))
-
-
-def holdout_split(meta: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def holdout_split(meta: pd.DataFrame, rng: np.random.Generator, by: str = "household") -> tuple[np.ndarray, str]:
     """``([N] bool, rule)``: True marks the calibration profiles among the evaluation profiles ``meta``.
 
-    By household when there are at least 2: the sorted households are shuffled by ``rng`` and the first
-    ``n // 2`` give the calibration profiles, the rest the test profiles. With fewer households the profiles
-    themselves are shuffled and the first ``N // 2`` calibrate ("by profile").
+    ``by="household"``: when there are at least 2 households the sorted households are shuffled by ``rng`` and
+    the first ``n // 2`` give the calibration profiles, the rest the test profiles; with fewer households, and
+    with ``by="profile"`` (the unified paper's protocol: validation and test are random parts of the pooled
+    profiles), the profiles themselves are shuffled and the first ``N // 2`` calibrate.
 
     Raises:
-        ValueError: fewer than 2 profiles (no profile would be left for one side).
+        ValueError: an unknown ``by``, or fewer than 2 profiles where profiles are split (no profile would be
+            left for one side).
     """
+    if by not in ("household", "profile"):
+        raise ValueError(f"holdout must be split by 'household' or 'profile', got {by!r}")
     series = meta["series_id"].astype(str).to_numpy()
     households = np.array(sorted(set(series)))
-    if len(households) >= 2:
+    if by == "household" and len(households) >= 2:
         shuffled = rng.permutation(households)
         return np.isin(series, shuffled[:len(households) // 2]), f"by household ({len(households)} households)"
     if len(series) < 2:
@@ -219,7 +215,15 @@ def holdout_split(meta: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndar
                          f"{len(series)}")
     out = np.zeros(len(series), dtype=bool)
     out[rng.permutation(len(series))[:len(series) // 2]] = True
+    if by == "profile":
+        return out, "by profile (random halves of the pooled evaluation profiles)"
     return out, "by profile (fewer than 2 households)"
+
+
+def holdout_rule(cfg: dict) -> str:
+    """How calibration and test profiles are separated: ``"profile"`` under the ``"pretrain"`` split (the unified
+    paper's random validation / test parts), else ``"household"``."""
+    return "profile" if cfg.get("split") == "pretrain" else "household"
 
 
 def _check_cfg(cfg: dict) -> int:
@@ -275,8 +279,8 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
 
     train_rows, train_entries = usable(split.train, "training")
     eval_rows, eval_entries = usable(split.real, "evaluation")
-    is_cal, holdout_rule = holdout_split(split.real.meta.iloc[eval_rows],
-                                         np.random.default_rng([seed, _HOLDOUT_STREAM]))
+    is_cal, holdout = holdout_split(split.real.meta.iloc[eval_rows], np.random.default_rng([seed, _HOLDOUT_STREAM]),
+                                    by=holdout_rule(cfg))
     example_rows = _cap(train_rows, cfg.get("max_train_examples"), np.random.default_rng([seed, _EXAMPLE_STREAM]))
     cal_rows = _cap(eval_rows[is_cal], cfg.get("max_calibration"), np.random.default_rng([seed, _CALIBRATION_STREAM]))
     query_rows = _cap(eval_rows[~is_cal], cfg.get("max_queries"), np.random.default_rng([seed, _QUERY_STREAM]))
@@ -312,13 +316,13 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     cal_values, cal_labels = stack("calibration")
     query_values, query_labels = stack("queries")
     return TaskData(train=split.train, real=groups["queries"], scaler=split.scaler, split_rule=split.split_rule,
-                    settings=kinds, history_days=history_days, holdout_rule=holdout_rule,
+                    settings=kinds, history_days=history_days, holdout_rule=holdout,
                     examples=groups["examples"], example_history=history(train_entries, example_rows),
                     example_values=example_values, example_labels=example_labels,
                     calibration=groups["calibration"], calibration_history=history(eval_entries, cal_rows),
                     calibration_values=cal_values, calibration_labels=cal_labels,
                     query_history=history(eval_entries, query_rows), query_values=query_values,
-                    query_labels=query_labels)
+                    query_labels=query_labels, pretrain=split.pretrain)
 
 
 def calibrate_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -366,8 +370,9 @@ def _check_scores(scores, n: int, what: str) -> tuple[np.ndarray | None, str]:
 
 
 def run(model, data: TaskData, ctx: RunContext) -> dict:
-    """Fit ``model`` on the training profiles, then per setting fit the detector on every labelled training
-    example (if the model has ``fit_detector``), calibrate the threshold on the scores of the held-out
+    """Fit ``model`` on :func:`~bench.tasks.common.fitting_set` (the pre-training set for pre-training models
+    under the ``"pretrain"`` rule, else the clean training profiles), then per setting fit the detector on every
+    labelled training example (if the model has ``fit_detector``), calibrate the threshold on the scores of the held-out
     calibration profiles and score the test queries.
 
     ``scores`` is ``[n_settings, N]`` float64 and ``thresholds`` ``[n_settings]``. A :class:`ModelFitError`,
@@ -377,7 +382,7 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
     scores, thresholds = [], []
     try:
         start = time.perf_counter()
-        model.fit(data.train, ctx)
+        model.fit(fitting_set(model, data), ctx)
         outcome["fit_seconds"] = time.perf_counter() - start
         start = time.perf_counter()
         for index, setting in enumerate(data.settings):

@@ -1,15 +1,29 @@
 """False-data-injection attacks on load profiles (in kW), seeded, for the anomaly-detection task.
 
-Two attack templates from the smart-grid false-data-injection literature (the scaling and ramping attacks of
-Sridhar & Govindarasu's model-based attack detection, as used for load / AMI data) alter one contiguous
-segment ``[a, b)`` of a profile's valid steps, ``L = b - a`` steps long:
+The unified-model paper simulates "scaling and ramping attacks ... according to [34]" (Cui, Wang and Yue,
+"Machine learning-based anomaly detection for load forecasting under cyberattacks", IEEE Trans. Smart Grid
+10(5), 2019) and gives no parameter. [34] uses the attack templates of the false-data-injection literature
+(Sridhar & Govindarasu's model-based attack templates, as works citing [34] describe them; the text of [34]
+itself could not be consulted here): an attack alters an interval ``[t_s, t_e]`` of the load,
 
-* **scaling**: ``x'(t) = (1 + lam) x(t)`` for ``a <= t < b``; ``|lam|`` uniform in
-  ``[scale_min, scale_max]`` (default 0.3 .. 0.8, i.e. the segment reads 30-80 % high or low) with a random
-  sign, so the segment is scaled up or down.
-* **ramping**: ``x'(t) = x(t) (1 + lam (t - a + 1) / L)``: the distortion grows linearly from ``lam / L`` at
-  the first step to ``lam`` at the last one; ``|lam|`` uniform in ``[ramp_min, ramp_max]`` (default
-  0.5 .. 1.0) with a random sign.
+* **scaling**: ``x'(t) = (1 + lambda_S) x(t)`` on the interval;
+* **ramping**: a deviation that grows linearly with ``t - t_s`` from the start of the interval,
+  ``x'(t) = x(t) (1 + lambda_R (t - t_s))`` (the ramp-up template; a ramp-up-and-down variant rises to the middle
+  of the interval and falls back by its end).
+
+What meterbench takes from that and what it assumes (:data:`PROVENANCE`): the two template forms and their
+multiplicative action on the load follow that family; [34]'s parameter ranges and attacked durations are not
+known here, so the magnitudes, signs, durations and the ramp's shape below are assumed.
+Here one contiguous segment ``[a, b)`` of a profile's valid steps, ``L = b - a`` steps long, is attacked:
+
+* **scaling**: ``x'(t) = (1 + lam) x(t)`` for ``a <= t < b``; ``|lam|`` uniform in ``[scale_min, scale_max]``
+  (default 0.3 .. 0.8, i.e. the segment reads 30-80 % high or low) with a random sign, so the segment is scaled
+  up or down.
+* **ramping**: ``x'(t) = x(t) (1 + lam r(t))`` with the ramp ``r`` rising linearly to 1: ``ramp_shape = "up"``
+  (default) ``r(t) = (t - a + 1) / L``, i.e. ``lambda_R = lam / L`` per step from ``lam / L`` at the first step to
+  ``lam`` at the last one; ``ramp_shape = "up-down"`` ``r(t) = min(t - a + 1, b - t) / ceil(L / 2)``, rising to
+  ``lam`` in the middle and falling back. ``|lam|`` uniform in ``[ramp_min, ramp_max]`` (default 0.5 .. 1.0)
+  with a random sign.
 
 Loads stay physical: a factor ``1 + ...`` below 0 (only possible when ``scale_max`` or ``ramp_max`` exceeds 1,
 never with the defaults) is clipped at 0, so a downward attack never drives a non-negative load negative; it
@@ -26,6 +40,10 @@ length fits; a profile without positive load (all zero, e.g. a vacant home) is n
 :func:`inject` attacks exactly ``round(fraction * n_eligible)`` randomly chosen eligible profiles (halves
 rounded up) and labels them ``True``. Draws, all from the given generator: the attacked profiles, then per
 attacked profile in row order its length, start, sign and magnitude.
+
+The attacked share: the paper does not state it; the anomaly task attacks half of the profiles, which its
+Table II supports (:func:`implied_attack_share`: accuracy, precision and recall of one classifier fix the share
+of positives; the proposed model's scaling and ramping rows give 0.53 and 0.50).
 """
 
 from __future__ import annotations
@@ -36,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ATTACK_KINDS = ("scaling", "ramping")
+RAMP_SHAPES = ("up", "up-down")
 DEFAULT_PARAMS = {
     "scale_min": 0.3,
     "scale_max": 0.8,
@@ -43,8 +62,21 @@ DEFAULT_PARAMS = {
     "ramp_max": 1.0,
     "duration_min_hours": 3.0,
     "duration_max_hours": 12.0,
+    "ramp_shape": "up",
 }
-"""Attack magnitudes (fractions of the load) and durations (hours); see the module docstring."""
+"""Attack magnitudes (fractions of the load), durations (hours) and the ramp's shape; see the module docstring."""
+
+PROVENANCE = (
+    "paper: scaling and ramping attacks are simulated according to its ref. [34] (Cui, Wang & Yue, IEEE Trans. "
+    "Smart Grid 2019); it gives no attack parameter (Sec. IV-A-2)",
+    "assumed: [34]'s templates as the literature citing it describes them (its text could not be consulted "
+    "here): scaling multiplies the loads of an attacked interval [t_s, t_e] by (1 + lambda_S); ramping "
+    "multiplies them by (1 + lambda_R (t - t_s)), a deviation growing linearly from the start",
+    "assumed: one attacked segment per attacked daily profile, 3-12 h long, placed uniformly; |lambda_S| "
+    "uniform in 0.3-0.8 and the ramp's final deviation |lambda_R L| in 0.5-1.0, each with a random sign; ramp "
+    "shape 'up' (ramp_shape = 'up-down' rises and falls back)",
+)
+"""Where each part of the attack model comes from (printed with the anomaly task's protocol notes)."""
 
 # the magnitude range of each kind; the duration parameters apply to both
 _MAGNITUDE_KEYS = {"scaling": ("scale_min", "scale_max"), "ramping": ("ramp_min", "ramp_max")}
@@ -64,15 +96,54 @@ class AttackSegment:
         return self.stop - self.start
 
 
-def attack_factors(kind: str, length: int, lam: float) -> np.ndarray:
+def ramp(length: int, shape: str = "up") -> np.ndarray:
+    """``[length]`` float64 ramp ``r`` of a ramping attack (see the module docstring): ``"up"`` rises linearly
+    from ``1 / length`` to 1, ``"up-down"`` rises to 1 in the middle and falls back, ``min(k + 1, length - k) /
+    ceil(length / 2)`` at step ``k``.
+
+    Raises:
+        ValueError: an unknown shape or a length below 1.
+    """
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    k = np.arange(length, dtype=np.float64)
+    if shape == "up":
+        return (k + 1.0) / length
+    if shape == "up-down":
+        return np.minimum(k + 1.0, length - k) / math.ceil(length / 2)
+    raise ValueError(f"unknown ramp_shape {shape!r}; known: {', '.join(RAMP_SHAPES)}")
+
+
+def attack_factors(kind: str, length: int, lam: float, ramp_shape: str = "up") -> np.ndarray:
     """``[length]`` float64 multipliers of an attack segment (clipped at 0, see the module docstring)."""
     if kind == "scaling":
         factors = np.full(length, 1.0 + lam)
     elif kind == "ramping":
-        factors = 1.0 + lam * np.arange(1, length + 1) / length
+        factors = 1.0 + lam * ramp(length, ramp_shape)
     else:
         raise ValueError(f"unknown attack kind {kind!r}; known: {', '.join(ATTACK_KINDS)}")
     return np.maximum(factors, 0.0)
+
+
+def implied_attack_share(accuracy: float, precision: float, recall: float) -> float:
+    """The share ``p`` of attacked profiles implied by one classifier's accuracy, precision and recall.
+
+    With ``TP = p R`` and ``FP = TP (1 / P - 1)``, accuracy is ``TP + (1 - p) - FP``, so
+    ``p = (1 - accuracy) / (1 - R + R (1 / P - 1))``. Used to check the attacked share against published
+    tables (numbers averaged over runs satisfy it only approximately).
+
+    Raises:
+        ValueError: a value outside (0, 1] for precision or recall, or accuracy outside [0, 1].
+    """
+    for name, value in (("precision", precision), ("recall", recall)):
+        if not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
+    if not 0.0 <= float(accuracy) <= 1.0:
+        raise ValueError(f"accuracy must lie in [0, 1], got {accuracy!r}")
+    denominator = 1.0 - recall + recall * (1.0 / precision - 1.0)
+    if denominator <= 0.0:
+        raise ValueError("precision = recall = 1 leaves the share undetermined (every error count is 0)")
+    return float((1.0 - accuracy) / denominator)
 
 
 def _check_params(kind: str, params: dict) -> dict:
@@ -83,6 +154,8 @@ def _check_params(kind: str, params: dict) -> dict:
     if kind not in ATTACK_KINDS:
         raise ValueError(f"unknown attack kind {kind!r}; known: {', '.join(ATTACK_KINDS)}")
     merged = {**DEFAULT_PARAMS, **params}
+    if merged["ramp_shape"] not in RAMP_SHAPES:
+        raise ValueError(f"ramp_shape must be one of {', '.join(RAMP_SHAPES)}, got {merged['ramp_shape']!r}")
     for key in ("duration_min_hours", "duration_max_hours", *_MAGNITUDE_KEYS[kind]):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
@@ -201,7 +274,7 @@ def inject(values_kw: np.ndarray, valid: np.ndarray, kind: str, fraction: float 
         sign = 1.0 if rng.random() < 0.5 else -1.0
         lam = sign * float(rng.uniform(lam_low, lam_high))
         stop = start + length
-        span = values[row, start:stop].astype(np.float64) * attack_factors(kind, length, lam)
+        span = values[row, start:stop].astype(np.float64) * attack_factors(kind, length, lam, merged["ramp_shape"])
         attacked[row, start:stop] = span.astype(values.dtype)
         labels[row] = True
         segments.append(AttackSegment(int(row), start, stop, lam))

@@ -137,8 +137,8 @@ class ForecastQuery:
 
 @dataclass(frozen=True)
 class ForecastExamples:
-    """Training windows for a forecaster: ``query`` (histories from training households) and the true
-    ``target [N, horizon]`` (scaled) that followed each history."""
+    """Training windows for a forecaster: ``query`` (the histories before target days of the training part) and
+    the true ``target [N, horizon]`` (scaled) that followed each history."""
 
     query: ForecastQuery
     target: np.ndarray

@@ -12,9 +12,15 @@ and :func:`hour_ahead` turn those rows into ``(history, target, meta)`` arrays:
   the start of the target day); target = the ``horizon_steps`` steps from the origin.
 
 Only the values of complete days are used, so histories and targets never contain a missing step.
+
+A day's history is found in the *full* profile set by :class:`HistoryIndex`, wherever a split put the preceding
+days: the forecasting and anomaly tasks take their targets / queried days from one part of a split and their
+inputs from any part (a history is an input known at forecast time, never a target).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -147,3 +153,48 @@ def hour_ahead(profiles: ProfileSet, index_rows: np.ndarray, n_history_days: int
     window = np.take_along_axis(full, take, axis=1).astype(np.float32)
     meta = _window_meta(profiles, rows[:, -1], pd.to_timedelta(hours * 60, unit="min"))
     return window[:, :span], window[:, span:], meta
+
+
+def profile_keys(meta: pd.DataFrame) -> pd.MultiIndex:
+    """``(series_id as text, start)`` of every profile: how a profile of a split part is found in the full set."""
+    return pd.MultiIndex.from_arrays([meta["series_id"].astype(str).to_numpy(),
+                                      pd.to_datetime(meta["start"]).to_numpy()])
+
+
+@dataclass(frozen=True)
+class HistoryIndex:
+    """Where the history of a day lies in the full profile set: one entry per day that ends a run of
+    ``history_days + 1`` consecutive complete days of its household."""
+
+    keys: pd.MultiIndex  # (series_id, start) of each such last day, unique
+    windows: np.ndarray  # [W, history_days + 1] rows of the full set: the preceding days oldest first, then the day
+
+    @property
+    def rows(self) -> np.ndarray:
+        """``[W, history_days]`` rows of the preceding days in the full set, oldest first."""
+        return self.windows[:, :-1]
+
+    @classmethod
+    def build(cls, profiles: ProfileSet, history_days: int) -> "HistoryIndex":
+        """Index of every day of ``profiles`` with ``history_days`` complete days before it. A (series, start)
+        that occurs twice is ambiguous and left out."""
+        windows = consecutive_days(profiles, history_days + 1)
+        keys = profile_keys(profiles.meta)
+        unique = ~keys.duplicated(keep=False)
+        windows = windows[unique[windows[:, -1]]]
+        return cls(keys=keys[windows[:, -1]], windows=windows)
+
+    def locate(self, profiles: ProfileSet) -> np.ndarray:
+        """``[len(profiles)]`` int: each profile's entry in the index, -1 for a day without full history."""
+        return self.keys.get_indexer(profile_keys(profiles.meta))
+
+
+def gather_windows(profiles: ProfileSet, windows: np.ndarray, transform) -> tuple[ProfileSet, np.ndarray]:
+    """The days ``windows`` (rows of the full set ``profiles``, any shape) as a compact set: ``(subset with
+    ``transform`` applied to its values, windows re-indexed into it)``. Only the days used are copied and
+    transformed, so a window function (:func:`day_ahead`, :func:`hour_ahead`) can run on a large data set."""
+    windows = np.asarray(windows, dtype=np.int64)
+    used = np.unique(windows)
+    subset = profiles.subset(used)
+    subset = subset.with_values(np.asarray(transform(subset.values), dtype=np.float32))
+    return subset, np.searchsorted(used, windows).astype(np.int64)
