@@ -1,4 +1,4 @@
-"""``wgan-gp``: a Wasserstein GAN with gradient penalty and convolutional generator and critic (EnergyDiff baseline).
+"""``wgan-gp``: a Wasserstein GAN with gradient penalty and convolutional generator and critic.
 
 Generator (:class:`Generator`, 6 convolutional layers): a linear projection of ``z ~ N(0, I_latent_dim)`` to
 ``8 * base`` channels at length ``L_0 = ceil(T / 16)``, then five blocks ``[upsample] -> Conv1d(kernel 5) ->
@@ -24,7 +24,10 @@ Gulrajani et al.: spectral normalisation caps every layer's spectral norm at 1, 
 caps is a loose bound, the normalised critic's input gradients usually stay well below the unit norm the
 penalty asks for - the two constraints pull against each other and the critic loses capacity.
 ``spectral_norm=True`` wraps every critic convolution (the public code's critic, now with the penalty) for
-comparison. The public critic's dropout is left out: it would make the penalised gradients random.
+comparison. The public critic's dropout is left out: it would make the penalised gradients random. The public
+code's GAN as it is (Wasserstein loss without the penalty, spectrally normalised critic with dropout, its
+residual generator) is the separate model ``gan`` (:mod:`baselines.gan`), which reuses this module's critic,
+loss and training step; ``wgan-gp`` has no published counterpart.
 
 Training (shared loop, :mod:`bench.train`): one loop step is one generator update preceded by ``n_critic``
 critic updates, each on its own real batch - the loop's batch for the first, then batches of the same size
@@ -111,16 +114,26 @@ def critic_lengths(length: int, n_down: int = CRITIC_DOWNSAMPLINGS) -> list[int]
 
 
 class Critic(nn.Module):
-    """``x [B, T] -> score [B]`` (unbounded); optionally spectrally normalised. See the module docstring."""
+    """``x [B, T] -> score [B]`` (unbounded); optionally spectrally normalised. See the module docstring.
 
-    def __init__(self, length: int, base: int = 64, spectral_norm: bool = False) -> None:
+    ``dropout > 0`` adds ``Dropout(dropout)`` after the activation of the first three convolutions, where the
+    EnergyDiff code's critic has it (used by the ``gan`` model; ``wgan-gp`` keeps 0, since dropout would make
+    the penalised gradients random).
+    """
+
+    def __init__(self, length: int, base: int = 64, spectral_norm: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         self.length = length
         wrap = _spectral_norm if spectral_norm else (lambda m: m)
         channels = [1, base, 2 * base, 4 * base, 8 * base]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for k, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
             layers += [wrap(nn.Conv1d(c_in, c_out, 5, stride=2, padding=2)), nn.LeakyReLU(0.2)]
+            if dropout and k < CRITIC_DOWNSAMPLINGS - 1:
+                layers.append(nn.Dropout(dropout))
+        # a kernel spanning the remaining length: the same map as a linear layer on the flattened features
         layers.append(wrap(nn.Conv1d(channels[-1], 1, critic_lengths(length)[-1])))
         self.net = nn.Sequential(*layers)
 
@@ -173,7 +186,9 @@ def critic_loss(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tens
 
 @register_model("wgan-gp")
 class WGANGP:
-    """Wasserstein GAN with gradient penalty, conv generator and critic (EnergyDiff baseline, penalty applied)."""
+    """Wasserstein GAN with gradient penalty, conv generator and critic (the paper's GAN, without a penalty, is gan)."""
+
+    name = "wgan-gp"  # the registry name, used in messages (subclasses registered under another name set theirs)
 
     capabilities = frozenset({"generate"})
     configs = {
@@ -258,7 +273,7 @@ class WGANGP:
                 gen_loss = -critic(generator(z)).float().mean()
         finally:
             critic.requires_grad_(True)
-        raise_if_nonfinite("wgan-gp", it, {"critic": torch.stack(critic_losses), "generator": gen_loss})
+        raise_if_nonfinite(self.name, it, {"critic": torch.stack(critic_losses), "generator": gen_loss})
         trainer.update(gen_loss, "gen")
         return {"critic": critic_losses[-1], "generator": gen_loss.detach(), "wasserstein": distances[-1],
                 "penalty": penalties[-1]}
@@ -271,7 +286,7 @@ class WGANGP:
             ModelFitError: a loss or the generator weights became non-finite.
         """
         self._generator = None
-        x = training_matrix(train, "wgan-gp").astype(np.float32)
+        x = training_matrix(train, self.name).astype(np.float32)
         cfg = self.train_config(len(x))
         seed_everything(int(ctx.seed))
         trainer = Trainer(self.build_networks(x.shape[1]), {"gen": ["generator"], "critic": ["critic"]}, cfg,
@@ -283,14 +298,14 @@ class WGANGP:
             self._data = None
         generator = trainer.sampling_network("generator")
         if not all(torch.isfinite(p).all() for p in generator.parameters()):
-            raise ModelFitError("wgan-gp: the generator weights are non-finite after training")
+            raise ModelFitError(f"{self.name}: the generator weights are non-finite after training")
         self._generator = generator.eval()
         self._amp_dtype = trainer.amp_dtype
 
     # -- sampling -------------------------------------------------------------------------------------------
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32 generator outputs for ``z ~ N(0, I)`` (seeded by ``ctx.seed``)."""
-        n = check_sample_request(n, cond, self._generator is not None, "wgan-gp")
+        n = check_sample_request(n, cond, self._generator is not None, self.name)
         device = resolve_device(ctx.device)
         generator = self._generator.to(device)
         amp_dtype = self._amp_dtype if device.type == "cuda" else None

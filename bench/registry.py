@@ -31,6 +31,7 @@ BUILTIN_MODULES = (
     "baselines.energydiff",
     "baselines.vae",
     "baselines.wgan",
+    "baselines.gan",
     "baselines.naive_tasks",
     "baselines.smartmeterfm",
     "baselines.loadpin",

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from baselines.gmm import GMM
+from baselines.gmm import GMM, gaussian_mixture_logpdf
 from baselines.naive import IndependentMarginals, ResampleTrain
-from baselines.tcopula import TCopula, ecdf_inverse, kendall_tau_matrix
+from baselines.tcopula import TCopula, ecdf_inverse, kendall_tau_matrix, nearest_correlation, t_copula_loglik
 from bench.context import RunContext
 from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.errors import ModelFitError
 from bench.registry import get_model
+from bench.runner import model_diagnostics
 from metrics import ks_pooled, mmd_rbf, rbf_bandwidth
 
 CLASSES = {"resample-train": ResampleTrain, "independent-marginals": IndependentMarginals,
@@ -22,6 +23,8 @@ MODELS = list(CLASSES)
 # gmm-pca is registered with n_pca=50; on T=24 toy days a smaller subspace makes the reduction real.
 TOY_OVERRIDES = {"gmm-pca": {"n_pca": 6}}
 T_TOY = 24
+GMM_DIAGNOSTICS = {"em_iterations", "em_converged", "em_stalled", "singular_mass", "singular_components",
+                   "log_likelihood_bound", "dim"}
 
 
 def make_set(values: np.ndarray, name: str = "toy") -> ProfileSet:
@@ -181,24 +184,82 @@ def test_gmm_rejects_fewer_profiles_than_components(toy):
         build("gmm").fit(train.subset(np.arange(6)), RunContext())
 
 
-def test_gmm_reports_degenerate_high_dimensional_fit():
-    # 200 random-walk days of 96 steps: ~20 points per component for 96 dimensions.
+def test_gmm_keeps_a_degenerate_high_dimensional_fit_and_reports_it():
+    # 200 random-walk days of 96 steps: ~20 points per component for 96 dimensions. As in the EnergyDiff code
+    # the fit is kept; the degeneracy is reported beside the numbers, not turned into a failure.
     rng = np.random.default_rng(0)
     walk = np.cumsum(rng.standard_normal((200, 96)), axis=1)
     walk = (walk / np.abs(walk).max()).astype(np.float32)
-    with pytest.raises(ModelFitError, match="degenerate"):
-        build("gmm").fit(make_set(walk), RunContext())
-    # The same data fit in an 8-dimensional PCA subspace is well posed.
-    model = get_model("gmm-pca").build("quick", {"n_pca": 8})
+    model = build("gmm")
     model.fit(make_set(walk), RunContext())
-    assert model.singular_mass_ <= 0.5
+    diag = model_diagnostics(model)
+    assert set(diag) == GMM_DIAGNOSTICS
+    # every component holds at most 96 points: all the mass is singular and EM froze at its k-means start
+    assert diag["singular_mass"] == pytest.approx(1.0)
+    assert diag["singular_components"] == 10
+    assert diag["em_iterations"] <= 2 and diag["em_stalled"] == 1.0
+    assert diag["dim"] == 96
+    samples = model.sample(50, None, RunContext())
+    assert samples.shape == (50, 96) and np.isfinite(samples).all()
+    # The same data fit in an 8-dimensional PCA subspace is well posed, and the diagnostics say so.
+    pca = get_model("gmm-pca").build("quick", {"n_pca": 8})
+    pca.fit(make_set(walk), RunContext())
+    healthy = pca.diagnostics()
+    assert healthy["dim"] == 8 and healthy["singular_mass"] == 0.0 and healthy["em_stalled"] == 0.0
+    assert healthy["em_iterations"] > 2 and healthy["em_converged"] == 1.0
 
 
-def test_gmm_reports_non_convergence(toy):
+def test_gmm_diagnostics_of_a_healthy_fit_and_before_fitting(toy):
+    train, _ = toy
+    model = build("gmm")
+    assert model.diagnostics() == {}
+    model.fit(train, RunContext())
+    diag = model.diagnostics()
+    assert diag["em_converged"] == 1.0 and diag["singular_mass"] == 0.0 and diag["singular_components"] == 0
+    assert diag["em_stalled"] == 0.0 and diag["dim"] == T_TOY
+    # the bound is EM's mean log-likelihood per training profile (of its last E-step, so up to the
+    # convergence tolerance 1e-3), checked with our own mixture density of the fitted parameters
+    weights, means, _, chols = model.full_space_mixture()
+    mean_loglik = gaussian_mixture_logpdf(train.values, weights, means, chols).mean()
+    assert diag["log_likelihood_bound"] == pytest.approx(mean_loglik, abs=1e-2)
+
+
+def test_gmm_reports_non_convergence_without_failing(toy):
     train, _ = toy
     model = get_model("gmm").build("quick", {"max_iter": 1, "tol": 1e-12})
-    with pytest.raises(ModelFitError, match="converge"):
-        model.fit(train, RunContext())
+    model.fit(train, RunContext())
+    diag = model.diagnostics()
+    assert diag["em_converged"] == 0.0 and diag["em_iterations"] == 1
+    assert np.isfinite(model.sample(10, None, RunContext())).all()
+
+
+def test_gmm_fails_only_where_the_computation_fails():
+    # Without reg_covar a component of ~3 points in 24 dimensions has no covariance: scikit-learn raises.
+    few = toy_days(30, np.random.default_rng(6))
+    model = get_model("gmm").build("quick", {"reg_covar": 0.0})
+    with pytest.raises(ModelFitError, match="EM failed.*ill-defined"):
+        model.fit(make_set(few), RunContext())
+    assert model.diagnostics() == {}
+    # the same data with the paper's reg_covar fit (degenerate, reported)
+    model = build("gmm")
+    model.fit(make_set(few), RunContext())
+    assert model.diagnostics()["singular_mass"] > 0.5
+
+
+def test_gmm_non_finite_parameters_fail(toy, monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    original = GaussianMixture.fit
+
+    def poisoned(self, X, y=None):
+        original(self, X, y)
+        self.means_[0, 0] = np.nan
+        return self
+
+    monkeypatch.setattr(GaussianMixture, "fit", poisoned)
+    train, _ = toy
+    with pytest.raises(ModelFitError, match="non-finite"):
+        build("gmm").fit(train, RunContext())
 
 
 def test_gmm_pca_residual_keeps_total_variance(toy):
@@ -249,17 +310,127 @@ def test_ecdf_inverse_interpolates_order_statistics():
     np.testing.assert_allclose(ecdf_inverse(sorted_values, u).ravel(), [0.0, 0.0, 0.5, 1.0, 2.0, 3.0])
 
 
-def test_t_copula_rejects_fewer_profiles_than_steps(toy):
+COPULA_DIAGNOSTICS = {"corr_min_eigenvalue", "corr_repaired", "corr_repair_frobenius", "corr_repair_max_abs",
+                      "corr_repair_iterations", "corr_repair_converged", "copula_dim", "profiles_per_dim", "nu",
+                      "loglik_per_profile"}
+
+
+def _is_correlation(c: np.ndarray) -> bool:
+    return (np.allclose(c, c.T, atol=0) and np.allclose(np.diag(c), 1.0, atol=1e-12)
+            and np.linalg.eigvalsh(c)[0] > 0)
+
+
+def test_nearest_correlation_of_an_indefinite_equicorrelation_is_the_boundary_equicorrelation():
+    # Permutations preserve both the Frobenius norm and the set of correlation matrices, and the nearest point
+    # is unique, so the nearest correlation to an equicorrelation matrix is an equicorrelation; with
+    # eigenvalues 1 + (d - 1) rho and 1 - rho >= floor, the closest admissible rho is (floor - 1) / (d - 1).
+    d = 5
+    a = np.full((d, d), -0.5)
+    np.fill_diagonal(a, 1.0)
+    for floor in (0.0, 0.05):
+        result = nearest_correlation(a, floor=floor, tol=1e-12, max_iter=5000)
+        expected = np.full((d, d), (floor - 1.0) / (d - 1))
+        np.fill_diagonal(expected, 1.0)
+        assert result.converged
+        np.testing.assert_allclose(result.matrix, expected, atol=1e-7)
+
+
+def test_nearest_correlation_matches_highams_example():
+    # Higham (2002), Sec. 4: the nearest correlation matrix to [[1, 1, 0], [1, 1, 1], [0, 1, 1]]
+    a = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+    result = nearest_correlation(a, floor=0.0, tol=1e-12, max_iter=5000)
+    expected = np.array([[1.0, 0.7607, 0.1573], [0.7607, 1.0, 0.7607], [0.1573, 0.7607, 1.0]])
+    np.testing.assert_allclose(result.matrix, expected, atol=1e-4)
+    # nearer than one eigenvalue clip followed by a rescale to unit diagonal
+    eigval, eigvec = np.linalg.eigh(a)
+    clipped = (eigvec * np.maximum(eigval, 0.0)) @ eigvec.T
+    clipped /= np.sqrt(np.outer(np.diag(clipped), np.diag(clipped)))
+    assert np.linalg.norm(result.matrix - a) < np.linalg.norm(clipped - a) - 1e-3
+
+
+def test_nearest_correlation_keeps_a_valid_matrix_and_checks_its_input():
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((6, 40))
+    corr = np.corrcoef(b)
+    result = nearest_correlation(corr, floor=1e-8)
+    np.testing.assert_allclose(result.matrix, corr, atol=1e-10)
+    assert result.converged and result.iterations == 1
+    # a capped run still returns a valid (not nearest) correlation matrix and says it did not converge
+    a = np.full((8, 8), -0.4)
+    np.fill_diagonal(a, 1.0)
+    capped = nearest_correlation(a, floor=1e-3, tol=1e-14, max_iter=1)
+    assert not capped.converged and _is_correlation(capped.matrix)
+    with pytest.raises(ValueError, match="square"):
+        nearest_correlation(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="symmetric"):
+        nearest_correlation(np.array([[1.0, 0.2], [0.3, 1.0]]))
+    with pytest.raises(ValueError, match="floor"):
+        nearest_correlation(np.eye(2), floor=1.0)
+
+
+def test_t_copula_fits_fewer_profiles_than_steps_with_a_repaired_correlation(toy):
     train, _ = toy
-    with pytest.raises(ModelFitError, match="singular"):
-        build("t-copula").fit(train.subset(np.arange(T_TOY - 4)), RunContext())
+    model = build("t-copula")
+    model.fit(train.subset(np.arange(T_TOY - 4)), RunContext())
+    diag = model_diagnostics(model)
+    assert set(diag) == COPULA_DIAGNOSTICS
+    assert diag["profiles_per_dim"] == pytest.approx((T_TOY - 4) / T_TOY)
+    assert diag["corr_repaired"] == 1.0 and diag["corr_min_eigenvalue"] < 0
+    assert _is_correlation(model.corr_)
+    samples = model.sample(40, None, RunContext())
+    assert samples.shape == (40, T_TOY) and np.isfinite(samples).all()
 
 
-def test_t_copula_reports_inconsistent_correlations():
+def test_t_copula_repairs_inconsistent_correlations_and_reports_the_repair():
     # 40 heavily tied noise days of 24 steps: sin(pi tau / 2) of the tau-b matrix is clearly indefinite.
     x = np.round(np.random.default_rng(0).standard_normal((40, T_TOY))).astype(np.float32)
-    with pytest.raises(ModelFitError, match="not positive definite"):
-        build("t-copula").fit(make_set(x), RunContext())
+    model = build("t-copula")
+    model.fit(make_set(x), RunContext())
+    diag = model.diagnostics()
+    estimated = np.sin(0.5 * np.pi * kendall_tau_matrix(x.astype(np.float64)))
+    assert diag["corr_min_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(estimated)[0], abs=1e-12)
+    assert diag["corr_min_eigenvalue"] < -0.1
+    assert diag["corr_repaired"] == 1.0 and diag["corr_repair_converged"] == 1.0
+    assert diag["corr_repair_iterations"] >= 1
+    assert diag["corr_repair_frobenius"] == pytest.approx(np.linalg.norm(model.corr_ - estimated), rel=1e-12)
+    assert diag["corr_repair_max_abs"] == pytest.approx(np.abs(model.corr_ - estimated).max(), rel=1e-12)
+    assert 0 < diag["corr_repair_max_abs"] <= diag["corr_repair_frobenius"]
+    assert _is_correlation(model.corr_)
+    assert np.isfinite(model.sample(30, None, RunContext())).all()
+
+
+def test_t_copula_without_repair_reports_zero_distance(toy):
+    train, _ = toy
+    model = build("t-copula")
+    assert model.diagnostics() == {}
+    model.fit(train, RunContext())
+    diag = model.diagnostics()
+    assert diag["corr_repaired"] == 0.0 and diag["corr_repair_frobenius"] == 0.0
+    assert diag["corr_repair_iterations"] == 0 and diag["corr_min_eigenvalue"] > 0
+    assert diag["nu"] == model.nu_ and diag["copula_dim"] == T_TOY
+
+
+def test_t_copula_fails_where_the_computation_fails(toy, monkeypatch):
+    import baselines.tcopula as tcopula
+
+    train, _ = toy
+    monkeypatch.setattr(tcopula, "t_copula_loglik", lambda *args: float("nan"))
+    model = build("t-copula")
+    with pytest.raises(ModelFitError, match="non-finite t-copula likelihood"):
+        model.fit(train, RunContext())
+    assert model.diagnostics() == {}
+
+
+def test_t_copula_loglik_matches_scipy():
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal((5, 5))
+    corr = b @ b.T + 5 * np.eye(5)
+    corr /= np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    u = rng.uniform(0.01, 0.99, (30, 5))
+    for nu in (2.5, 40.0):
+        q = stats.t.ppf(u, nu)
+        reference = stats.multivariate_t(np.zeros(5), corr, df=nu).logpdf(q).sum() - stats.t.logpdf(q, nu).sum()
+        assert t_copula_loglik(u, corr, nu) == pytest.approx(reference, rel=1e-10)
 
 
 def _copula_data(nu: float | None, n: int, seed: int) -> np.ndarray:

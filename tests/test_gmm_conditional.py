@@ -153,15 +153,36 @@ def test_block_mean_matrix_drops_padding_blocks():
     np.testing.assert_allclose(A, [[0.5, 0.5, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]])
 
 
-def test_unfitted_or_degenerate_fit_raises():
+def test_unfitted_raises_and_a_degenerate_fit_still_conditions():
     model = get_model("gmm").build("quick")
     query = SuperResolutionQuery(np.zeros((1, 12)), 2, np.ones((1, T), bool), meta(1), 60)
     with pytest.raises(RuntimeError, match="fit"):
         model.super_resolve(query, 3, RunContext())
-    # 30 days for 10 full-covariance components in 24 dimensions: singular components -> ModelFitError
-    few = sine_days(30, np.random.default_rng(6))
-    with pytest.raises(ModelFitError, match="degenerate|converge"):
-        model.fit(ProfileSet(values=few, mask=np.ones(few.shape, bool), meta=meta(30), resolution=60,
-                             period="day", name="few"), RunContext())
+    # 30 days for 10 full-covariance components in 24 dimensions: every component is singular and only
+    # reg_covar keeps it positive definite. The fit is kept (as in the EnergyDiff code) and reported.
+    rng = np.random.default_rng(6)
+    few, test = sine_days(30, rng), sine_days(4, rng)
+    model.fit(ProfileSet(values=few, mask=np.ones(few.shape, bool), meta=meta(30), resolution=60,
+                         period="day", name="few"), RunContext())
+    diag = model.diagnostics()
+    assert diag["singular_mass"] > 0.5 and diag["singular_components"] >= 1
+    # conditioning, imputation and scoring still work on the degenerate mixture
+    low = test.reshape(4, T // 2, 2).mean(axis=2)
+    query = SuperResolutionQuery(low, 2, np.ones((4, T), bool), meta(4), 60)
+    draws = model.super_resolve(query, 3, RunContext())
+    assert draws.shape == (3, 4, T) and np.isfinite(draws).all()
+    np.testing.assert_allclose(draws.reshape(3, 4, T // 2, 2).mean(axis=3), np.broadcast_to(low, (3, 4, T // 2)),
+                               atol=1e-5)
+    observed = np.ones((4, T), bool)
+    observed[:, 5:12] = False
+    values = np.where(observed, test, np.nan).astype(np.float32)
+    imputed = model.impute(ImputationQuery(values, observed, np.ones((4, T), bool), meta(4), 60), 3, RunContext())
+    assert np.isfinite(imputed).all()
+    np.testing.assert_array_equal(imputed[:, observed], np.broadcast_to(test[observed], (3, observed.sum())))
+    # a computation that fails still fails: without reg_covar the collapsed components have no covariance
+    bare = get_model("gmm").build("quick", {"reg_covar": 0.0})
+    with pytest.raises(ModelFitError, match="EM failed"):
+        bare.fit(ProfileSet(values=few, mask=np.ones(few.shape, bool), meta=meta(30), resolution=60,
+                            period="day", name="few"), RunContext())
     with pytest.raises(RuntimeError, match="fit"):
-        model.super_resolve(query, 3, RunContext())
+        bare.super_resolve(query, 3, RunContext())

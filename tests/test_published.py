@@ -105,11 +105,32 @@ def test_names_are_meterbench_names(published):
         base, _ = split_model_name(name)  # raises on an unknown post-processing suffix
         assert base in registered, name
     ours = published[published["model"] != ""]
-    assert set(ours["model"]) == {"gmm", "t-copula", "vae", "wgan-gp", "energydiff", "energydiff+C", "unified"}
+    assert set(ours["model"]) == {"gmm", "t-copula", "vae", "gan", "energydiff", "energydiff+C", "unified"}
     assert set(published.loc[published["task"] == "forecasting", "setting"]) <= set(forecasting.SETTINGS)
     assert set(published.loc[published["task"] == "anomaly", "setting"]) <= set(ATTACK_KINDS)
     assert set(published.loc[published["task"] == "generation", "metric"]) == {"MMD_paper", "GFD", "KL", "WD",
                                                                               "KS"}
+
+
+def test_the_papers_gan_is_meterbench_gan_and_wgan_gp_has_no_counterpart(published):
+    # EnergyDiff's GAN is trained without a gradient penalty (spectral-norm critic), as meterbench's gan
+    gan = published[published["paper_model"] == "GAN"]
+    assert len(gan) == 110 and (gan["model"] == "gan").all()
+    assert "wgan-gp" not in set(published["model"])
+    assert gan["note"].str.contains("no gradient penalty").all()
+
+
+def test_lcl_note_says_what_the_paper_used_and_nothing_about_a_run(published):
+    from bench.report.published import TABLE_SOURCES
+
+    lcl = published[(published["paper"] == "energydiff") & (published["dataset"] == "lcl")]
+    assert len(lcl) == 60
+    assert lcl["note"].str.contains("the paper's code keeps only the Std-tariff households").all()
+    # no loader setting is claimed for the run: the rows apply to any LCL run, filtered or not
+    assert not lcl["note"].str.contains("tariff=").any()
+    source = TABLE_SOURCES[("energydiff", "Table III")]
+    assert source.loader_options == {} and "paper's code" in source.description
+    assert len(published_for(published[published["dataset"] == "lcl"], "lcl")) == 60
 
 
 # ---------------------------------------------------------------- validation

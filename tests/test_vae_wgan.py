@@ -157,6 +157,20 @@ def test_networks_handle_every_profile_length(length):
         critic(torch.zeros(2, length + 1))
 
 
+def test_critic_dropout_follows_the_first_three_activations():
+    # the EnergyDiff code's critic (used by the gan model): conv, LeakyReLU, Dropout for the first three layers
+    layers = list(Critic(24, base=2, spectral_norm=True, dropout=0.3).net)
+    # a spectrally normalised convolution is a parametrised subclass of Conv1d
+    kinds = ["Conv1d" if isinstance(m, torch.nn.Conv1d) else type(m).__name__ for m in layers]
+    assert kinds == ["Conv1d", "LeakyReLU", "Dropout"] * 3 + ["Conv1d", "LeakyReLU", "Conv1d"]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in Critic(24, base=2).modules())  # wgan-gp: none
+    critic = Critic(24, base=2, dropout=0.5).eval()
+    x = torch.randn(4, 24)
+    torch.testing.assert_close(critic(x), critic(x))  # inactive at evaluation
+    with pytest.raises(ValueError, match="dropout"):
+        Critic(24, dropout=1.0)
+
+
 def test_vae_networks_have_five_linear_layers_each_side():
     nets = VAE(hidden=16, latent_dim=4).build_networks(96)
     for net in nets.values():

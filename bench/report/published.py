@@ -10,7 +10,9 @@ SmartMeterFM summary prints no result table, so that paper has no rows yet. Colu
 * ``page`` is a section (``"Sec. V-A1"``) where the text rendering of the paper prints no page number (the
   ``note`` says so);
 * ``model`` is the meterbench model name (a registry name, with a post-processing suffix such as
-  ``energydiff+C``) when the paper's model is one of ours, else empty; ``paper_model`` is the printed name;
+  ``energydiff+C``) when the paper's model is one of ours, else empty; ``paper_model`` is the printed name
+  (EnergyDiff's ``GAN`` is ``gan``, trained without a gradient penalty as in its code; ``wgan-gp`` has no
+  published counterpart);
 * ``value`` is empty where the paper prints no number (``***``: the model did not converge); the ``note``
   then says why; ``std`` is the printed ± (empty where none is printed);
 * MAPE is stored as a fraction (the papers print percent; ``unit`` says so), the EnergyDiff MMD under the
@@ -58,8 +60,7 @@ PROTOCOL_NOTES = {
     "energydiff": (
         "EnergyDiff trained paper-size models (e.g. 100k steps for the diffusion model), fitted its min-max "
         "scaling on all splits (max = 1.1 x data max), split WPuQ by day rather than by household, and scored "
-        "10 bootstrap halves in the scaled [-1, 1] space; its MMD is the estimator of its code (MMD_paper), "
-        "its GAN has no gradient penalty"),
+        "10 bootstrap halves in the scaled [-1, 1] space; its MMD is the estimator of its code (MMD_paper)"),
     "unified": (
         "the unified paper pre-trained on about 3 million CER + LCL days, fine-tuned on a 6:2:2 split of the "
         "rest, reports the mean of 5 runs without ±, and prints MAE > RMSE in every forecasting row (its two "
@@ -85,8 +86,9 @@ class TableSource:
 
 TABLE_SOURCES: dict[tuple[str, str], TableSource] = {
     ("energydiff", "Table II"): TableSource("WPuQ household heat pumps", {"kind": "heatpump"}),
-    # LCL: EnergyDiff keeps the Std tariff; the only LCL table, so the tariff is not needed to tell tables apart
-    ("energydiff", "Table III"): TableSource("LCL households (Std tariff)", {}),
+    # LCL: the EnergyDiff code keeps only the Std-tariff households. This is the only LCL table, so no loader
+    # option is needed to tell tables apart; the description says what the paper used, not what a run reads.
+    ("energydiff", "Table III"): TableSource("LCL households (the paper's code keeps only the Std tariff)", {}),
     ("energydiff", "Table IV"): TableSource("CoSSMic residential electricity",
                                             {"feed": "grid_import", "kind": "residential"}),
     ("energydiff", "Table V"): TableSource("CoSSMic residential PV", {"feed": "pv", "kind": "residential"}),
