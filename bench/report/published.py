@@ -59,14 +59,16 @@ _TEXT_COLUMNS = ("paper", "table", "page", "task", "dataset", "setting", "model"
 PROTOCOL_NOTES = {
     "energydiff": (
         "EnergyDiff trained paper-size models (e.g. 100k steps for the diffusion model), fitted its min-max "
-        "scaling on all splits (max = 1.1 x data max), split WPuQ by day rather than by household, and scored "
-        "10 bootstrap halves in the scaled [-1, 1] space; its MMD is the estimator of its code (MMD_paper)"),
+        "scaling on all splits (max = 1.1 x data max), pooled the households and split the days of each month "
+        "50/25/25, generated 4000 profiles per model and scored 10 bootstrap halves in the scaled [-1, 1] space; "
+        "its MMD is the estimator of its code (MMD_paper)"),
     "unified": (
         "the unified paper pre-trained on about 3 million CER + LCL days, fine-tuned on a 6:2:2 split of the "
-        "rest, reports the mean of 5 runs without ±, and prints MAE > RMSE in every forecasting row (its two "
-        "columns may be swapped)"),
+        "rest, reports the mean of 5 runs without ±, and prints MAE > RMSE in every forecasting row (its RMSE "
+        "column has the size of the MSE in kW², which meterbench reports as MSE)"),
     "smartmeterfm": ("SmartMeterFM used monthly profiles (15 min in its summary, LCL at 30 min in its public "
-                     "code) with its own split and guidance settings"),
+                     "code), split each month's profiles 50/25/25 with households pooled, and its own guidance "
+                     "settings"),
 }
 
 
