@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from metrics.errors import MetricInputError, check_values
+from metrics.errors import MetricInputError, check_count, check_values
 
 BOOTSTRAP_DDOF = 1
 """Delta degrees of freedom of the reported std: the sample std over the repeats, as ``torch.Tensor.std()`` in
@@ -36,13 +36,7 @@ def bootstrap(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, re
         raise MetricInputError(f"frac must be a number in (0, 1], got {frac!r}") from None
     if not 0.0 < frac <= 1.0:
         raise MetricInputError(f"frac must lie in (0, 1], got {frac}")
-    try:
-        repeats_ok = int(n_repeats) == n_repeats and n_repeats >= 2
-    except (TypeError, ValueError):
-        repeats_ok = False
-    if not repeats_ok:
-        raise MetricInputError(f"n_repeats must be an integer >= 2 (the ddof=1 std of one repeat is undefined), "
-                               f"got {n_repeats!r}")
+    n_repeats = check_count(n_repeats, "n_repeats", 2, "the ddof=1 std of one repeat is undefined")
     gen = check_values(np.asarray(gen), "gen")
     real = check_values(np.asarray(real), "real")
     if gen.ndim < 1 or real.ndim < 1:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.errors import MetricInputError, check_result, check_values
+from metrics.errors import MetricInputError, check_count, check_result, check_values
 
 FRECHET_EPS = 1e-6
 """Ridge added to both covariance matrices of :func:`frechet_distance` (as in the EnergyDiff code)."""
@@ -194,13 +194,7 @@ def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permu
     """
     x, y = profile_pair(x, y, min_rows=2)
     bandwidth = _check_bandwidth(bandwidth)
-    try:
-        permutations_ok = int(n_permutations) == n_permutations and n_permutations >= 1
-    except (TypeError, ValueError):
-        permutations_ok = False
-    if not permutations_ok:
-        raise MetricInputError(f"n_permutations must be a positive integer, got {n_permutations!r}")
-    n_permutations = int(n_permutations)
+    n_permutations = check_count(n_permutations, "n_permutations", 1)
     n, m = len(x), len(y)
     xc, yc = _centred(x, y)
     joint = np.concatenate([xc, yc])

@@ -59,3 +59,16 @@ def check_result(value: float, what: str) -> float:
         raise MetricInputError(f"{what} overflowed float64 (non-finite intermediate result): the input values are "
                                "too large for this metric; rescale them (e.g. to kW or to [-1, 1])")
     return value
+
+
+def check_count(value, name: str, minimum: int, why: str = "") -> int:
+    """``value`` as an ``int`` if it is an integer (of any numeric type) of at least ``minimum``, else a
+    :class:`MetricInputError` naming ``name``, the bound and ``why`` it holds."""
+    try:
+        ok = int(value) == value and value >= minimum
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        reason = f" ({why})" if why else ""
+        raise MetricInputError(f"{name} must be an integer >= {minimum}{reason}, got {value!r}")
+    return int(value)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from metrics.distribution import profile_pair
-from metrics.errors import MetricInputError
+from metrics.errors import MetricInputError, check_count
 
 KL_N_EDGES = 200
 """Default number of histogram *edges* of the KL: ``linspace(min, max, 200)`` over the joint range, i.e. 199
@@ -53,13 +53,7 @@ def _kl_1d(gen: np.ndarray, real: np.ndarray, n_edges: int) -> float:
 
 
 def _check_n_edges(n_edges: int) -> int:
-    try:
-        ok = int(n_edges) == n_edges and n_edges >= 2
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise MetricInputError(f"n_edges must be an integer >= 2 (edges of at least one bin), got {n_edges!r}")
-    return int(n_edges)
+    return check_count(n_edges, "n_edges", 2, "edges of at least one bin")
 
 
 def _pooled(gen: np.ndarray, real: np.ndarray, round_float32: bool) -> tuple[np.ndarray, np.ndarray]:
