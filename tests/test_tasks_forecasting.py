@@ -387,3 +387,20 @@ def test_mse_and_scaled_mape_by_hand():
     # scaled truths -0.5, 0.5, -0.75, 1.0: ratios 0.25/0.5, 0.5/0.5, 0, 1/1
     assert rows[("day-ahead", "MAPE_scaled")]["value"] == pytest.approx((0.5 + 1.0 + 0.0 + 1.0) / 4)
     assert np.abs(err).mean() == pytest.approx(rows[("day-ahead", "MAE")]["value"])
+
+
+def test_default_mape_leaves_out_loads_under_10_watts():
+    """The task's default MAPE threshold is 10 W: a 5 W true load is left out, a 20 W one is scored."""
+    from bench.data.scaling import MinMaxScaler
+
+    scaler = MinMaxScaler(0.0, 2.0)
+    truth_kw = np.array([[0.005, 1.0], [0.02, 2.0]])
+    pred_kw = np.array([[0.5, 1.5], [0.03, 1.0]])
+    meta = pd.DataFrame({"series_id": ["a", "b"], "origin": pd.to_datetime(["2013-01-08", "2013-01-09"])})
+    query = ForecastQuery(history=np.zeros((2, 2), np.float32), horizon=2, meta=meta, resolution=720)
+    data = forecasting.TaskData(train=None, real=None, scaler=scaler, split_rule="", settings=["day-ahead"],
+                                examples=[], queries=[query], targets=[scaler.transform(truth_kw)], n_samples=2)
+    outcome = {"status": "ok", "forecasts": [scaler.transform(pred_kw)], "point": [True]}
+    rows = by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0), 0))
+    # scored: 1.0 -> 1.5 (0.5), 0.02 -> 0.03 (0.5), 2.0 -> 1.0 (0.5); the 5 W step is left out
+    assert rows[("day-ahead", "MAPE")]["value"] == pytest.approx(0.5, rel=1e-4)
