@@ -189,13 +189,16 @@ def published_comparison(config: dict, rows: pd.DataFrame) -> pd.DataFrame:
 
     published = load_published()
     frames = []
+    pairs = config["suite"].get("compare") or {}
     for spec in config["suite"]["datasets"]:
-        # rows carry the dataset's label; the published numbers, the loader's name
-        ours = rows[rows["dataset"] == (spec.get("label") or spec["name"])].assign(dataset=spec["name"])
+        # rows carry the dataset's label (two entries of one loader under other protocols stay apart); the
+        # published numbers carry the loader's name, unless the suite's compare mapping names another
+        title = spec.get("label") or spec["name"]
+        ours = rows[rows["dataset"] == title]
         if ours.empty:
             continue
         theirs = published_for(published, spec["name"], **(spec.get("options") or {}))
-        frame = compare(ours, theirs, datasets=config["suite"].get("compare") or {})
+        frame = compare(ours, theirs, datasets={title: pairs.get(title, spec["name"])})
         if not frame.empty:
             frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

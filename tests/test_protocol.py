@@ -183,3 +183,23 @@ def test_scaler_fitted_on_training_profiles_only():
     else:
         pytest.fail("no seed put the largest household in evaluation")
     assert data.scaler.high == pytest.approx(1.1 * train_max, rel=1e-5)
+
+
+def test_two_protocols_of_one_dataset_stay_apart_beside_the_paper():
+    """energydiff_quick runs LCL under the paper's split and under the household split: each label gets its
+    own comparison (and model-order agreement) against the paper's LCL table."""
+    from bench.render import published_comparison
+    from bench.report.agreement import rank_agreement
+
+    base = {"suite": "s", "task": "generation", "resolution": 30, "setting": "", "seed": 0, "metric": "GFD",
+            "std": 0.001, "status": "ok", "note": ""}
+    rows = pd.DataFrame([{**base, "dataset": label, "model": model, "value": value}
+                         for label, scale in (("lcl", 1.0), ("lcl-household", -1.0))
+                         for model, value in (("gmm", 1 + scale * 0.5), ("vae", 1.0), ("energydiff", 1 - scale * 0.3))])
+    config = {"suite": {"datasets": [{"name": "lcl"}, {"name": "lcl", "label": "lcl-household"}]}}
+    frame = published_comparison(config, rows)
+    assert set(frame["dataset"]) == {"lcl", "lcl-household"} and set(frame["paper_dataset"]) == {"lcl"}
+    agreement = rank_agreement(frame, {"GFD": "lower"})
+    taus = dict(zip(agreement["dataset"], agreement["kendall_tau"]))
+    # the two orders are reversed, so their agreement with the one published order has opposite signs
+    assert set(taus) == {"lcl", "lcl-household"} and taus["lcl"] == pytest.approx(-taus["lcl-household"])
