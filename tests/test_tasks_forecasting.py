@@ -367,19 +367,25 @@ def test_protocol_notes_say_what_is_stated_and_what_assumed():
     assert any(n.startswith("paper:") for n in notes) and any(n.startswith("assumed:") for n in notes)
 
 
-def test_mse_and_scaled_mape_by_hand():
-    """Two windows of two steps, point forecasts, one bootstrap draw of everything: the metrics by hand."""
+def point_forecast_rows(truth_kw: np.ndarray, pred_kw: np.ndarray, **overrides) -> dict:
+    """The scored rows of point forecasts ``pred_kw`` of two day-ahead windows of two steps ``truth_kw`` (kW),
+    scaled by a kW 0..2 -> -1..1 scaler (scaled = kW - 1), one bootstrap draw of every window."""
     from bench.data.scaling import MinMaxScaler
 
-    scaler = MinMaxScaler(0.0, 2.0)  # kW 0..2 -> -1..1, i.e. scaled = kW - 1
-    truth_kw = np.array([[0.5, 1.5], [0.25, 2.0]])
-    pred_kw = np.array([[0.75, 1.0], [0.25, 1.0]])
+    scaler = MinMaxScaler(0.0, 2.0)
     meta = pd.DataFrame({"series_id": ["a", "b"], "origin": pd.to_datetime(["2013-01-08", "2013-01-09"])})
     query = ForecastQuery(history=np.zeros((2, 2), np.float32), horizon=2, meta=meta, resolution=720)
     data = forecasting.TaskData(train=None, real=None, scaler=scaler, split_rule="", settings=["day-ahead"],
                                 examples=[], queries=[query], targets=[scaler.transform(truth_kw)], n_samples=2)
     outcome = {"status": "ok", "forecasts": [scaler.transform(pred_kw)], "point": [True]}
-    rows = by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0, mape_eps=0.01), 0))
+    return by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0, **overrides), 0))
+
+
+def test_mse_and_scaled_mape_by_hand():
+    """Two windows of two steps, point forecasts, one bootstrap draw of everything: the metrics by hand."""
+    truth_kw = np.array([[0.5, 1.5], [0.25, 2.0]])
+    pred_kw = np.array([[0.75, 1.0], [0.25, 1.0]])
+    rows = point_forecast_rows(truth_kw, pred_kw, mape_eps=0.01)
     err = pred_kw - truth_kw  # 0.25, -0.5, 0, -1
     assert rows[("day-ahead", "MSE")]["value"] == pytest.approx((0.0625 + 0.25 + 0 + 1) / 4)
     assert rows[("day-ahead", "RMSE")]["value"] == pytest.approx(np.sqrt((0.0625 + 0.25 + 0 + 1) / 4))
@@ -391,16 +397,6 @@ def test_mse_and_scaled_mape_by_hand():
 
 def test_default_mape_leaves_out_loads_under_10_watts():
     """The task's default MAPE threshold is 10 W: a 5 W true load is left out, a 20 W one is scored."""
-    from bench.data.scaling import MinMaxScaler
-
-    scaler = MinMaxScaler(0.0, 2.0)
-    truth_kw = np.array([[0.005, 1.0], [0.02, 2.0]])
-    pred_kw = np.array([[0.5, 1.5], [0.03, 1.0]])
-    meta = pd.DataFrame({"series_id": ["a", "b"], "origin": pd.to_datetime(["2013-01-08", "2013-01-09"])})
-    query = ForecastQuery(history=np.zeros((2, 2), np.float32), horizon=2, meta=meta, resolution=720)
-    data = forecasting.TaskData(train=None, real=None, scaler=scaler, split_rule="", settings=["day-ahead"],
-                                examples=[], queries=[query], targets=[scaler.transform(truth_kw)], n_samples=2)
-    outcome = {"status": "ok", "forecasts": [scaler.transform(pred_kw)], "point": [True]}
-    rows = by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0), 0))
+    rows = point_forecast_rows(np.array([[0.005, 1.0], [0.02, 2.0]]), np.array([[0.5, 1.5], [0.03, 1.0]]))
     # scored: 1.0 -> 1.5 (0.5), 0.02 -> 0.03 (0.5), 2.0 -> 1.0 (0.5); the 5 W step is left out
     assert rows[("day-ahead", "MAPE")]["value"] == pytest.approx(0.5, rel=1e-4)
