@@ -99,7 +99,7 @@ def parse_protocol(table: dict, where: str) -> dict:
 
 
 def describe_protocol(protocol: dict) -> str:
-    """One line naming a protocol's settings, e.g. ``split day, fractions 0.5/0.25/0.25, max_eval all``."""
+    """One line naming a protocol's settings, e.g. ``split pooled, fractions 0.5/0.25/0.25, max_eval all``."""
     parts = []
     for key, value in protocol.items():
         if isinstance(value, (list, tuple)):
