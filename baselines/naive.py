@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.api import Generator, Model
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.registry import register_model
-
-# Random streams: offset 0 is kept for fitting, sampling uses its own stream so that adding randomness to a
-# fit never changes the samples of a model that had none.
-SAMPLE_STREAM = 1
+from bench.seeds import Stream
 
 
 def training_matrix(train: ProfileSet, model: str) -> np.ndarray:
@@ -56,13 +54,13 @@ def check_sample_request(n: int, cond: object, fitted: bool, model: str) -> int:
 
 
 @register_model("resample-train")
-class ResampleTrain:
+class ResampleTrain(Model, Generator):
     """Training days drawn uniformly with replacement (memorising upper bound for marginal metrics)."""
 
-    capabilities = frozenset({"generate"})
-    configs = {"quick": {}, "paper": {}}
+    learns = False
 
     def __init__(self) -> None:
+        super().__init__()
         self._train: np.ndarray | None = None
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
@@ -72,18 +70,18 @@ class ResampleTrain:
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``n`` training rows drawn with replacement, ``[n, T]`` float32."""
         n = check_sample_request(n, cond, self._train is not None, "resample-train")
-        rows = ctx.rng(SAMPLE_STREAM).integers(0, len(self._train), size=n)
+        rows = ctx.rng(Stream.MODEL_SAMPLE).integers(0, len(self._train), size=n)
         return self._train[rows].copy()
 
 
 @register_model("independent-marginals")
-class IndependentMarginals:
+class IndependentMarginals(Model, Generator):
     """Each time step drawn independently from its training ECDF (exact marginals, no dependence)."""
 
-    capabilities = frozenset({"generate"})
-    configs = {"quick": {}, "paper": {}}
+    learns = False
 
     def __init__(self) -> None:
+        super().__init__()
         self._train: np.ndarray | None = None
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
@@ -95,5 +93,5 @@ class IndependentMarginals:
         n = check_sample_request(n, cond, self._train is not None, "independent-marginals")
         n_train, length = self._train.shape
         # Drawing a random row per entry is sampling exactly from the step's ECDF (no interpolation).
-        rows = ctx.rng(SAMPLE_STREAM).integers(0, n_train, size=(n, length))
+        rows = ctx.rng(Stream.MODEL_SAMPLE).integers(0, n_train, size=(n, length))
         return np.take_along_axis(self._train, rows, axis=0)

@@ -95,7 +95,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     environment = json.loads(env_file.read_text()) if env_file.is_file() else None
     rows = collect_rows(config["cells"], cache)
     rows.to_csv(run_dir / "results.csv", index=False)
-    base_directions = {name: spec.direction for name, spec in ALL_METRICS.items()}
+    base_directions = {name: spec.goal for name, spec in ALL_METRICS.items()}
 
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]

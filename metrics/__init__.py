@@ -36,14 +36,14 @@ from metrics.probabilistic import (
     crps_sets,
     interval_coverage,
 )
-from metrics.registry import ALL_METRICS, GENERATION_METRICS, MetricSpec, direction
+from metrics.registry import ALL_METRICS, GENERATION_METRICS, Metric, goal
 
 __all__ = [
     "ALL_METRICS",
     "GENERATION_METRICS",
     "MAX_ABS_VALUE",
     "MetricInputError",
-    "MetricSpec",
+    "Metric",
     "accuracy",
     "auroc",
     "bootstrap",
@@ -51,7 +51,7 @@ __all__ = [
     "crps_between_ensembles",
     "crps_ensemble",
     "crps_sets",
-    "direction",
+    "goal",
     "f1",
     "frechet_distance",
     "interval_coverage",

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import metrics
-from metrics import ALL_METRICS, MetricInputError, auroc, direction
+from metrics import ALL_METRICS, MetricInputError, auroc, goal
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -39,7 +39,7 @@ def test_auroc_closed_forms():
 
 def test_auroc_is_registered_higher_is_better():
     assert ALL_METRICS["AUROC"].fn is metrics.auroc
-    assert direction("AUROC") == "higher"
+    assert goal("AUROC") == "higher"
 
 
 def test_auroc_errors():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import metrics
-from metrics import ALL_METRICS, GENERATION_METRICS, MetricInputError, MetricSpec, bootstrap, direction
+from metrics import ALL_METRICS, GENERATION_METRICS, MetricInputError, Metric, bootstrap, goal
 
 
 def test_bootstrap_is_seeded_and_matches_its_documented_draws():
@@ -159,12 +159,12 @@ HAND_CASES = {
 
 def test_registry_names_functions_and_directions():
     assert set(ALL_METRICS) == set(REGISTRY)
-    for name, (fn, goal) in REGISTRY.items():
+    for name, (fn, expected_goal) in REGISTRY.items():
         spec = ALL_METRICS[name]
         assert spec.name == name
         assert spec.fn is fn, name
-        assert spec.direction == goal, name
-        assert direction(name) == goal, name
+        assert spec.goal == expected_goal, name
+        assert goal(name) == expected_goal, name
         assert spec.description, name
 
 
@@ -204,6 +204,6 @@ def test_all_metrics_exported_and_unknown_names():
     exported = {getattr(metrics, n) for n in metrics.__all__ if callable(getattr(metrics, n))}
     assert {spec.fn for spec in ALL_METRICS.values()} <= exported
     with pytest.raises(KeyError, match="unknown metric"):
-        direction("nope")
-    with pytest.raises(ValueError, match="direction"):
-        MetricSpec("X", metrics.rmse, "smaller", "bad direction")
+        goal("nope")
+    with pytest.raises(ValueError, match="goal"):
+        Metric("X", metrics.rmse, "smaller", "bad goal")

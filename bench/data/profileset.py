@@ -11,6 +11,15 @@ import pandas as pd
 from bench.errors import DataError
 
 META_COLUMNS = ("series_id", "start", "month", "weekday", "days", "category")
+MINUTES_PER_DAY = 1440
+
+
+def steps_per_day(resolution: int) -> int:
+    """Readings per day at ``resolution`` minutes; a resolution that does not divide the day is an error."""
+    if isinstance(resolution, bool) or int(resolution) != resolution or resolution < 1 \
+            or MINUTES_PER_DAY % int(resolution):
+        raise ValueError(f"resolution must be a positive divisor of {MINUTES_PER_DAY} minutes, got {resolution!r}")
+    return MINUTES_PER_DAY // int(resolution)
 
 
 @dataclass
@@ -56,7 +65,7 @@ class ProfileSet:
 
     @property
     def steps_per_day(self) -> int:
-        return 1440 // self.resolution
+        return steps_per_day(self.resolution)
 
     @property
     def length(self) -> int:
