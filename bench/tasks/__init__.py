@@ -1,39 +1,40 @@
-"""Benchmark tasks. Each task module exposes ``NAME``, ``CAPABILITY``, ``DEFAULTS`` and the three functions
-``prepare(profiles, cfg, seed) -> TaskData``, ``run(model, data, ctx) -> outputs`` and
-``score(outputs, data, cfg, seed) -> list[dict]`` (tidy metric rows: ``metric, value, std, status, note`` and,
-for a task scored under several settings, ``setting``). A task with settings also defines
-``expected_rows(cfg) -> [(setting, metric)]`` so that models lacking its capability get ``n/a`` rows for each."""
+"""Benchmark tasks: each module registers one :class:`bench.api.Task` with :func:`register_task`.
+
+A task's ``prepare(profiles, cfg, seed)`` splits and scales the data once for every model, ``run(model, data,
+ctx)`` returns a :class:`bench.api.Outcome` and ``score(outcome, data, cfg, seed)`` tidy rows (``metric, value,
+std, status, note`` and, for a task scored under several settings, ``setting``)."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from types import ModuleType
+from bench.api import Task
+from bench.registry import Registry
 
-TASK_MODULES = {
-    "generation": "bench.tasks.generation",
-    "conditional": "bench.tasks.conditional",
-    "imputation": "bench.tasks.imputation",
-    "super_resolution": "bench.tasks.super_resolution",
-    "anomaly": "bench.tasks.anomaly",
-    "forecasting": "bench.tasks.forecasting",
-}
+TASKS: Registry[Task] = Registry("task", (
+    "bench.tasks.generation",
+    "bench.tasks.conditional",
+    "bench.tasks.imputation",
+    "bench.tasks.super_resolution",
+    "bench.tasks.anomaly",
+    "bench.tasks.forecasting",
+))
 
 
-def get_task(name: str) -> ModuleType:
-    """The task module registered as ``name``."""
-    if name not in TASK_MODULES:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}")
-    return import_module(TASK_MODULES[name])
+def register_task(task: Task) -> Task:
+    """Add ``task`` to the registry under ``task.name``; returns it (``TASK = register_task(Task(...))``)."""
+    return TASKS.register(task.name, task)
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``; a one-line error lists the known tasks otherwise."""
+    return TASKS.get(name)
 
 
 def expected_rows(name: str, cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
     """The ``(setting, metric)`` pairs task ``name`` scores under ``cfg`` at ``resolution`` (minutes; some
-    settings, such as super-resolution factors, depend on it), one empty setting by default."""
-    task = get_task(name)
-    if hasattr(task, "expected_rows"):
-        return list(task.expected_rows(cfg, resolution=resolution))
-    return [("", m) for m in cfg.get("metrics", [])]
+    settings, such as super-resolution factors, depend on it)."""
+    return list(get_task(name).expected_rows(cfg, resolution=resolution))
 
 
-def list_tasks() -> list[ModuleType]:
-    return [get_task(n) for n in sorted(TASK_MODULES)]
+def list_tasks() -> list[Task]:
+    """Every registered task, sorted by name."""
+    return [TASKS.get(n) for n in TASKS.names()]
