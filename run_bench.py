@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--households", type=int, help="load only the first N households (LCL, CER, WPuQ)")
     run.add_argument("--models", type=_csv(str), help="comma-separated model names (see `list models`)")
     run.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
-    run.add_argument("--profile", choices=("quick", "paper"), help="model config profile")
+    run.add_argument("--profile", choices=("test", "quick", "paper"),
+                     help="model config profile: test (tiny), quick (CPU, minutes) or paper (GPU)")
     run.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                      help="override a model parameter, e.g. energydiff.train_steps=200 (repeatable)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto (deep models)")
@@ -115,10 +116,12 @@ def executor_config(args):
 def cmd_run(args, argv: list[str]) -> int:
     from bench.executors import JobsFailedError
     from bench.runner import run_suite
-    from bench.suite import load_suite, override, parse_model_setting
+    from bench.suite import check_suite, load_suite, override, parse_model_setting
 
     suite = load_suite(args.suite)
-    options = {"households": args.households} if args.households else None
+    if args.households is not None and args.households < 1:
+        raise ValueError(f"--households must be a positive number of households, got {args.households}")
+    options = {"households": args.households} if args.households is not None else None
     settings: dict[str, dict] = {}
     for text in args.set:
         model, param, value = parse_model_setting(text)
@@ -126,6 +129,7 @@ def cmd_run(args, argv: list[str]) -> int:
     suite = override(suite, dataset=args.dataset, data_dir=args.data_dir, resolutions=args.resolution,
                      models=args.models, seeds=args.seeds, profile=args.profile, options=options,
                      model_settings=settings)
+    check_suite(suite)
     executor = executor_config(args)
     out_dir = Path(args.out) if args.out else DEFAULT_RESULTS / suite.name
     try:
@@ -139,7 +143,7 @@ def cmd_run(args, argv: list[str]) -> int:
         from bench.report.index import write_index
 
         write_index(DEFAULT_RESULTS)  # the overview page lists this run too
-    from bench.render import terminal_text
+    from bench.report.render import terminal_text
 
     print(terminal_text(out_dir))
     print(f"{summary.computed} cells computed, {summary.cached} from cache, {summary.seconds:.1f} s; "
@@ -151,7 +155,7 @@ def cmd_report(args) -> int:
     """Re-render one run directory, or every run directory of the results folder plus its overview page. A run
     whose cells are not all in the cache is left as it is, with the command that recomputes it."""
     from bench.cache import CellCache
-    from bench.render import missing_cells, render_run, terminal_text
+    from bench.report.render import missing_cells, render_run, terminal_text
     from bench.report.index import run_directories, write_index
 
     cache = CellCache(args.cache)

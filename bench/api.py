@@ -323,6 +323,7 @@ class Task:
         expected_rows: ``(cfg, resolution) -> [(setting, metric)]``: the rows a model without the capability
             gets as n/a.
         protocol_notes: lines printed with every table ("paper: ..." / "assumed: ...").
+        paper_layout: ``{"caption", "metrics", "settings"}`` of a second table in the paper's layout, or None.
         source: the module defining the task (its code is part of each cell's cache key).
     """
 
@@ -334,6 +335,7 @@ class Task:
     score: Callable[..., list]
     expected_rows: Callable[..., list] = _default_expected_rows
     protocol_notes: tuple[str, ...] = ()
+    paper_layout: dict | None = None
     source: str = ""
 
     def __post_init__(self) -> None:

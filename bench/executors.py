@@ -19,8 +19,9 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
-from bench.suite import DatasetSpec, Suite, TaskSpec, toml_value
+from bench.suite import DatasetSpec, toml_value
 
 EXECUTORS = ("local", "process", "submitit")
 SUBMITIT_CLUSTERS = ("local", "slurm", "debug")
@@ -72,7 +73,7 @@ class Job:
     """
 
     suite: dict
-    cells: tuple  # of bench.runner.CellRef
+    cells: tuple  # of bench.api.Cell
     cache_dir: str
     device: str = "cpu"
     use_cache: bool = True
@@ -126,69 +127,10 @@ def _base_model(model: str) -> str:
     return split_model_name(model)[0]
 
 
-def _dataset_identity(ds: DatasetSpec) -> str:
+def dataset_identity(ds: DatasetSpec) -> str:
     # two entries of one dataset with the same folder, period and options load the same profiles: one group
     return json.dumps({"name": ds.name, "data_dir": ds.data_dir, "period": ds.period, "options": ds.options},
                       sort_keys=True, default=str)
-
-
-def plan_jobs(suite: Suite, cache_dir: str | Path, *, device: str = "cpu", use_cache: bool = True) -> list[Job]:
-    """Group ``suite``'s cells into jobs, one per training run, in the order the sequential runner meets them.
-
-    Every cell is in exactly one job; model and task names are checked here, so a typo fails before
-    anything is submitted.
-    """
-    from bench.registry import get_model
-    from bench.runner import suite_cells
-    from bench.tasks import get_task
-
-    groups: dict[tuple, list] = {}
-    for ref in suite_cells(suite):
-        get_task(ref.task_name)
-        base = _base_model(ref.model)
-        get_model(base)
-        key = (_dataset_identity(suite.datasets[ref.dataset]), ref.resolution, ref.seed, base)
-        groups.setdefault(key, []).append(ref)
-    as_dict = suite.to_dict()
-    # absolute, so a job finds the cache whatever directory its process starts in
-    cache = os.path.abspath(cache_dir)
-    return [Job(suite=as_dict, cells=tuple(cells), cache_dir=cache, device=device, use_cache=use_cache)
-            for cells in groups.values()]
-
-
-def suite_from_dict(data: dict) -> Suite:
-    """Rebuild a :class:`Suite` from ``Suite.to_dict()``."""
-    datasets = tuple(DatasetSpec(**{**d, "resolutions": tuple(d["resolutions"])}) for d in data["datasets"])
-    tasks = tuple(TaskSpec(**{**t, "models": tuple(t["models"])}) for t in data["tasks"])
-    return Suite(**{**data, "seeds": tuple(data["seeds"]), "datasets": datasets, "tasks": tasks})
-
-
-def run_job(job: Job) -> JobReport:
-    """Compute the job's cells into the cache (skipping cells already there unless ``job.use_cache`` is False),
-    in order, in this process; meant for a fresh process. Cells that fail inside a model are stored as failed
-    cells; anything else (missing data, a bug) raises."""
-    started = time.perf_counter()
-    if job.threads is not None:
-        import torch
-
-        torch.set_num_threads(job.threads)
-    from bench.cache import CellCache
-    from bench.registry import get_model
-    from bench.runner import CellMemo, run_cell
-    from bench.tasks import get_task
-
-    suite, cache, memo = suite_from_dict(job.suite), CellCache(job.cache_dir), CellMemo()
-    counts = {"computed": 0, "cached": 0}
-    skipped = 0
-    for ref in job.cells:
-        # n/a cells need no work: skip them before loading any data for them
-        if get_task(ref.task_name).CAPABILITY not in get_model(_base_model(ref.model)).capabilities:
-            skipped += 1
-            continue
-        run_cell(suite, ref, cache, memo, counts, device=job.device, progress=False, use_cache=job.use_cache,
-                 save_real=False)
-    return JobReport(label=job.label, cells=len(job.cells), computed=counts["computed"], cached=counts["cached"],
-                     skipped=skipped, seconds=time.perf_counter() - started)
 
 
 def _error_text(err: BaseException) -> str:
@@ -197,9 +139,10 @@ def _error_text(err: BaseException) -> str:
 
 # each runner returns {job index: report} and {job index: exception text}
 Outcomes = tuple[dict[int, JobReport], dict[int, str]]
+RunJob = Callable[[Job], JobReport]
 
 
-def _run_local(jobs: list[Job], log) -> Outcomes:
+def _run_local(jobs: list[Job], run_job: RunJob, log) -> Outcomes:
     reports, failures = {}, {}
     for i, job in enumerate(jobs):
         try:
@@ -221,7 +164,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_process(jobs: list[Job], workers: int | None, log) -> Outcomes:
+def _run_process(jobs: list[Job], run_job: RunJob, workers: int | None, log) -> Outcomes:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -283,7 +226,7 @@ def submitit_executor(config: ExecutorConfig, folder: str | Path):
     return executor
 
 
-def _run_submitit(jobs: list[Job], config: ExecutorConfig, folder: Path, log) -> Outcomes:
+def _run_submitit(jobs: list[Job], run_job: RunJob, config: ExecutorConfig, folder: Path, log) -> Outcomes:
     executor = submitit_executor(config, folder)
     if config.slurm.get("cpus_per_task"):
         threads = int(config.slurm["cpus_per_task"])
@@ -317,8 +260,12 @@ def _log_done(log, i: int, jobs: list[Job], reports: dict, failures: dict) -> No
         log(f"{head}: {r.computed} computed, {r.cached} from cache, {r.seconds:.1f} s")
 
 
-def execute(jobs: list[Job], config: ExecutorConfig, *, out_dir: str | Path, log=print) -> list[JobReport]:
-    """Run ``jobs`` on the executor ``config`` names and wait for all of them.
+def execute(jobs: list[Job], config: ExecutorConfig, run_job: RunJob, *, out_dir: str | Path,
+            log=print) -> list[JobReport]:
+    """Run ``run_job(job)`` for every job on the executor ``config`` names and wait for all of them.
+
+    ``run_job`` (``bench.runner.run_job``) must be a module-level function so that process pools and submitit
+    can send it to other processes by reference.
 
     Returns one report per job (in the order of ``jobs``); raises :class:`JobsFailedError` after every job
     has ended if any raised. ``out_dir`` is the run directory (the default home of submitit's folder).
@@ -326,12 +273,12 @@ def execute(jobs: list[Job], config: ExecutorConfig, *, out_dir: str | Path, log
     if not jobs:
         return []
     if config.kind == "local":
-        reports, failures = _run_local(jobs, log)
+        reports, failures = _run_local(jobs, run_job, log)
     elif config.kind == "process":
-        reports, failures = _run_process(jobs, config.workers, log)
+        reports, failures = _run_process(jobs, run_job, config.workers, log)
     else:
         folder = Path(config.folder) if config.folder else Path(out_dir) / "submitit"
-        reports, failures = _run_submitit(jobs, config, folder, log)
+        reports, failures = _run_submitit(jobs, run_job, config, folder, log)
     if failures:
         raise JobsFailedError([(jobs[i], failures[i]) for i in sorted(failures)], len(jobs))
     return [reports[i] for i in range(len(jobs))]

@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from bench.registry import Registry
+
 
 @dataclass(frozen=True)
 class PostProcessor:
@@ -31,9 +33,9 @@ def _calibrate(samples: np.ndarray, train: np.ndarray) -> np.ndarray:
 # files whose code decides post-processed numbers (part of the cache key)
 SOURCES = (Path(__file__), Path(__file__).with_name("calibration.py"))
 
-POSTPROCESSORS = {
-    "C": PostProcessor("C", "marginal calibration: per-time-step map onto the training ECDF", _calibrate),
-}
+POSTPROCESSORS: Registry[PostProcessor] = Registry("post-processor")
+POSTPROCESSORS.register("C", PostProcessor("C", "marginal calibration: per-time-step map onto the training ECDF",
+                                           _calibrate))
 
 
 def split_model_name(name: str) -> tuple[str, tuple[str, ...]]:

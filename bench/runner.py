@@ -1,8 +1,13 @@
-"""Run a suite cell by cell, through the cache, and write the run directory."""
+"""Run a suite cell by cell, through the cache, and write the run directory.
+
+The runner owns the cells: it plans them into jobs (one per training run) and computes a job's cells with
+:func:`run_job`; :mod:`bench.executors` only decides where jobs run and receives ``run_job`` as an argument.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,19 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.api import Cell, Outcome
 from bench.cache import CellCache, cell_key, code_version
 from bench.context import RunContext
-from bench.postprocess import SOURCES as POSTPROCESS_SOURCES, apply, split_model_name
 from bench.data.pipeline import load_profiles
+from bench.executors import Job, JobReport, dataset_identity
+from bench.postprocess import SOURCES as POSTPROCESS_SOURCES, apply, split_model_name
 from bench.provenance import environment
 from bench.registry import get_model
-from bench.suite import Suite
-from bench.tasks import expected_rows, get_task
+from bench.report.render import render_run
+from bench.suite import Suite, check_suite, suite_from_dict
+from bench.tasks import get_task
 
-# ``setting`` distinguishes rows of one cell that a task scores under several conditions (a missing rate, an
-# up-sampling factor, a condition group); it is empty for tasks with a single setting.
-ROW_COLUMNS = ["suite", "task", "dataset", "resolution", "setting", "model", "seed", "metric", "value", "std",
-               "status", "note"]
 
 
 @dataclass
@@ -45,23 +49,9 @@ def _progress(iterable, enabled: bool, total: int, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="cell", leave=False)
 
 
-@dataclass(frozen=True)
-class CellRef:
-    """One cell of a suite by position: the dataset's index in ``suite.datasets``, a resolution, the task's
-    index in ``suite.tasks`` (and its name, for messages), a seed and a model name (``+C`` suffixes included).
-    Plain values only, so a list of them travels to other processes and machines."""
-
-    dataset: int
-    resolution: int
-    task: int
-    task_name: str
-    seed: int
-    model: str
-
-
-def suite_cells(suite: Suite) -> list[CellRef]:
+def suite_cells(suite: Suite) -> list[Cell]:
     """Every cell of ``suite`` in the fixed order the sequential runner visits them."""
-    return [CellRef(d, res, t, task.name, seed, model)
+    return [Cell(d, res, t, task.name, seed, model)
             for d, ds in enumerate(suite.datasets)
             for res in ds.resolutions
             for t, task in enumerate(suite.tasks)
@@ -77,7 +67,7 @@ class CellMemo:
     prepared: dict = field(default_factory=dict)
 
 
-def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, counts: dict, *, device: str = "cpu",
+def run_cell(suite: Suite, ref: Cell, cache: CellCache, memo: CellMemo, counts: dict, *, device: str = "cpu",
              progress: bool = False, use_cache: bool = True, log=print, save_real: bool = True) -> dict:
     """Compute one cell of ``suite`` into ``cache`` unless it is there already; returns the cell's entry of
     the run's ``config.json``.
@@ -100,25 +90,24 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
         "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
         "model": model_name, "seed": seed, "profile": suite.profile,
     }
-    if task.CAPABILITY not in spec.capabilities:
+    if task.capability not in spec.capabilities:
         return {**descriptor, "key": None, "status": "n/a", "data_notes": dict(profiles.notes)}
     # keyed by task position, not name: a suite may list one task twice with different configs
     memo_key = (d, res, ref.task, seed)
     if memo_key not in memo.prepared:
         data = task.prepare(profiles, cfg, seed)
         memo.prepared[memo_key] = data
-        real_name = f"real-{data.fingerprint()}"
-        if save_real and cache.load_array(real_name) is None:
-            cache.save_array(real_name, data.scaler.inverse(data.real.values))
-        # a task's observed masks (imputation: [settings, N, T]) let the report draw its examples
-        observed = getattr(data, "observed", None)
-        if save_real and isinstance(observed, np.ndarray) and cache.load_array(_observed_name(data, cfg)) is None:
-            cache.save_array(_observed_name(data, cfg), observed)
+        if save_real:
+            _store_array(cache, f"real-{data.fingerprint()}", lambda: data.scaler.inverse(data.real.values), log)
+            # a task's observed masks (imputation: [settings, N, T]) let the report draw its examples
+            observed = getattr(data, "observed", None)
+            if isinstance(observed, np.ndarray):
+                _store_array(cache, _observed_name(data, cfg), lambda: observed, log)
     data = memo.prepared[memo_key]
     overrides = task_spec.model_overrides.get(model_name) or task_spec.model_overrides.get(base_name)
     model_cfg = spec.config(suite.profile, overrides)
     base = {**descriptor, "model": base_name, "model_config": model_cfg,
-            "code_version": code_version(spec.cls, task)}
+            "code_version": code_version(spec.cls, task.source)}
     # a post-processed cell (``energydiff+C``) needs its base cell's samples; the base is counted only when the
     # suite lists it as a cell of its own, so that the counts add up to the number of cells
     key = _cell(base, (), spec, overrides, task, data, cfg, cache, use_cache,
@@ -136,7 +125,18 @@ def run_cell(suite: Suite, ref: CellRef, cache: CellCache, memo: CellMemo, count
 def task_config(task, protocol: dict, config: dict) -> dict:
     """A task's config in a suite: its defaults, then the suite's protocol keys the task has (split rule,
     fractions, caps, ...), then the suite's own config for the task. Part of every cell's cache key."""
-    return {**task.DEFAULTS, **{k: v for k, v in protocol.items() if k in task.DEFAULTS}, **config}
+    return {**task.defaults, **{k: v for k, v in protocol.items() if k in task.defaults}, **config}
+
+
+def _store_array(cache: CellCache, name: str, make, log) -> None:
+    """Store a run-level array unless an intact copy is there; a damaged copy is named, set aside, rewritten."""
+    problem = cache.array_problem(name)
+    if problem:
+        moved = cache.quarantine_array(name)
+        if log:
+            log(f"  damaged cache array: {problem}; moved to {moved} and rewritten")
+    if cache.load_array(name) is None:
+        cache.save_array(name, make())
 
 
 def _observed_name(data, cfg: dict) -> str:
@@ -161,12 +161,13 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
     started = time.perf_counter()
     out_dir, cache = Path(out_dir), CellCache(cache_dir)
     jobs: list = []
+    check_suite(suite)
     if executor is not None and executor != "local":
-        from bench.executors import ExecutorConfig, execute, plan_jobs
+        from bench.executors import ExecutorConfig, execute
 
         config = executor if isinstance(executor, ExecutorConfig) else ExecutorConfig(kind=executor)
         if config.kind != "local":
-            jobs = execute(plan_jobs(suite, cache_dir, device=device, use_cache=use_cache), config,
+            jobs = execute(plan_jobs(suite, cache_dir, device=device, use_cache=use_cache), config, run_job,
                            out_dir=out_dir, log=log)
             # the jobs computed (or recomputed) every cell: the pass below only reads them back
             use_cache = True
@@ -184,8 +185,6 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, *, devic
         json.dump(config, fh, indent=1, sort_keys=True, default=str)
     with open(out_dir / "environment.json", "w") as fh:
         json.dump(environment(), fh, indent=1, sort_keys=True, default=str)
-    from bench.render import render_run
-
     rows = render_run(out_dir, cache)
     if jobs:
         # report the work the jobs did, counted exactly as a sequential run counts it
@@ -208,12 +207,9 @@ def fit_key(base: dict, spec, data) -> str:
 
 
 def model_diagnostics(model) -> dict[str, float]:
-    """A model's optional ``diagnostics()`` (numbers about the fitted model, e.g. expert utilisation), as
-    plain floats; ``{}`` for models without it. Stored with the cell, so reports show them from the cache."""
-    if not hasattr(model, "diagnostics"):
-        return {}
-    values = model.diagnostics() or {}
-    return {str(k): float(v) for k, v in values.items()}
+    """A model's ``diagnostics()`` (numbers about the fitted model, e.g. expert utilisation) as plain floats;
+    stored with the cell, so reports show them from the cache."""
+    return {str(k): float(v) for k, v in (model.diagnostics() or {}).items()}
 
 
 def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cfg: dict, cache: CellCache,
@@ -231,51 +227,80 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
     if suffixes:
         inputs = {**inputs, "postprocess": list(suffixes), "postprocess_version": code_version(apply, task, *POSTPROCESS_SOURCES)}
     key = cell_key(inputs)
+    label = base["model"] + "".join(f"+{s}" for s in suffixes)
+    where = f"{label} on {base['dataset']} @ {base['resolution']} min ({base['task']}, seed {base['seed']})"
+    problem = cache.problem(key)
+    if problem:
+        # a damaged entry (corrupt, truncated, half-written) is data lost, not a reason to stop the run
+        moved = cache.quarantine(key)
+        if log:
+            log(f"  damaged cache entry for {where}: {problem}; moved to {moved}, recomputing")
     if use_cache and cache.has(key):
         counts["cached"] += 1
         return key
-    label = base["model"] + "".join(f"+{s}" for s in suffixes)
     t0 = time.perf_counter()
     if suffixes:
         base_key = cell_key({k: v for k, v in base.items() if k != "suite"})
         base_result = cache.load(base_key)
-        outcome = {"status": base_result["status"], "note": base_result["note"], "samples": None}
         samples = cache.load_samples(base_key)
-        if samples is not None:
-            outcome["samples"] = apply(suffixes, samples, data.train.values)
+        outcome = Outcome(status=base_result["status"], note=base_result["note"],
+                          samples=None if samples is None else apply(suffixes, samples, data.train.values))
     else:
         ctx = RunContext(seed=base["seed"], device=device, profile=base["profile"], progress=progress,
                          checkpoint_dir=cache.checkpoint_dir(fit_key(base, spec, data)))
         model = spec.build(base["profile"], overrides)
         outcome = task.run(model, data, ctx)
-        outcome["diagnostics"] = model_diagnostics(model)
+        outcome.diagnostics = model_diagnostics(model)
     rows = task.score(outcome, data, cfg, base["seed"])
-    result = {"rows": rows, "status": outcome["status"], "note": outcome["note"],
-              "diagnostics": outcome.get("diagnostics") or {},
-              "seconds": time.perf_counter() - t0, "fit_seconds": outcome.get("fit_seconds"),
-              "sample_seconds": outcome.get("sample_seconds"),
+    result = {"rows": rows, "status": outcome.status, "note": outcome.note, "diagnostics": outcome.diagnostics,
+              "seconds": time.perf_counter() - t0, "fit_seconds": outcome.fit_seconds,
+              "sample_seconds": outcome.sample_seconds,
               "scaler": {"low": data.scaler.low, "high": data.scaler.high}}
     # samples are stored in the model's scaled space; plots map them back to kW with the scaler
-    cache.save(key, result, outcome.get("samples"))
+    cache.save(key, result, outcome.samples)
     counts["computed"] += 1
-    if log and outcome["status"] != "ok":
-        log(f"  {label} on {base['dataset']} @ {base['resolution']} min: {outcome['status']}: {outcome['note']}")
+    if log and outcome.status != "ok":
+        log(f"  {where}: {outcome.status}: {outcome.note}")
     return key
 
 
-def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
-    """Tidy rows of every cell listed in a run's config, read from the cache alone."""
-    records = []
-    for cell in cells_meta:
-        base = {k: cell[k] for k in ("suite", "task", "dataset", "resolution", "model", "seed")}
-        if cell["key"] is None:
-            records += [{**base, "setting": setting, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
-                         "note": "model lacks this capability"}
-                        for setting, m in expected_rows(cell["task"], cell["task_config"], cell["resolution"])]
+def plan_jobs(suite: Suite, cache_dir: str | Path, *, device: str = "cpu", use_cache: bool = True) -> list[Job]:
+    """Group ``suite``'s cells into jobs, one per training run, in the order the sequential runner meets them.
+
+    Every cell is in exactly one job; model and task names are checked here, so a typo fails before
+    anything is submitted.
+    """
+    check_suite(suite)
+    groups: dict[tuple, list] = {}
+    for ref in suite_cells(suite):
+        base = split_model_name(ref.model)[0]
+        key = (dataset_identity(suite.datasets[ref.dataset]), ref.resolution, ref.seed, base)
+        groups.setdefault(key, []).append(ref)
+    as_dict = suite.to_dict()
+    # absolute, so a job finds the cache whatever directory its process starts in
+    cache = os.path.abspath(cache_dir)
+    return [Job(suite=as_dict, cells=tuple(cells), cache_dir=cache, device=device, use_cache=use_cache)
+            for cells in groups.values()]
+
+
+def run_job(job: Job) -> JobReport:
+    """Compute the job's cells into the cache (skipping cells already there unless ``job.use_cache`` is False),
+    in order, in this process; meant for a fresh process. Cells that fail inside a model are stored as failed
+    cells; anything else (missing data, a bug) raises."""
+    started = time.perf_counter()
+    if job.threads is not None:
+        import torch
+
+        torch.set_num_threads(job.threads)
+    suite, cache, memo = suite_from_dict(job.suite), CellCache(job.cache_dir), CellMemo()
+    counts = {"computed": 0, "cached": 0}
+    skipped = 0
+    for ref in job.cells:
+        # n/a cells need no work: skip them before loading any data for them
+        if get_task(ref.task_name).capability not in get_model(split_model_name(ref.model)[0]).capabilities:
+            skipped += 1
             continue
-        if not cache.has(cell["key"]):
-            raise FileNotFoundError(f"cell {cell['key']} ({cell['model']} on {cell['dataset']} @ "
-                                    f"{cell['resolution']} min) is not in the cache {cache.root}; rerun the suite")
-        for row in cache.load(cell["key"])["rows"]:
-            records.append({**base, "setting": "", **row})
-    return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
+        run_cell(suite, ref, cache, memo, counts, device=job.device, progress=False, use_cache=job.use_cache,
+                 save_real=False)
+    return JobReport(label=job.label, cells=len(job.cells), computed=counts["computed"], cached=counts["cached"],
+                     skipped=skipped, seconds=time.perf_counter() - started)

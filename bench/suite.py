@@ -189,6 +189,11 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
     if models:
         tasks = tuple(replace(t, models=tuple(models)) for t in tasks)
     if model_settings:
+        in_run = {m.split("+")[0] for t in tasks for m in t.models}
+        for m in model_settings:
+            if m not in in_run:
+                raise ValueError(f"--set {m}.*: model {m!r} is not in this run; its models: "
+                                 f"{', '.join(sorted(in_run))}")
         tasks = tuple(replace(t, model_overrides={
             **t.model_overrides,
             **{m: {**t.model_overrides.get(m, {}), **values} for m, values in model_settings.items()}})
@@ -196,6 +201,40 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
     name = suite.name if dataset is None else f"{suite.name}-{dataset}"
     return replace(suite, name=name, datasets=datasets, tasks=tasks, seeds=tuple(seeds or suite.seeds),
                    profile=profile or suite.profile)
+
+
+def check_suite(suite: Suite) -> None:
+    """Check every name and model parameter of ``suite`` before any cell runs: unknown tasks, models,
+    post-processing suffixes, profiles and parameters, and values of the wrong type, are one-line
+    ``ValueError``s listing the valid choices."""
+    from bench.api import ParamError
+    from bench.postprocess import split_model_name
+    from bench.registry import PROFILES, get_model
+    from bench.tasks import get_task
+
+    if suite.profile not in PROFILES:
+        raise ValueError(f"unknown profile {suite.profile!r}; profiles: {', '.join(PROFILES)}")
+    for task in suite.tasks:
+        try:
+            get_task(task.name)
+            bases = {split_model_name(m)[0] for m in task.models}
+            specs = {b: get_model(b) for b in bases}
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        for model, values in task.model_overrides.items():
+            base = split_model_name(model)[0]
+            if base not in specs:
+                raise ValueError(f"task {task.name!r}: parameters given for {model!r}, which it does not run; "
+                                 f"its models: {', '.join(sorted(specs))}")
+            try:
+                specs[base].config(suite.profile, values)
+            except ParamError as err:
+                raise ValueError(str(err)) from None
+        for base, spec in specs.items():
+            try:
+                spec.config(suite.profile)
+            except ParamError as err:
+                raise ValueError(str(err)) from None
 
 
 def parse_model_setting(text: str) -> tuple[str, str, object]:
@@ -215,3 +254,10 @@ def toml_value(raw: str) -> object:
         return tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return raw.strip()
+
+
+def suite_from_dict(data: dict) -> Suite:
+    """Rebuild a :class:`Suite` from ``Suite.to_dict()``."""
+    datasets = tuple(DatasetSpec(**{**d, "resolutions": tuple(d["resolutions"])}) for d in data["datasets"])
+    tasks = tuple(TaskSpec(**{**t, "models": tuple(t["models"])}) for t in data["tasks"])
+    return Suite(**{**data, "seeds": tuple(data["seeds"]), "datasets": datasets, "tasks": tasks})

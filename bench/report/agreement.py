@@ -67,7 +67,7 @@ def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.D
         tau = math.nan
         if ours.nunique() > 1 and paper.nunique() > 1:
             tau = float(kendalltau(ours.to_numpy(), paper.to_numpy()).statistic)
-        direction = directions.get(key[-1], "none")
+        direction = directions.get(key[-1], "ignore")
         same, ours_best, paper_best = math.nan, "", ""
         if direction in ("lower", "higher"):
             ob, pb = _best(ours, ours_std, direction), _best(paper, paper_std, direction)

@@ -48,10 +48,10 @@ from tabulate import tabulate
 REQUIRED_COLUMNS = ("model", "seed", "metric", "value", "std", "status", "note")
 STATUSES = ("ok", "failed", "n/a")
 MISSING = "missing"  # status of a (row, metric) pair that has no input row at all
-ARROWS = {"lower": "↓", "higher": "↑", "none": ""}
-LATEX_ARROWS = {"lower": r" $\downarrow$", "higher": r" $\uparrow$", "none": ""}
-# "none": reported but neither best-marked nor ranked (e.g. an interval coverage, best at its nominal level)
-DIRECTIONS = ("lower", "higher", "none")
+ARROWS = {"lower": "↓", "higher": "↑", "ignore": ""}
+LATEX_ARROWS = {"lower": r" $\downarrow$", "higher": r" $\uparrow$", "ignore": ""}
+# "ignore": reported but neither best-marked nor ranked (e.g. an interval coverage, best at its nominal level)
+GOALS = ("lower", "higher", "ignore")
 PAPER_METRICS = ("MMD", "GFD", "KL", "WD", "KS")
 DEFAULT_INDEX = ("dataset", "resolution", "model")
 
@@ -141,9 +141,9 @@ def _check_directions(metrics: Sequence[str], directions: dict[str, str]) -> dic
     unknown = [m for m in metrics if m not in directions]
     if unknown:
         raise ValueError(f"no direction given for metric(s) {unknown}; pass {{metric: 'lower'|'higher'}}")
-    bad = {m: directions[m] for m in metrics if directions[m] not in DIRECTIONS}
+    bad = {m: directions[m] for m in metrics if directions[m] not in GOALS}
     if bad:
-        raise ValueError(f"direction must be 'lower', 'higher' or 'none', got {bad}")
+        raise ValueError(f"goal must be 'lower', 'higher' or 'ignore', got {bad}")
     return {m: directions[m] for m in metrics}
 
 
@@ -248,7 +248,7 @@ def _best_and_ranks(means: np.ndarray, stds: np.ndarray, status: np.ndarray, gro
     ranks = np.full(means.shape, np.nan)
     for members in groups:
         for j, metric in enumerate(metrics):
-            if directions[metric] == "none":
+            if directions[metric] == "ignore":
                 continue
             ok = [i for i in members if status[i, j] == "ok"]
             failed = [i for i in members if status[i, j] == "failed"]

@@ -20,6 +20,7 @@ from bench.data.loaders.lcl import load_lcl
 from bench.data.loaders.uci import load_uci
 from bench.data.loaders.wpuq import load_wpuq
 from bench.data.readings import Readings
+from bench.registry import Registry
 
 __all__ = ["DATASETS", "DatasetInfo", "ENV_DATA", "load_dataset"]
 
@@ -49,9 +50,8 @@ class DatasetInfo:
     embedded: bool = False
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+for info in (
         DatasetInfo(
             name="uci",
             description="UCI individual household electric power consumption (1 French household, 2006-2010)",
@@ -94,8 +94,8 @@ DATASETS: dict[str, DatasetInfo] = {
                   "plain, .csv.gz or inside a zip archive",
             license="CC BY 4.0; Open Power System Data, CoSSMic project",
             options="feed (grid_import, pv, ...), kind (residential|industrial|public), resolution, households"),
-    )
-}
+):
+    DATASETS.register(info.name, info)
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> Readings:
@@ -112,9 +112,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> Re
         DataError: missing, corrupt or malformed files, naming the file (or archive and member), line and
             column.
     """
-    info = DATASETS.get(name)
-    if info is None:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
+    info = DATASETS[name]
     if info.embedded:
         return info.loader(**options)
     return info.loader(resolve_data_dir(name, data_dir), **options)

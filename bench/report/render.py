@@ -10,7 +10,12 @@ import pandas as pd
 
 from bench.cache import CellCache
 from bench.data.scaling import MinMaxScaler
-from bench.runner import collect_rows
+from bench.tasks import expected_rows
+
+# ``setting`` distinguishes rows of one cell that a task scores under several conditions (a missing rate, an
+# up-sampling factor, a condition group); it is empty for tasks with a single setting.
+ROW_COLUMNS = ["suite", "task", "dataset", "resolution", "setting", "model", "seed", "metric", "value", "std",
+               "status", "note"]
 
 
 def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
@@ -56,7 +61,7 @@ def protocol_lines(config: dict) -> list[str]:
     if data_notes:
         lines += ["- data:", *(f"  - {n}" for n in data_notes)]
     task_notes = dict.fromkeys(f"{c['task']}: {note}" for c in cells
-                               for note in getattr(get_task(c["task"]), "PROTOCOL_NOTES", ()))
+                               for note in get_task(c["task"]).protocol_notes)
     if task_notes:
         lines += ["- task protocol (paper = stated in the paper, assumed = not stated there):",
                   *(f"  - {n}" for n in task_notes)]
@@ -66,14 +71,12 @@ def protocol_lines(config: dict) -> list[str]:
     return lines
 
 
-def task_directions(task: str, base: dict[str, str]) -> dict[str, str]:
-    """Metric directions for ``task``: the registered metrics' plus the task module's own
-    ``METRIC_DIRECTIONS`` and ``UNRANKED_METRICS`` (shown without best marks or ranks)."""
-    from bench.tasks import get_task
+def metric_goals(metric_names) -> dict[str, str]:
+    """``{metric: goal}`` (lower / higher / ignore) from the metric registry, for the metrics a table shows;
+    an unregistered metric is an error naming it."""
+    from metrics import METRICS
 
-    module = get_task(task)
-    return {**base, **getattr(module, "METRIC_DIRECTIONS", {}),
-            **{m: "none" for m in getattr(module, "UNRANKED_METRICS", ())}}
+    return {m: METRICS.get(m).goal for m in metric_names}
 
 
 def missing_cells(config: dict, cache: CellCache) -> list[dict]:
@@ -87,7 +90,6 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     Returns the tidy rows.
     """
     from bench.report import plots, tables
-    from metrics import ALL_METRICS
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
@@ -95,15 +97,14 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     environment = json.loads(env_file.read_text()) if env_file.is_file() else None
     rows = collect_rows(config["cells"], cache)
     rows.to_csv(run_dir / "results.csv", index=False)
-    base_directions = {name: spec.goal for name, spec in ALL_METRICS.items()}
 
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]
     tex = []
     task_tables = {}
     for task, task_rows in rows.groupby("task", sort=False):
-        directions = task_directions(task, base_directions)
         metrics = list(dict.fromkeys(task_rows["metric"]))
+        directions = metric_goals(metrics)
         with_setting = task_rows["setting"].fillna("").astype(str).str.len().gt(0).any()
         index = ("dataset", "resolution", "setting", "model") if with_setting else tables.DEFAULT_INDEX
         if with_setting:
@@ -117,7 +118,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         for word in ("lower", "higher"):
             named = [m for m in metrics if directions[m] == word]
             caption += f"; {word} is better for {', '.join(named)}" if named else ""
-        unranked = [m for m in metrics if directions[m] == "none"]
+        unranked = [m for m in metrics if directions[m] == "ignore"]
         caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         tex.append(tables.to_latex(table, caption))
@@ -138,7 +139,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         from bench.report.published import comparison_markdown, side_by_side_markdown
 
         comparison.to_csv(run_dir / "comparison.csv", index=False)
-        agreement = rank_agreement(comparison, base_directions)
+        agreement = rank_agreement(comparison, metric_goals(set(comparison["metric"])))
         agreement.to_csv(run_dir / "agreement.csv", index=False)
         md += ["## compared with the papers' published numbers", "", "### side by side, in the papers' layout", "",
                side_by_side_markdown(comparison), "", "### every number", "", comparison_markdown(comparison), "",
@@ -165,12 +166,12 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
 
 
 def paper_layout(task: str, task_rows: pd.DataFrame, directions: dict[str, str]):
-    """``(table, caption)`` of ``task`` in its paper's layout (settings as column groups), when the task module
-    declares ``PAPER_LAYOUT = {"caption": ..., "metrics": [...], "settings": [...] | None}``; else None."""
+    """``(table, caption)`` of ``task`` in its paper's layout (settings as column groups), when the task declares
+    ``paper_layout = {"caption": ..., "metrics": [...], "settings": [...] | None}``; else None."""
     from bench.report import tables
     from bench.tasks import get_task
 
-    layout = getattr(get_task(task), "PAPER_LAYOUT", None)
+    layout = get_task(task).paper_layout
     if not layout:
         return None
     metrics = [m for m in layout["metrics"] if m in set(task_rows["metric"])]
@@ -379,3 +380,21 @@ def _ensemble_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plots
                 items.append((f"{where}: three example profiles with each model's ensemble", path))
             figures.append((f"{dataset} @ {resolution} min, {task.replace('_', '-')}", items))
     return figures
+
+
+def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
+    """Tidy rows of every cell listed in a run's config, read from the cache alone."""
+    records = []
+    for cell in cells_meta:
+        base = {k: cell[k] for k in ("suite", "task", "dataset", "resolution", "model", "seed")}
+        if cell["key"] is None:
+            records += [{**base, "setting": setting, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
+                         "note": "model lacks this capability"}
+                        for setting, m in expected_rows(cell["task"], cell["task_config"], cell["resolution"])]
+            continue
+        if not cache.has(cell["key"]):
+            raise FileNotFoundError(f"cell {cell['key']} ({cell['model']} on {cell['dataset']} @ "
+                                    f"{cell['resolution']} min) is not in the cache {cache.root}; rerun the suite")
+        for row in cache.load(cell["key"])["rows"]:
+            records.append({**base, "setting": "", **row})
+    return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
