@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "sdmetrics", "scoringrules", "matplotlib",
+PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "scoringrules", "matplotlib",
             "tabulate", "h5py", "tqdm")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,8 @@ ENTRY_POINT_GROUP = "meterbench.models"
 class Registry(Generic[T]):
     """Named entries of one kind, filled by their modules on first use."""
 
-    def __init__(self, kind: str, modules: tuple[str, ...] = (), entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, modules: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
+                 entry_point_group: str | None = None) -> None:
         self.kind = kind
         self.modules = modules
         self.entry_point_group = entry_point_group
@@ -48,7 +49,7 @@ class Registry(Generic[T]):
             return
         self._loading = True
         try:
-            for module in self.modules:
+            for module in self.modules() if callable(self.modules) else self.modules:
                 import_module(module)
             if self.entry_point_group:
                 for ep in entry_points(group=self.entry_point_group):
@@ -112,22 +113,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 # -- models ----------------------------------------------------------------------------------------------------
-BUILTIN_MODELS = (
-    "baselines.naive",
-    "baselines.gmm",
-    "baselines.tcopula",
-    "baselines.energydiff",
-    "baselines.vae",
-    "baselines.wgan",
-    "baselines.gan",
-    "baselines.naive_tasks",
-    "baselines.smartmeterfm",
-    "baselines.loadpin",
-    "baselines.profilesr",
-    "baselines.detectors",
-    "baselines.forecasters",
-    "baselines.unified",
-)
+def builtin_model_modules() -> tuple[str, ...]:
+    """Every module of the ``baselines`` package (a new model is one new file there: nothing else to edit)."""
+    import pkgutil
+
+    import baselines
+
+    return tuple(f"baselines.{m.name}" for m in pkgutil.iter_modules(baselines.__path__)
+                 if not m.ispkg and not m.name.startswith("_"))
+
+
 PROFILES = ("test", "quick", "paper")
 
 
@@ -166,7 +161,7 @@ class ModelSpec:
         return self.cls(**self.config(profile, overrides))
 
 
-MODELS: Registry[ModelSpec] = Registry("model", BUILTIN_MODELS, ENTRY_POINT_GROUP)
+MODELS: Registry[ModelSpec] = Registry("model", builtin_model_modules, ENTRY_POINT_GROUP)
 
 
 def model_spec(name: str, cls: type, fixed: dict | None = None) -> ModelSpec:

@@ -38,6 +38,9 @@ class Stream(IntEnum):
     # -- harness: scoring --------------------------------------------------------------------------------
     GENERATION_BOOTSTRAP = 20  # bench.tasks.generation: bootstrap resamples of generated and real profiles
     PAIRED_BOOTSTRAP = 21  # bench.tasks.common: paired bootstrap over query profiles (ensemble tasks)
+    # -- harness: reports and measurements ----------------------------------------------------------------
+    REPORT_FIGURES = 30  # bench.report.plots: which profiles a figure draws, subsamples of scatter plots
+    PERF_INPUTS = 31  # bench.perf: the synthetic inputs and network initialisation of speed measurements
     # -- models ------------------------------------------------------------------------------------------
     MODEL_FIT = 100  # randomness of a classical fit (EM initialisation, PCA solver)
     MODEL_INIT = 101  # torch global seed before building networks (weight initialisation), [.., part]

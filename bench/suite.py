@@ -189,8 +189,12 @@ def override(suite: Suite, *, dataset: str | None = None, data_dir: str | None =
     if models:
         tasks = tuple(replace(t, models=tuple(models)) for t in tasks)
     if model_settings:
+        from bench.registry import MODELS
+
         in_run = {m.split("+")[0] for t in tasks for m in t.models}
         for m in model_settings:
+            if m not in MODELS:
+                raise ValueError(f"--set {m}.*: unknown model {m!r}; known: {', '.join(MODELS.names())}")
             if m not in in_run:
                 raise ValueError(f"--set {m}.*: model {m!r} is not in this run; its models: "
                                  f"{', '.join(sorted(in_run))}")
