@@ -73,20 +73,26 @@ def cmd_list(what: str) -> None:
     from tabulate import tabulate
 
     if what == "models":
+        from dataclasses import fields
+
         from bench.registry import list_models
 
-        rows = [(m.name, ", ".join(sorted(m.capabilities)), ", ".join(m.configs), m.description)
-                for m in list_models()]
-        print(tabulate(rows, headers=["model", "capabilities", "profiles", "description"]))
+        rows = [(m.name, ", ".join(sorted(m.capabilities)), ", ".join(f.name for f in fields(m.params)) or "-",
+                 m.description) for m in list_models()]
+        print(tabulate(rows, headers=["model", "capabilities", "parameters (--set model.param=value)", "description"],
+                       maxcolwidths=[None, 24, 48, 60]))
     elif what == "datasets":
         from bench.data.loaders import DATASETS
 
         rows = [(d.name, f"{d.resolution} min", d.description) for d in DATASETS.values()]
         print(tabulate(rows, headers=["dataset", "native resolution", "description"]))
     elif what == "tasks":
+        import sys
+
         from bench.tasks import list_tasks
 
-        rows = [(t.NAME, t.CAPABILITY, (t.__doc__ or "").strip().splitlines()[0]) for t in list_tasks()]
+        rows = [(t.name, t.capability, (sys.modules[t.run.__module__].__doc__ or "").strip().splitlines()[0])
+                for t in list_tasks()]
         print(tabulate(rows, headers=["task", "needs capability", "description"]))
     else:
         from bench.suite import describe_protocol, list_suites, load_suite

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +73,42 @@ def from_safe(value: Any, current: Any = None) -> Any:
     return value
 
 
+def _load_failure(err: BaseException) -> str:
+    """The part of a ``torch.load`` error that says what the file holds (for weights-only refusals, the
+    offending global or opcode rather than torch's advice on how to load the file unsafely)."""
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        paragraphs = [" ".join(part.split()) for part in text.split(marker, 1)[1].split("\n\n") if part.strip()]
+        if paragraphs:
+            return paragraphs[0].split(" Please use ")[0].rstrip(".")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first or type(err).__name__
+
+
 def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``; a file holding pickled objects (or not a torch file at all)
     is an :class:`UnsafeFileError` naming ``path``."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError: all "not safe data"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UnsafeFileError(f"{path}: not a file of tensors and plain values ({first})") from None
+        raise UnsafeFileError(f"{path}: not a file of tensors and plain values ({_load_failure(err)}); "
+                              f"refused without running it") from None
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file, then rename, so a crash never leaves a half-written file."""
+    """``torch.save`` to a temporary file, then rename, so a crash never leaves a half-written file (the
+    temporary name is unique, so two processes writing the same file never mix their bytes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 

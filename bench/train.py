@@ -7,6 +7,12 @@ per optimizer it wants to step (a GAN steps its critic several times per generat
 are drawn by the loop from one seeded generator whose state is checkpointed together with the weights, the
 optimizers, the EMA copies and the global torch RNG, so a resumed run continues exactly where an
 uninterrupted one would have been.
+
+Checkpoints are data only (tensors and plain values: state dicts, RNG states as byte tensors), written
+atomically and read back with :func:`bench.persist.safe_load`; a checkpoint file holding a pickled object is
+refused with :class:`bench.persist.UnsafeFileError`, never run. Randomness comes from the cell seed's named
+streams (:mod:`bench.seeds`): minibatches and per-step noise from ``TRAIN_BATCHES``, the global torch seed at
+the first step (dropout) from ``TRAIN_DROPOUT``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +31,12 @@ import torch
 from torch import nn
 
 from bench.context import RunContext
+from bench.persist import UnsafeFileError, atomic_save, safe_load
+from bench.seeds import Stream
 
 CHECKPOINT_NAME = "train_state.pt"
+# what a checkpoint holds; a file without all of these is not a checkpoint of this loop
+_CHECKPOINT_KEYS = ("fingerprint", "step", "networks", "optimizers", "ema", "generator", "torch_rng", "cuda_rng")
 
 
 @dataclass
@@ -164,7 +173,8 @@ class Trainer:
         compiled = bool(cfg.compile) and self.device.type == "cuda"
         self._forward = {k: torch.compile(v, mode=cfg.compile) if compiled else v for k, v in self.networks.items()}
         self.step_count = 0
-        self.generator = torch.Generator(device="cpu").manual_seed(int(ctx.seed))
+        # minibatch order and per-step noise (randn / rand) come from one CPU generator, checkpointed with the run
+        self.generator = ctx.torch_generator(Stream.TRAIN_BATCHES)
 
     # -- used by step functions -------------------------------------------------------------------------
     def autocast(self):
@@ -204,12 +214,10 @@ class Trainer:
     def _checkpoint_path(self) -> Path | None:
         return None if self.ctx.checkpoint_dir is None else Path(self.ctx.checkpoint_dir) / CHECKPOINT_NAME
 
-    def save_checkpoint(self) -> None:
-        path = self._checkpoint_path()
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
+    def checkpoint_state(self) -> dict:
+        """Everything a resume needs, as tensors and plain values only (loadable with ``weights_only=True``):
+        state dicts of networks, optimizers and EMA copies, and the RNG states as CPU byte tensors."""
+        return {
             "fingerprint": self._fingerprint(), "step": self.step_count,
             "networks": {k: v.state_dict() for k, v in self.networks.items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
@@ -217,17 +225,31 @@ class Trainer:
             "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+
+    def save_checkpoint(self) -> None:
+        """Write :meth:`checkpoint_state` atomically to the context's checkpoint directory (if it has one)."""
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        atomic_save(self.checkpoint_state(), path)
 
     def try_resume(self) -> int:
-        """Load a matching checkpoint if there is one; returns the step it resumes from (0 if none)."""
+        """Load a matching checkpoint if there is one; returns the step it resumes from (0 if none).
+
+        A checkpoint of another config, model or seed is ignored (training starts afresh). A file that holds
+        anything but tensors and plain values raises :class:`bench.persist.UnsafeFileError` naming it; its
+        contents are never executed.
+        """
         path = self._checkpoint_path()
         if path is None or not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        if state.get("fingerprint") != self._fingerprint():
+        # loaded on the CPU: RNG states must stay CPU byte tensors, and load_state_dict copies weights and
+        # optimizer moments onto the devices of the live parameters
+        state = safe_load(path, map_location="cpu")
+        if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
+            raise UnsafeFileError(f"{path}: not a training checkpoint of bench.train (expected a dict with "
+                                  f"{', '.join(_CHECKPOINT_KEYS)})")
+        if state["fingerprint"] != self._fingerprint():
             return 0  # a checkpoint of a different config or model: start afresh rather than mix them
         for k, v in self.networks.items():
             v.load_state_dict(state["networks"][k])
@@ -256,7 +278,7 @@ class Trainer:
         resumed = self.try_resume()
         if not resumed:
             # dropout and other global-RNG draws start from the seed; a resumed run restores them instead
-            seed_everything(int(self.ctx.seed) + 1)
+            seed_everything(self.ctx.int_seed(Stream.TRAIN_DROPOUT))
         for net in self.networks.values():
             net.train()
         start = time.perf_counter()
