@@ -19,9 +19,13 @@ scored.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from baselines.nn.blocks import check_positive_int
+from bench.api import Detector, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.registry import register_model
@@ -69,22 +73,34 @@ def largest_window_mean(z: np.ndarray, valid: np.ndarray, width: int) -> np.ndar
     return np.where(window_count > 0, means, 0.0).max(axis=1, initial=0.0)
 
 
+@dataclass(frozen=True)
+class ZScoreDetectorParams(Params):
+    """Hyper-parameters of :class:`ZScoreDetector`.
+
+    Attributes:
+        std_floor: lower bound of the reference standard deviation, in scaled units.
+        window_hours: length of the sliding windows whose mean z-score is taken.
+    """
+
+    std_floor: float = 0.01
+    window_hours: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("std_floor", "window_hours"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
 @register_model("zscore-detector")
-class ZScoreDetector:
+class ZScoreDetector(Model, Detector):
     """Largest absolute windowed mean z-score of a profile against its household's history (or, without
     history, against the training profiles)."""
 
-    capabilities = frozenset({"detect"})
-    configs = {"quick": {"std_floor": 0.01, "window_hours": 3.0},
-               "paper": {"std_floor": 0.01, "window_hours": 3.0}}
+    Params = ZScoreDetectorParams
 
-    def __init__(self, std_floor: float = 0.01, window_hours: float = 3.0) -> None:
-        for name, value in (("std_floor", std_floor), ("window_hours", window_hours)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        self.std_floor = float(std_floor)
-        self.window_hours = float(window_hours)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
 
@@ -119,16 +135,30 @@ class ZScoreDetector:
                                    window_steps(self.window_hours, query.resolution))
 
 
+@dataclass(frozen=True)
+class PCADetectorParams(Params):
+    """Hyper-parameters of :class:`PCADetector`.
+
+    Attributes:
+        n_components: principal components kept (fewer when the training set spans fewer directions).
+    """
+
+    n_components: int = 8
+
+    def __post_init__(self) -> None:
+        check_positive_int("n_components", self.n_components)
+
+
 @register_model("pca-detector")
-class PCADetector:
+class PCADetector(Model, Detector):
     """Mean squared PCA reconstruction error of a profile (principal subspace of the training profiles); a
     population model that ignores ``query.history``."""
 
-    capabilities = frozenset({"detect"})
-    configs = {"quick": {"n_components": 8}, "paper": {"n_components": 16}}
+    Params = PCADetectorParams
+    profiles = {"test": {"n_components": 4}, "paper": {"n_components": 16}}
 
-    def __init__(self, n_components: int = 8) -> None:
-        self.n_components = check_positive_int("n_components", n_components)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self.mean_: np.ndarray | None = None
         self.components_: np.ndarray | None = None
 

@@ -14,27 +14,34 @@ Everything works in the task's scaled space, on the complete histories of :class
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from baselines.nn.blocks import check_positive_int, raise_if_nonfinite
+from baselines.nn.blocks import build_for_loading, check_positive_int, raise_if_nonfinite
+from baselines.nn.sampling import draw_in_batches
+from bench.api import Forecaster, Model, Params
 from bench.context import RunContext
-from bench.data.profileset import ProfileSet
+from bench.data.profileset import ProfileSet, steps_per_day
 from bench.errors import ModelFitError
+from bench.persist import UnsafeFileError, from_safe, to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import ForecastExamples, ForecastQuery
 from bench.train import Trainer, TrainConfig, resolve_device, seed_everything
 
 N_CALENDAR = 6  # columns of bench.tasks.queries.calendar_features
+FORECAST_BATCH = 4096  # windows per forward pass when forecasting
 
 
 def _steps_per_day(query: ForecastQuery, model: str) -> int:
-    if 1440 % query.resolution != 0:
-        raise ValueError(f"{model}: resolution {query.resolution} min does not divide a day")
-    return 1440 // query.resolution
+    try:
+        return steps_per_day(query.resolution)
+    except ValueError as err:
+        raise ValueError(f"{model}: {err}") from None
 
 
 def seasonal_repeat(history: np.ndarray, period: int, horizon: int) -> np.ndarray:
@@ -52,20 +59,13 @@ def seasonal_repeat(history: np.ndarray, period: int, horizon: int) -> np.ndarra
     return history[:, index].astype(np.float32)
 
 
-class _NaiveForecaster:
+class _NaiveForecaster(Model, Forecaster):
     """Common part of the closed-form forecasters: nothing to fit, point forecasts."""
 
-    capabilities = frozenset({"forecast"})
-    configs = {"quick": {}, "paper": {}}
-
-    def __init__(self) -> None:
-        pass
+    learns = False
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
         """Nothing to learn."""
-
-    def forecast(self, query: ForecastQuery, n_samples: int, ctx: RunContext) -> np.ndarray:
-        raise NotImplementedError
 
 
 @register_model("seasonal-naive")
@@ -162,14 +162,55 @@ class ResidualMLP(nn.Module):
         return x[:, self.index].mean(dim=1) + self.net(x)
 
 
-def _check_fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+
+
+@dataclass(frozen=True)
+class MLPForecasterParams(Params):
+    """Hyper-parameters of :class:`MLPForecaster`.
+
+    Attributes:
+        hidden: width of the hidden layers.
+        n_layers: linear layers (at least 2).
+        train_steps, batch_size, lr, weight_decay: the AdamW run of each (history, horizon) network.
+        input_dropout, dropout: dropout on the inputs and after every hidden activation.
+        ema_decay: decay of the weight average used for forecasting (None: the raw weights).
+        std_floor: lower bound of the per-window standard deviation, in scaled units.
+    """
+
+    hidden: int = 256
+    n_layers: int = 3
+    train_steps: int = 1500
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    input_dropout: float = 0.2
+    dropout: float = 0.5
+    ema_decay: float | None = 0.99
+    std_floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_positive_int("hidden", self.hidden)
+        if check_positive_int("n_layers", self.n_layers) < 2:
+            raise ValueError(f"n_layers must be at least 2, got {self.n_layers}")
+        check_positive_int("train_steps", self.train_steps)
+        check_positive_int("batch_size", self.batch_size)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if self.ema_decay is not None:
+            _check_fraction("ema_decay", self.ema_decay)
+        _check_fraction("input_dropout", self.input_dropout)
+        _check_fraction("dropout", self.dropout)
+        if not (math.isfinite(self.std_floor) and self.std_floor > 0):
+            raise ValueError(f"std_floor must be a positive number, got {self.std_floor!r}")
 
 
 @register_model("mlp-forecaster")
-class MLPForecaster:
+class MLPForecaster(Model, Forecaster):
     """A residual MLP on the normalised history and calendar features, trained per (history, horizon) (point).
 
     Model. The history is normalised by the mean and std (floored at ``std_floor``, in scaled units) of its
@@ -194,57 +235,55 @@ class MLPForecaster:
     3 layers, lr 1e-3). Deterministic given ``ctx.seed``.
     """
 
-    capabilities = frozenset({"forecast"})
-    configs = {
-        "quick": {"hidden": 256, "n_layers": 3, "train_steps": 1500, "batch_size": 128, "lr": 1e-3,
-                  "weight_decay": 0.05, "input_dropout": 0.2, "dropout": 0.5, "ema_decay": 0.99,
-                  "std_floor": 0.05},
-        "paper": {"hidden": 512, "n_layers": 3, "train_steps": 10000, "batch_size": 256, "lr": 1e-3,
-                  "weight_decay": 0.05, "input_dropout": 0.2, "dropout": 0.5, "ema_decay": 0.999,
-                  "std_floor": 0.05},
-    }
+    Params = MLPForecasterParams
+    profiles = {"test": {"hidden": 32, "train_steps": 150, "batch_size": 64},
+                "paper": {"hidden": 512, "train_steps": 10000, "batch_size": 256, "ema_decay": 0.999}}
 
-    def __init__(self, hidden: int = 256, n_layers: int = 3, train_steps: int = 1500, batch_size: int = 128,
-                 lr: float = 1e-3, weight_decay: float = 0.05, input_dropout: float = 0.2, dropout: float = 0.5,
-                 ema_decay: float | None = 0.99, std_floor: float = 0.05) -> None:
-        check_positive_int("hidden", hidden)
-        if check_positive_int("n_layers", n_layers) < 2:
-            raise ValueError(f"n_layers must be at least 2, got {n_layers}")
-        check_positive_int("train_steps", train_steps)
-        check_positive_int("batch_size", batch_size)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-        if ema_decay is not None:
-            _check_fraction("ema_decay", ema_decay)
-        if isinstance(std_floor, bool) or not isinstance(std_floor, (int, float)) or not std_floor > 0:
-            raise ValueError(f"std_floor must be a positive number, got {std_floor!r}")
-        self.hidden, self.n_layers = hidden, n_layers
-        self.train_steps, self.batch_size = train_steps, batch_size
-        self.lr, self.weight_decay, self.ema_decay = float(lr), float(weight_decay), ema_decay
-        self.input_dropout = _check_fraction("input_dropout", input_dropout)
-        self.dropout = _check_fraction("dropout", dropout)
-        self.std_floor = float(std_floor)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        # one network per (history steps, horizon), with the steps per day its day-mean skip was built for
         self._heads: dict[tuple[int, int], nn.Module] = {}
+        self._head_steps_per_day: dict[tuple[int, int], int] = {}
         self.train_results_: dict[tuple[int, int], object] = {}
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
         """Forget any trained network (the forecaster learns from the windows of ``fit_forecast`` alone)."""
         self._heads = {}
+        self._head_steps_per_day = {}
         self.train_results_ = {}
+
+    def get_state(self) -> dict:
+        """The trained networks, each under ``"<history steps>x<horizon>"`` with the shape it was built
+        for (training histories and results are not kept)."""
+        return {"heads": {f"{h}x{k}": {"history_steps": h, "horizon": k,
+                                         "steps_per_day": self._head_steps_per_day[(h, k)],
+                                         "network": to_safe(net, f"MLPForecaster.heads[{h}x{k}]")}
+                          for (h, k), net in self._heads.items()}}
+
+    def set_state(self, state: dict) -> None:
+        """Rebuild every saved network from its shape, then load its weights."""
+        self._heads, self._head_steps_per_day, self.train_results_ = {}, {}, {}
+        for name, head in state.get("heads", {}).items():
+            if not isinstance(head, dict) or {"history_steps", "horizon", "steps_per_day", "network"} - set(head):
+                raise UnsafeFileError(f"mlp-forecaster: saved network {name!r} lacks its shape")
+            key = (int(head["history_steps"]), int(head["horizon"]))
+            net = build_for_loading(lambda: self._network(key[0], key[1], int(head["steps_per_day"])))
+            self._heads[key] = from_safe(head["network"], net).eval().requires_grad_(False)
+            self._head_steps_per_day[key] = int(head["steps_per_day"])
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.lr,
                            weight_decay=self.weight_decay, ema_decay=self.ema_decay or 0.0, grad_clip=1.0,
                            checkpoint_every=0)
 
+    def _network(self, history_steps: int, horizon: int, steps_per_day: int) -> ResidualMLP:
+        index = day_mean_index(history_steps, horizon, steps_per_day)
+        return ResidualMLP(history_steps + N_CALENDAR + 2, self.hidden, horizon, self.n_layers, index,
+                           self.input_dropout, self.dropout)
+
     def build_network(self, query: ForecastQuery) -> ResidualMLP:
         """A freshly initialised network for windows shaped like ``query``."""
-        history_steps = query.history.shape[1]
-        index = day_mean_index(history_steps, query.horizon, _steps_per_day(query, "mlp-forecaster"))
-        return ResidualMLP(history_steps + N_CALENDAR + 2, self.hidden, query.horizon, self.n_layers, index,
-                           self.input_dropout, self.dropout)
+        return self._network(query.history.shape[1], query.horizon, _steps_per_day(query, "mlp-forecaster"))
 
     def fit_forecast(self, examples: ForecastExamples, ctx: RunContext) -> None:
         """Train a fresh network for ``examples``' (history length, horizon) on its windows.
@@ -259,7 +298,7 @@ class MLPForecaster:
         inputs, mean, std = window_features(query, self.std_floor)
         target = (np.asarray(examples.target, dtype=np.float32) - mean) / std
         n_in = inputs.shape[1]
-        seed_everything(int(ctx.seed))
+        seed_everything(ctx.int_seed(Stream.MODEL_INIT))
         trainer = Trainer({"net": self.build_network(query)}, None, self._train_config(),
                           replace(ctx, checkpoint_dir=None), ema=("net",) if self.ema_decay is not None else ())
 
@@ -279,6 +318,7 @@ class MLPForecaster:
         if not all(torch.isfinite(p).all() for p in head.parameters()):
             raise ModelFitError("mlp-forecaster: the network weights are non-finite after training")
         self._heads[key] = head
+        self._head_steps_per_day[key] = _steps_per_day(query, "mlp-forecaster")
 
     def forecast(self, query: ForecastQuery, n_samples: int, ctx: RunContext) -> np.ndarray:
         """``[N, horizon]`` point forecasts in the scaled space.
@@ -292,11 +332,10 @@ class MLPForecaster:
                                f"{key[1]}; call fit_forecast with such windows first (trained: "
                                f"{sorted(self._heads)})")
         inputs, mean, std = window_features(query, self.std_floor)
+        if len(inputs) == 0:
+            return np.zeros((0, query.horizon), dtype=np.float32)
         device = resolve_device(ctx.device)
         head = self._heads[key].to(device)
-        out = [np.zeros((0, query.horizon), dtype=np.float32)]
-        with torch.no_grad():
-            for start in range(0, len(inputs), 4096):
-                x = torch.from_numpy(inputs[start:start + 4096]).to(device)
-                out.append(head(x).float().cpu().numpy())
-        return (np.concatenate(out, axis=0) * std + mean).astype(np.float32)
+        out = draw_in_batches(len(inputs), FORECAST_BATCH,
+                              lambda start, size: head(torch.from_numpy(inputs[start:start + size]).to(device)))
+        return (out * std + mean).astype(np.float32)

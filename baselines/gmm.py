@@ -67,6 +67,7 @@ blocks), which is quick at ``T <= 96`` and slow at ``T = 1440``.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -77,11 +78,14 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from baselines.naive import SAMPLE_STREAM, check_sample_request, training_matrix
+from baselines.naive import check_sample_request, training_matrix
+from bench.api import Detector, Generator, Imputer, Model, Params, SuperResolver
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
+from bench.persist import to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import DetectionQuery, ImputationQuery, SuperResolutionQuery
 
 # Observation-noise variance added for conditioning: keeps A S A^T + R positive definite and is negligible
@@ -225,39 +229,71 @@ def block_mean_matrix(valid: np.ndarray, factor: int) -> tuple[np.ndarray, np.nd
     return A, blocks
 
 
+@dataclass(frozen=True)
+class GMMParams(Params):
+    """Hyper-parameters of :class:`GMM`: the EnergyDiff code's ``GaussianMixture`` call (10 full components,
+    ``max_iter=1000``, scikit-learn's defaults otherwise) and the optional PCA subspace.
+
+    Attributes:
+        n_components: mixture components.
+        max_iter: EM iterations at most.
+        tol: EM stops when the lower bound changes by less.
+        reg_covar: added to every covariance diagonal.
+        n_init: EM runs (the best is kept).
+        n_pca: upper bound on the PCA dimension (None: no PCA, the ``gmm`` row).
+        pca_residual: add the discarded PCA variance back as isotropic noise when sampling.
+    """
+
+    n_components: int = 10
+    max_iter: int = 1000
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    n_init: int = 1
+    n_pca: int | None = None
+    pca_residual: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_components < 1 or self.max_iter < 1 or self.n_init < 1:
+            raise ValueError("n_components, max_iter and n_init must be at least 1")
+        if self.reg_covar < 0 or self.tol <= 0:
+            raise ValueError("reg_covar must be >= 0 and tol > 0")
+        if self.n_pca is not None and self.n_pca < 1:
+            raise ValueError(f"n_pca must be a positive integer or None, got {self.n_pca!r}")
+
+
 @register_model("gmm-pca", n_pca=50)
 @register_model("gmm")
-class GMM:
+class GMM(Model, Generator, Imputer, SuperResolver, Detector):
     """Gaussian mixture with full covariances (optionally in a PCA subspace), fitted by EM."""
 
-    capabilities = frozenset({"generate", "impute", "super_resolve", "detect"})
-    # The EnergyDiff code's GaussianMixture call: 10 full components, max_iter 1000, scikit-learn defaults.
-    configs = {
-        "quick": {"n_components": 10, "max_iter": 1000, "tol": 1e-3, "reg_covar": 1e-6, "n_init": 1,
-                  "n_pca": None, "pca_residual": True},
-        "paper": {"n_components": 10, "max_iter": 1000, "tol": 1e-3, "reg_covar": 1e-6, "n_init": 1,
-                  "n_pca": None, "pca_residual": True},
-    }
+    Params = GMMParams
+    # three components keep the contract test's ~60 toy profiles from splitting into singular clusters
+    profiles = {"test": {"n_components": 3}}
 
-    def __init__(self, n_components: int = 10, max_iter: int = 1000, tol: float = 1e-3,
-                 reg_covar: float = 1e-6, n_init: int = 1, n_pca: int | None = None,
-                 pca_residual: bool = True) -> None:
-        if n_components < 1 or max_iter < 1 or n_init < 1:
-            raise ValueError("n_components, max_iter and n_init must be at least 1")
-        if reg_covar < 0 or tol <= 0:
-            raise ValueError("reg_covar must be >= 0 and tol > 0")
-        if n_pca is not None and n_pca < 1:
-            raise ValueError(f"n_pca must be a positive integer or None, got {n_pca!r}")
-        self.n_components = int(n_components)
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
-        self.reg_covar = float(reg_covar)
-        self.n_init = int(n_init)
-        self.n_pca = None if n_pca is None else int(n_pca)
-        self.pca_residual = bool(pca_residual)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self._name = "gmm" if self.n_pca is None else "gmm-pca"
         self._fitted = False
         self._diagnostics: dict[str, float] = {}
+        self._full: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.pca_components_: np.ndarray | None = None
+        self.pca_mean_: np.ndarray | None = None
+
+    # derived from what is stored: the name (from n_pca), the full-space mixture (a cache, rebuilt on first
+    # use) and the Cholesky factors of the covariances (recomputed on load: [K, d, d] is 166 MB at d = 1440)
+    _DERIVED = ("_name", "_full", "_chol")
+
+    def get_state(self) -> dict:
+        """The fitted mixture (weights, means, covariances), the PCA loadings and mean, the residual
+        variances and the diagnostics, as arrays and numbers."""
+        skip = {f.name for f in dataclasses.fields(self.params)} | {"params", *self._DERIVED}
+        return {k: to_safe(v, f"GMM.{k}") for k, v in vars(self).items() if k not in skip}
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state`'s output and refactorise the component covariances."""
+        super().set_state(state)
+        if self._fitted:
+            self._chol = np.linalg.cholesky(self._covs)
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
         """Fit (PCA and) the mixture on ``train.values`` and record the fit's diagnostics.
@@ -276,9 +312,11 @@ class GMM:
             raise ModelFitError(f"{n} training profiles for {self.n_components} mixture components")
         if not np.ptp(x, axis=0).any():
             raise ModelFitError("training profiles have zero variance (all identical)")
-        seed = int(ctx.rng(0).integers(2**31 - 1))
+        seed = ctx.int_seed(Stream.MODEL_FIT, bits=31)
 
-        self._pca = None
+        # the PCA's loadings [k, T] and mean [T] (None without PCA): all that sampling and conditioning need
+        self.pca_components_: np.ndarray | None = None
+        self.pca_mean_: np.ndarray | None = None
         self._full = None
         self.residual_std_ = 0.0
         self.residual_var_ = 0.0
@@ -286,13 +324,14 @@ class GMM:
         if self.n_pca is not None:
             # n_pca is an upper bound: at T <= n_pca the rotation keeps every direction (nothing discarded).
             k = min(self.n_pca, length, n)
-            self._pca = PCA(n_components=k, svd_solver="full", random_state=seed).fit(x)
-            z = self._pca.transform(x)
+            pca = PCA(n_components=k, svd_solver="full", random_state=seed).fit(x)
+            z = pca.transform(x)
+            self.pca_components_, self.pca_mean_ = pca.components_, pca.mean_
             if k < length:
                 # probabilistic-PCA noise: the mean discarded eigenvalue (used by the conditional models)
-                self.residual_var_ = float(max(self._pca.noise_variance_, 0.0))
+                self.residual_var_ = float(max(pca.noise_variance_, 0.0))
             if self.pca_residual and k < length:
-                self.residual_std_ = float(np.sqrt(max(self._pca.noise_variance_, 0.0)))
+                self.residual_std_ = float(np.sqrt(max(pca.noise_variance_, 0.0)))
         self.dim_ = z.shape[1]
 
         gm = GaussianMixture(n_components=self.n_components, covariance_type="full", tol=self.tol,
@@ -346,7 +385,7 @@ class GMM:
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32 draws from the fitted mixture (mapped back from the PCA space if used)."""
         n = check_sample_request(n, cond, self._fitted, self._name)
-        rng = ctx.rng(SAMPLE_STREAM)
+        rng = ctx.rng(Stream.MODEL_SAMPLE)
         comp = rng.choice(len(self._weights), size=n, p=self._weights)
         noise = rng.standard_normal((n, self.dim_))
         z = np.empty((n, self.dim_))
@@ -354,11 +393,11 @@ class GMM:
         for k in range(len(self._weights)):
             rows = comp == k
             z[rows] = self._means[k] + noise[rows] @ self._chol[k].T
-        if self._pca is None:
+        if self.pca_components_ is None:
             return z.astype(np.float32)
-        x = self._pca.inverse_transform(z)
+        x = z @ self.pca_components_ + self.pca_mean_  # PCA.inverse_transform (no whitening)
         if self.residual_std_ > 0.0:
-            basis = self._pca.components_.astype(np.float64)
+            basis = self.pca_components_.astype(np.float64)
             g = rng.standard_normal((n, basis.shape[1]))
             x = x + self.residual_std_ * (g - (g @ basis.T) @ basis)
         return x.astype(np.float32)
@@ -377,11 +416,11 @@ class GMM:
         if not self._fitted:
             raise RuntimeError(f"{self._name}: call fit() before conditioning")
         if self._full is None:
-            if self._pca is None:
+            if self.pca_components_ is None:
                 self._full = (self._weights, self._means, self._covs, self._chol.astype(np.float64))
             else:
-                basis = self._pca.components_.astype(np.float64)  # [q, T]
-                means = self._pca.mean_.astype(np.float64) + self._means @ basis
+                basis = self.pca_components_.astype(np.float64)  # [q, T]
+                means = self.pca_mean_.astype(np.float64) + self._means @ basis
                 covs = np.einsum("qt,kqr,rs->kts", basis, self._covs, basis)
                 covs = 0.5 * (covs + np.swapaxes(covs, 1, 2)) + self.residual_var_ * np.eye(basis.shape[1])
                 try:
@@ -418,7 +457,7 @@ class GMM:
         """
         n_prof, length = query.values.shape
         n_samples = self._check_query(length, n_samples, "impute")
-        rng = ctx.rng(SAMPLE_STREAM)
+        rng = ctx.rng(Stream.MODEL_IMPUTE)
         out = np.zeros((n_samples, n_prof, length))
         for i in range(n_prof):
             obs = np.flatnonzero(query.observed[i])
@@ -438,7 +477,7 @@ class GMM:
         n_prof, length = len(query), query.length
         n_samples = self._check_query(length, n_samples, "super_resolve")
         factor = int(query.factor)
-        rng = ctx.rng(SAMPLE_STREAM)
+        rng = ctx.rng(Stream.MODEL_SUPER_RESOLVE)
         out = np.zeros((n_samples, n_prof, length))
         for i in range(n_prof):
             valid = np.asarray(query.valid[i], dtype=bool)

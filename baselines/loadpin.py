@@ -37,8 +37,8 @@ are ever missing and at least one valid step stays observed), one discriminator 
 update. Two optimisers, ``"disc"`` and ``"gen"``, AdamW with weight decay 0 (Adam), ``betas=(0.5, 0.9)``. The
 fill comes from the EMA generator. A non-finite loss raises :class:`bench.errors.ModelFitError`.
 
-``impute`` returns ``[S, N, T]``: sample ``s`` uses its own noise (a CPU generator seeded by ``ctx.seed``), the
-observed values are pasted back exactly and padding is 0.
+``impute`` returns ``[S, N, T]``: sample ``s`` uses its own noise (a CPU generator seeded from the run's
+imputation stream), the observed values are pasted back exactly and padding is 0.
 
 Profiles:
 
@@ -52,9 +52,15 @@ Profiles:
   (0.22 M generator and 0.03 M discriminator parameters; the paper profile has 4.0 M and 0.53 M). Measured
   for 700 training profiles at ``T = 96``: a 150 s fit on one thread of a 2-core machine shared with other
   jobs (load average 7), so roughly a minute on two free cores.
+* ``test`` - the contract test's size: ``base=8``, discriminator width 8, 100 steps of batch 32 (a fit on 140
+  profiles of 48 steps takes seconds on one thread).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -62,12 +68,15 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from baselines.naive import SAMPLE_STREAM
-from baselines.nn.blocks import check_positive_int, raise_if_nonfinite
+from baselines.nn.blocks import build_for_loading, check_positive_int, dtype_from_name, dtype_name, raise_if_nonfinite
+from baselines.nn.sampling import draw_in_batches
+from bench.api import Imputer, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
+from bench.persist import from_safe, to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
 
@@ -264,62 +273,132 @@ def profile_matrices(train: ProfileSet, model: str) -> tuple[np.ndarray, np.ndar
     return np.where(valid, values, 0.0).astype(np.float32), valid
 
 
+# -- hyper-parameters shared with profilesr ----------------------------------------------------------------------
+def check_gan_training(params: Params) -> None:
+    """Value checks of the training fields a GAN baseline's parameters share (``train_steps``, ``batch_size``,
+    ``sample_batch``, ``lr``, ``betas``, ``ema_decay``, ``grad_clip``, ``checkpoint_every``).
+
+    Raises:
+        ValueError: a value out of range, named in the message.
+    """
+    for name in ("train_steps", "batch_size", "sample_batch"):
+        check_positive_int(name, getattr(params, name))
+    if not params.lr > 0:
+        raise ValueError(f"lr must be positive, got {params.lr!r}")
+    if len(params.betas) != 2 or not all(0.0 <= b < 1.0 for b in params.betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {params.betas!r}")
+    if params.ema_decay is not None and not 0.0 <= params.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {params.ema_decay!r}")
+    if params.grad_clip is not None and not params.grad_clip >= 0:
+        raise ValueError(f"grad_clip must be >= 0 or None (0 and None: no clipping), got {params.grad_clip!r}")
+    if params.checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0 (0: no checkpoints), got {params.checkpoint_every!r}")
+
+
+def gan_train_config(params: Params) -> TrainConfig:
+    """The shared loop's settings for a GAN baseline's parameters: Adam (weight decay 0) with the given
+    ``betas``, the EMA of the generator (decay 0 when ``ema_decay`` is None) and the checkpoint interval."""
+    return TrainConfig(steps=params.train_steps, batch_size=params.batch_size, lr=params.lr, weight_decay=0.0,
+                       betas=tuple(params.betas), ema_decay=params.ema_decay or 0.0, grad_clip=params.grad_clip,
+                       amp=params.amp, checkpoint_every=params.checkpoint_every)
+
+
 # -- the model ------------------------------------------------------------------------------------------------
-_COMMON = {"min_missing": 0.1, "max_missing": 0.5, "max_blocks": 3, "normalize": True, "norm_floor": 0.05,
-           "adv_weight": 0.1, "l1_missing": 1.0, "l1_observed": 0.5, "batch_size": 64, "betas": (0.5, 0.9),
-           "grad_clip": None, "amp": "auto", "sample_batch": 1024}
+@dataclass(frozen=True)
+class LoadPINParams(Params):
+    """Hyper-parameters of :class:`LoadPIN` (defaults: the ``quick`` profile of the module docstring).
+
+    Attributes:
+        base: channels of the first encoder stage (``b, 2b, 4b``).
+        attention_heads: heads of the refinement's bottleneck attention layer (0: none).
+        disc_base: channels of the discriminator's first layer.
+        min_missing, max_missing: range of the missing fraction of the training masks.
+        max_blocks: contiguous missing blocks per training mask at most.
+        normalize: standardise each profile by its observed steps around the generator.
+        norm_floor: lower bound of that standard deviation.
+        adv_weight, l1_missing, l1_observed: loss weights.
+        train_steps, batch_size, lr, betas, ema_decay, grad_clip, amp, checkpoint_every: the shared loop's
+            settings (:func:`gan_train_config`).
+        sample_batch: profiles per forward pass when imputing.
+    """
+
+    base: int = 16
+    attention_heads: int = 0
+    disc_base: int = 16
+    min_missing: float = 0.1
+    max_missing: float = 0.5
+    max_blocks: int = 3
+    normalize: bool = True
+    norm_floor: float = 0.05
+    adv_weight: float = 0.1
+    l1_missing: float = 1.0
+    l1_observed: float = 0.5
+    train_steps: int = 400
+    batch_size: int = 64
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    ema_decay: float | None = 0.99
+    grad_clip: float | None = None
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every: int = 500
+    sample_batch: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("base", "disc_base", "max_blocks"):
+            check_positive_int(name, getattr(self, name))
+        if self.attention_heads < 0:
+            raise ValueError(f"attention_heads must be an integer >= 0, got {self.attention_heads!r}")
+        if self.attention_heads and (4 * self.base) % self.attention_heads:
+            raise ValueError(f"4 * base = {4 * self.base} must be divisible by "
+                             f"attention_heads={self.attention_heads}")
+        if not 0.0 <= self.min_missing <= self.max_missing < 1.0:
+            raise ValueError(f"need 0 <= min_missing <= max_missing < 1, got {self.min_missing!r}, "
+                             f"{self.max_missing!r}")
+        for name in ("adv_weight", "l1_missing", "l1_observed"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not self.norm_floor > 0:
+            raise ValueError(f"norm_floor must be positive, got {self.norm_floor!r}")
+        check_gan_training(self)
 
 
 @register_model("loadpin")
-class LoadPIN:
+class LoadPIN(Model, Imputer):
     """LoadPIN-style coarse-to-fine inpainting GAN (gated-conv refinement, SN-PatchGAN hinge loss)."""
 
-    capabilities = frozenset({"impute"})
-    configs = {
-        "quick": {**_COMMON, "base": 16, "attention_heads": 0, "disc_base": 16, "train_steps": 400, "lr": 1e-3,
-                  "ema_decay": 0.99, "checkpoint_every": 500},
-        "paper": {**_COMMON, "base": 64, "attention_heads": 4, "disc_base": 64, "train_steps": 20_000,
-                  "lr": 1e-4, "ema_decay": 0.999, "checkpoint_every": 2000},
+    Params = LoadPINParams
+    profiles = {
+        "test": {"base": 8, "disc_base": 8, "train_steps": 100, "batch_size": 32},
+        "paper": {"base": 64, "attention_heads": 4, "disc_base": 64, "train_steps": 20_000, "lr": 1e-4,
+                  "ema_decay": 0.999, "checkpoint_every": 2000},
     }
 
-    def __init__(self, base: int = 16, attention_heads: int = 0, disc_base: int = 16, min_missing: float = 0.1,
-                 max_missing: float = 0.5, max_blocks: int = 3, normalize: bool = True, norm_floor: float = 0.05,
-                 adv_weight: float = 0.1, l1_missing: float = 1.0, l1_observed: float = 0.5,
-                 train_steps: int = 400, batch_size: int = 64, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.5, 0.9), ema_decay: float | None = 0.99,
-                 grad_clip: float | None = None, amp: str = "auto", checkpoint_every: int = 500,
-                 sample_batch: int = 1024) -> None:
-        for name, value in (("base", base), ("disc_base", disc_base), ("max_blocks", max_blocks),
-                            ("train_steps", train_steps), ("batch_size", batch_size),
-                            ("sample_batch", sample_batch)):
-            check_positive_int(name, value)
-        if isinstance(attention_heads, bool) or not isinstance(attention_heads, int) or attention_heads < 0:
-            raise ValueError(f"attention_heads must be an integer >= 0, got {attention_heads!r}")
-        if attention_heads and (4 * base) % attention_heads:
-            raise ValueError(f"4 * base = {4 * base} must be divisible by attention_heads={attention_heads}")
-        if not 0.0 <= min_missing <= max_missing < 1.0:
-            raise ValueError(f"need 0 <= min_missing <= max_missing < 1, got {min_missing!r}, {max_missing!r}")
-        for name, value in (("adv_weight", adv_weight), ("l1_missing", l1_missing), ("l1_observed", l1_observed)):
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not norm_floor > 0:
-            raise ValueError(f"norm_floor must be positive, got {norm_floor!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        if len(tuple(betas)) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {ema_decay!r}")
-        self.base, self.attention_heads, self.disc_base = base, attention_heads, disc_base
-        self.min_missing, self.max_missing, self.max_blocks = float(min_missing), float(max_missing), max_blocks
-        self.normalize, self.norm_floor = bool(normalize), float(norm_floor)
-        self.adv_weight, self.l1_missing, self.l1_observed = float(adv_weight), float(l1_missing), float(l1_observed)
-        self.ema_decay, self.sample_batch = ema_decay, sample_batch
-        self.train_config = TrainConfig(steps=train_steps, batch_size=batch_size, lr=float(lr), weight_decay=0.0,
-                                        betas=(float(betas[0]), float(betas[1])), ema_decay=ema_decay or 0.0,
-                                        grad_clip=grad_clip, amp=amp, checkpoint_every=checkpoint_every)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self._generator: nn.Module | None = None
+        self._amp_dtype: torch.dtype | None = None
         self.length_: int | None = None
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The shared loop's settings (:func:`gan_train_config`)."""
+        return gan_train_config(self.params)
+
+    def get_state(self) -> dict:
+        """The sampling generator's weights, the training length and the autocast dtype of the fit (the
+        training report and the discriminator are not kept)."""
+        generator = None if self._generator is None else to_safe(self._generator, "LoadPIN.generator")
+        return {"generator": generator, "length_": self.length_, "amp_dtype": dtype_name(self._amp_dtype)}
+
+    def set_state(self, state: dict) -> None:
+        """Build the generator for the saved parameters, then load its weights."""
+        self.length_ = None if state.get("length_") is None else int(state["length_"])
+        self._amp_dtype = dtype_from_name(state.get("amp_dtype"))
+        self._generator = None
+        if state.get("generator") is not None:
+            generator = build_for_loading(lambda: InpaintGenerator(self.base, self.attention_heads))
+            self._generator = from_safe(state["generator"], generator).eval().requires_grad_(False)
 
     # -- shared by training and imputation --------------------------------------------------------------------
     def _fill(self, generator: nn.Module, x: torch.Tensor, observed: torch.Tensor, valid: torch.Tensor,
@@ -383,7 +462,7 @@ class LoadPIN:
         self._generator = None
         values, valid = profile_matrices(train, "loadpin")
         data = np.stack([values, valid.astype(np.float32)], axis=1)  # [N, 2, T]: the loop draws rows of both
-        seed_everything(int(ctx.seed))
+        seed_everything(ctx.int_seed(Stream.MODEL_INIT))
         trainer = Trainer(self.build_networks(), {"gen": ["generator"], "disc": ["disc"]}, self.train_config, ctx,
                           ema=("generator",) if self.ema_decay is not None else ())
         self.train_result_ = trainer.fit(data, self.training_step, stop_after=ctx.budget_steps)
@@ -414,21 +493,20 @@ class LoadPIN:
         device = resolve_device(ctx.device)
         generator = self._generator.to(device)
         amp_dtype = self._amp_dtype if device.type == "cuda" else None
-        rng = torch.Generator(device="cpu").manual_seed(int(ctx.rng(SAMPLE_STREAM).integers(2**62)))
+        rng = ctx.torch_generator(Stream.MODEL_IMPUTE)
         # every sample of every profile in one flat batch [S * N, T], cut into chunks of sample_batch
         rows = np.tile(np.arange(n), int(n_samples))
-        out = np.empty((len(rows), t), dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, len(rows), self.sample_batch):
-                idx = rows[start:start + self.sample_batch]
-                xb = torch.as_tensor(x[idx], device=device)
-                ob = torch.as_tensor(observed[idx], device=device)
-                vb = torch.as_tensor(valid[idx], device=device)
-                noise = torch.randn(len(idx), t, generator=rng).to(device)
-                with autocast(device, amp_dtype):
-                    _, refined = self._fill(generator, xb, ob, vb, noise)
-                out[start:start + len(idx)] = refined.float().cpu().numpy()
-        out = out.reshape(int(n_samples), n, t)
+
+        def draw(start: int, size: int) -> torch.Tensor:
+            idx = rows[start:start + size]
+            xb = torch.as_tensor(x[idx], device=device)
+            ob = torch.as_tensor(observed[idx], device=device)
+            vb = torch.as_tensor(valid[idx], device=device)
+            noise = torch.randn(size, t, generator=rng).to(device)
+            with autocast(device, amp_dtype):
+                return self._fill(generator, xb, ob, vb, noise)[1]
+
+        out = draw_in_batches(len(rows), self.sample_batch, draw).reshape(int(n_samples), n, t)
         out = np.where(observed[None], x[None], out)  # exact observed values, whatever the network did there
         return np.where(valid[None], out, 0.0).astype(np.float32)
 
@@ -438,5 +516,6 @@ def n_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["LoadPIN", "InpaintGenerator", "EncoderDecoder", "GatedConv1d", "PatchDiscriminator", "draw_missing",
-           "observed_stats", "hinge_losses", "masked_l1", "profile_matrices", "n_parameters"]
+__all__ = ["LoadPIN", "LoadPINParams", "InpaintGenerator", "EncoderDecoder", "GatedConv1d", "PatchDiscriminator",
+           "draw_missing", "observed_stats", "hinge_losses", "masked_l1", "profile_matrices", "n_parameters",
+           "check_gan_training", "gan_train_config"]

@@ -18,13 +18,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench.api import ConditionalGenerator, Generator, Imputer, Model, SuperResolver
 from bench.context import RunContext
-from bench.data.profileset import ProfileSet
+from bench.data.profileset import MINUTES_PER_DAY, ProfileSet
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
 
-SAMPLE_STREAM = 1  # as in baselines.naive: sampling randomness on its own stream
-WEEK_MINUTES = 7 * 1440
+WEEK_MINUTES = 7 * MINUTES_PER_DAY
 
 
 def _check_n_samples(n_samples: int, model: str) -> int:
@@ -52,13 +53,13 @@ def interpolate_observed(values: np.ndarray, observed: np.ndarray, valid: np.nda
 
 
 @register_model("linear-interp")
-class LinearInterp:
+class LinearInterp(Model, Imputer):
     """Linear interpolation over the missing steps, constant extrapolation at the ends (deterministic)."""
 
-    capabilities = frozenset({"impute"})
-    configs = {"quick": {}, "paper": {}}
+    learns = False
 
-    def __init__(self) -> None:
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self._mean: np.ndarray | None = None
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
@@ -112,14 +113,10 @@ def _block_stats(query: SuperResolutionQuery) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_model("hold-upsample")
-class HoldUpsample:
+class HoldUpsample(Model, SuperResolver):
     """Each coarse value repeated over its block: a step function that keeps every block mean."""
 
-    capabilities = frozenset({"super_resolve"})
-    configs = {"quick": {}, "paper": {}}
-
-    def __init__(self) -> None:
-        pass
+    learns = False
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
         """Nothing to learn."""
@@ -159,7 +156,7 @@ class LinearUpsample(HoldUpsample):
 
 
 @register_model("conditional-resample")
-class ConditionalResample:
+class ConditionalResample(Model, Generator, ConditionalGenerator):
     """Training profiles drawn with the requested month and category (falling back to looser groups).
 
     For condition row ``i`` a training profile is drawn uniformly among those with the same month and
@@ -167,20 +164,29 @@ class ConditionalResample:
     training profiles. Steps beyond the requested ``days`` of a month are returned as 0.
     """
 
-    capabilities = frozenset({"generate", "conditional"})
-    configs = {"quick": {}, "paper": {}}
+    learns = False
 
-    def __init__(self) -> None:
-        self._train: ProfileSet | None = None
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        # what sampling reads of the training set: its profiles, their month and category, and the layout
+        self._values: np.ndarray | None = None
+        self._months: np.ndarray | None = None
+        self._categories: list | None = None
+        self._period: str | None = None
+        self._steps_per_day: int | None = None
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
-        """Keep the training profiles and their meta."""
+        """Keep the training profiles, their month and category, and the period layout."""
         if len(train) == 0:
             raise ValueError(f"conditional-resample: training set {train.name!r} is empty")
-        self._train = train
+        self._values = np.asarray(train.values)
+        self._months = train.meta["month"].to_numpy(dtype=np.int64)
+        self._categories = train.meta["category"].tolist()
+        self._period = train.period
+        self._steps_per_day = train.steps_per_day
 
     def _pools(self, cond: pd.DataFrame) -> list[np.ndarray]:
-        meta = self._train.meta
+        meta = pd.DataFrame({"month": self._months, "category": self._categories})
         by_month_cat = {k: v.to_numpy() for k, v in meta.groupby(["month", "category"]).groups.items()}
         by_month = {k: v.to_numpy() for k, v in meta.groupby("month").groups.items()}
         everything = np.arange(len(meta))
@@ -196,12 +202,12 @@ class ConditionalResample:
     def sample(self, n: int, cond: pd.DataFrame | None, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32: row ``i`` a training profile drawn under condition row ``i`` (uniform draws
         from all training profiles when ``cond`` is None)."""
-        if self._train is None:
+        if self._values is None:
             raise RuntimeError("conditional-resample: call fit() before sample()")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"conditional-resample: n must be a positive integer, got {n!r}")
-        rng = ctx.rng(SAMPLE_STREAM)
-        values = self._train.values
+        rng = ctx.rng(Stream.MODEL_SAMPLE)
+        values = self._values
         if cond is None:
             return values[rng.integers(0, len(values), size=int(n))].copy()
         if len(cond) != n or "month" not in cond.columns:
@@ -209,8 +215,7 @@ class ConditionalResample:
                              f"{len(cond)} rows and columns {list(cond.columns)}")
         rows = np.array([pool[rng.integers(0, len(pool))] for pool in self._pools(cond)])
         out = values[rows].copy()
-        if "days" in cond.columns and self._train.period == "month":
-            spd = self._train.steps_per_day
+        if "days" in cond.columns and self._period == "month":
             steps = np.arange(out.shape[1])
-            out[steps[None, :] >= (cond["days"].to_numpy()[:, None] * spd)] = 0.0
+            out[steps[None, :] >= (cond["days"].to_numpy()[:, None] * self._steps_per_day)] = 0.0
         return out

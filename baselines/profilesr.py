@@ -42,25 +42,32 @@ Profiles:
   EMA 0.99 (26 k generator parameters; 225 k in the paper profile). Measured for 700 training profiles at
   ``T = 96``: 130 s for both factors on one thread of a 2-core machine shared with other jobs (load
   average 7), so roughly a minute on two free cores.
+* ``test`` - the contract test's size: 8 channels, 1 residual block, discriminator width 8, 100 steps of
+  batch 32 per factor (a fit on 140 profiles of 48 steps takes seconds on one thread).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.loadpin import PatchDiscriminator, profile_matrices
-from baselines.naive import SAMPLE_STREAM
-from baselines.nn.blocks import check_positive_int, raise_if_nonfinite
+from baselines.loadpin import PatchDiscriminator, check_gan_training, gan_train_config, profile_matrices
+from baselines.nn.blocks import build_for_loading, check_positive_int, dtype_from_name, dtype_name, raise_if_nonfinite
+from baselines.nn.sampling import draw_in_batches
+from bench.api import Model, Params, SuperResolver
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
+from bench.persist import UnsafeFileError, from_safe, to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import SuperResolutionQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
 
@@ -127,54 +134,92 @@ def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torc
 
 
 # -- the model ---------------------------------------------------------------------------------------------------
-_COMMON = {"factors": (2, 4), "content_weight": 1.0, "feature_weight": 0.5, "consistency_weight": 1.0,
-           "batch_size": 64, "betas": (0.5, 0.9), "grad_clip": None, "amp": "auto", "sample_batch": 1024}
+@dataclass(frozen=True)
+class ProfileSRParams(Params):
+    """Hyper-parameters of :class:`ProfileSR` (defaults: the ``quick`` profile of the module docstring).
+
+    Attributes:
+        factors: the super-resolution factors to train (sorted, duplicates dropped).
+        base, n_res: generator width and residual blocks.
+        disc_base: channels of the discriminator's first layer.
+        adv_weight, content_weight, feature_weight, consistency_weight: loss weights.
+        train_steps, batch_size, lr, betas, ema_decay, grad_clip, amp, checkpoint_every: the shared loop's
+            settings, per factor (:func:`baselines.loadpin.gan_train_config`).
+        sample_batch: profiles per forward pass when super-resolving.
+    """
+
+    factors: tuple[int, ...] = (2, 4)
+    base: int = 32
+    n_res: int = 3
+    disc_base: int = 16
+    adv_weight: float = 0.04
+    content_weight: float = 1.0
+    feature_weight: float = 0.5
+    consistency_weight: float = 1.0
+    train_steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    ema_decay: float | None = 0.99
+    grad_clip: float | None = None
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every: int = 500
+    sample_batch: int = 1024
+
+    def __post_init__(self) -> None:
+        factors = tuple(self.factors)
+        if not factors or any(isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 2 for f in factors):
+            raise ValueError(f"factors must be a non-empty list of integers >= 2, got {factors!r}")
+        # one canonical order, so that equal settings compare (and cache) equal
+        object.__setattr__(self, "factors", tuple(sorted({int(f) for f in factors})))
+        for name in ("base", "n_res", "disc_base"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("adv_weight", "content_weight", "feature_weight", "consistency_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_gan_training(self)
 
 
 @register_model("profilesr")
-class ProfileSR:
+class ProfileSR(Model, SuperResolver):
     """ProfileSR-GAN-style super-resolution GAN (residual conv generator, conditional patch discriminator)."""
 
-    capabilities = frozenset({"super_resolve"})
-    configs = {
-        "quick": {**_COMMON, "base": 32, "n_res": 3, "disc_base": 16, "adv_weight": 0.04, "train_steps": 300,
-                  "lr": 1e-3, "ema_decay": 0.99, "checkpoint_every": 500},
-        "paper": {**_COMMON, "base": 64, "n_res": 8, "disc_base": 64, "adv_weight": 0.04, "train_steps": 20_000,
-                  "lr": 1e-4, "ema_decay": 0.999, "checkpoint_every": 2000},
+    Params = ProfileSRParams
+    profiles = {
+        "test": {"base": 8, "n_res": 1, "disc_base": 8, "train_steps": 100, "batch_size": 32},
+        "paper": {"base": 64, "n_res": 8, "disc_base": 64, "train_steps": 20_000, "lr": 1e-4, "ema_decay": 0.999,
+                  "checkpoint_every": 2000},
     }
 
-    def __init__(self, factors: tuple[int, ...] = (2, 4), base: int = 32, n_res: int = 3, disc_base: int = 16,
-                 adv_weight: float = 0.04, content_weight: float = 1.0, feature_weight: float = 0.5,
-                 consistency_weight: float = 1.0, train_steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.5, 0.9), ema_decay: float | None = 0.99,
-                 grad_clip: float | None = None, amp: str = "auto", checkpoint_every: int = 500,
-                 sample_batch: int = 1024) -> None:
-        factors = tuple(factors)
-        if not factors or any(isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 2 for f in factors):
-            raise ValueError(f"factors must be a non-empty list of integers >= 2, got {factors!r}")
-        for name, value in (("base", base), ("n_res", n_res), ("disc_base", disc_base),
-                            ("train_steps", train_steps), ("batch_size", batch_size), ("sample_batch", sample_batch)):
-            check_positive_int(name, value)
-        for name, value in (("adv_weight", adv_weight), ("content_weight", content_weight),
-                            ("feature_weight", feature_weight), ("consistency_weight", consistency_weight)):
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        if len(tuple(betas)) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {ema_decay!r}")
-        self.factors = tuple(sorted({int(f) for f in factors}))
-        self.base, self.n_res, self.disc_base = base, n_res, disc_base
-        self.adv_weight, self.content_weight = float(adv_weight), float(content_weight)
-        self.feature_weight, self.consistency_weight = float(feature_weight), float(consistency_weight)
-        self.ema_decay, self.sample_batch = ema_decay, sample_batch
-        self.train_config = TrainConfig(steps=train_steps, batch_size=batch_size, lr=float(lr), weight_decay=0.0,
-                                        betas=(float(betas[0]), float(betas[1])), ema_decay=ema_decay or 0.0,
-                                        grad_clip=grad_clip, amp=amp, checkpoint_every=checkpoint_every)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self._generators: dict[int, nn.Module] = {}
+        self._amp_dtype: torch.dtype | None = None
         self.length_: int | None = None
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The shared loop's settings of each factor's run (:func:`baselines.loadpin.gan_train_config`)."""
+        return gan_train_config(self.params)
+
+    def get_state(self) -> dict:
+        """The sampling generator of every trained factor (under ``"x<factor>"``), the training length and
+        the autocast dtype of the fit (discriminators and training reports are not kept)."""
+        return {"generators": {f"x{factor}": to_safe(net, f"ProfileSR.generators[{factor}]")
+                               for factor, net in self._generators.items()},
+                "length_": self.length_, "amp_dtype": dtype_name(self._amp_dtype)}
+
+    def set_state(self, state: dict) -> None:
+        """Build one generator per saved factor for the saved parameters, then load its weights."""
+        self.length_ = None if state.get("length_") is None else int(state["length_"])
+        self._amp_dtype = dtype_from_name(state.get("amp_dtype"))
+        self._generators = {}
+        for name, weights in state.get("generators", {}).items():
+            if not (isinstance(name, str) and name.startswith("x") and name[1:].isdigit()):
+                raise UnsafeFileError(f"profilesr: unexpected generator entry {name!r} (expected 'x<factor>')")
+            generator = build_for_loading(lambda: SRGenerator(self.base, self.n_res))
+            self._generators[int(name[1:])] = from_safe(weights, generator).eval().requires_grad_(False)
 
     # -- training ---------------------------------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
@@ -242,7 +287,7 @@ class ProfileSR:
         for factor in usable:
             run_ctx = ctx if ctx.checkpoint_dir is None else replace(
                 ctx, checkpoint_dir=Path(ctx.checkpoint_dir) / f"x{factor}")
-            seed_everything(int(ctx.seed) + factor)  # a different initialisation per factor
+            seed_everything(ctx.int_seed(Stream.MODEL_INIT, factor))  # a different initialisation per factor
             trainer = Trainer(self.build_networks(), {"gen": ["generator"], "disc": ["disc"]}, self.train_config,
                               run_ctx, ema=("generator",) if self.ema_decay is not None else ())
             self.train_results_[factor] = trainer.fit(data, self._step_function(factor),
@@ -288,22 +333,22 @@ class ProfileSR:
         device = resolve_device(ctx.device)
         generator = self._generators[factor].to(device)
         amp_dtype = self._amp_dtype if device.type == "cuda" else None
-        rng = torch.Generator(device="cpu").manual_seed(int(ctx.rng(SAMPLE_STREAM).integers(2**62)))
+        rng = ctx.torch_generator(Stream.MODEL_SUPER_RESOLVE)
         rows = np.tile(np.arange(n), int(n_samples))
-        raw = np.empty((len(rows), t), dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, len(rows), self.sample_batch):
-                idx = rows[start:start + self.sample_batch]
-                noise = torch.randn(len(idx), t, generator=rng).to(device)
-                with autocast(device, amp_dtype):
-                    out = generator(torch.as_tensor(up[idx], device=device), noise,
-                                    torch.as_tensor(valid[idx], device=device))
-                raw[start:start + len(idx)] = out.float().cpu().numpy()
+
+        def draw(start: int, size: int) -> torch.Tensor:
+            idx = rows[start:start + size]
+            noise = torch.randn(size, t, generator=rng).to(device)
+            with autocast(device, amp_dtype):
+                return generator(torch.as_tensor(up[idx], device=device), noise,
+                                 torch.as_tensor(valid[idx], device=device))
+
+        raw = draw_in_batches(len(rows), self.sample_batch, draw)
         # the exact correction in float64, so block means reproduce ``low`` to float32 rounding
         corrected = mean_correct(torch.as_tensor(raw, dtype=torch.float64), torch.as_tensor(low[rows]),
                                  torch.as_tensor(valid[rows]), factor)
         return corrected.numpy().astype(np.float32).reshape(int(n_samples), n, t)
 
 
-__all__ = ["ProfileSR", "SRGenerator", "ResidualBlock", "block_means", "hold_upsample", "mean_correct",
-           "feature_matching"]
+__all__ = ["ProfileSR", "ProfileSRParams", "SRGenerator", "ResidualBlock", "block_means", "hold_upsample",
+           "mean_correct", "feature_matching"]

@@ -63,11 +63,13 @@ from scipy.linalg import solve_triangular
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
-from baselines.naive import SAMPLE_STREAM, check_sample_request, training_matrix
+from baselines.naive import check_sample_request, training_matrix
+from bench.api import Generator, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
 from bench.registry import register_model
+from bench.seeds import Stream
 
 # Elements of one block of pairwise signs: 16 MB of float32, and fewer than 2**24 terms per matmul sum so
 # the float32 accumulation of +-1 values stays exact.
@@ -224,28 +226,38 @@ def t_copula_loglik(u: np.ndarray, corr: np.ndarray, nu: float, chol: np.ndarray
     return float(np.sum(joint) - np.sum(stats.t.logpdf(q, nu)))
 
 
+@dataclass(frozen=True)
+class TCopulaParams(Params):
+    """Hyper-parameters of :class:`TCopula`.
+
+    Attributes:
+        nu_min, nu_max: bounds of the degrees-of-freedom search (the EnergyDiff code's [2, 200]).
+        repair_tol: tolerance of the nearest-correlation repair.
+        repair_max_iter: its iterations at most.
+    """
+
+    nu_min: float = 2.0
+    nu_max: float = 200.0
+    repair_tol: float = 1e-6
+    repair_max_iter: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.nu_min < self.nu_max:
+            raise ValueError(f"need 0 < nu_min < nu_max, got {self.nu_min}, {self.nu_max}")
+        if not self.repair_tol > 0:
+            raise ValueError(f"repair_tol must be > 0, got {self.repair_tol!r}")
+        if self.repair_max_iter < 1:
+            raise ValueError(f"repair_max_iter must be a positive integer, got {self.repair_max_iter!r}")
+
+
 @register_model("t-copula")
-class TCopula:
+class TCopula(Model, Generator):
     """Per-step empirical marginals with a Student-t copula (Kendall-tau correlation, ML degrees of freedom)."""
 
-    capabilities = frozenset({"generate"})
-    configs = {
-        "quick": {"nu_min": 2.0, "nu_max": 200.0, "repair_tol": 1e-6, "repair_max_iter": 200},
-        "paper": {"nu_min": 2.0, "nu_max": 200.0, "repair_tol": 1e-6, "repair_max_iter": 200},
-    }
+    Params = TCopulaParams
 
-    def __init__(self, nu_min: float = 2.0, nu_max: float = 200.0, repair_tol: float = 1e-6,
-                 repair_max_iter: int = 200) -> None:
-        if not 0.0 < nu_min < nu_max:
-            raise ValueError(f"need 0 < nu_min < nu_max, got {nu_min}, {nu_max}")
-        if not repair_tol > 0:
-            raise ValueError(f"repair_tol must be > 0, got {repair_tol!r}")
-        if isinstance(repair_max_iter, bool) or not isinstance(repair_max_iter, int) or repair_max_iter < 1:
-            raise ValueError(f"repair_max_iter must be a positive integer, got {repair_max_iter!r}")
-        self.nu_min = float(nu_min)
-        self.nu_max = float(nu_max)
-        self.repair_tol = float(repair_tol)
-        self.repair_max_iter = int(repair_max_iter)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self._fitted = False
         self._diagnostics: dict[str, float] = {}
 
@@ -328,7 +340,7 @@ class TCopula:
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32: multivariate t draws mapped through the t CDF and each step's inverse ECDF."""
         n = check_sample_request(n, cond, self._fitted, "t-copula")
-        rng = ctx.rng(SAMPLE_STREAM)
+        rng = ctx.rng(Stream.MODEL_SAMPLE)
         d = self._chol.shape[0]
         z = rng.standard_normal((n, d)) @ self._chol.T
         w = rng.chisquare(self.nu_, size=n) / self.nu_

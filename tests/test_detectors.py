@@ -13,7 +13,6 @@ from sklearn.decomposition import PCA
 import baselines.detectors  # noqa: F401  (registers the detectors)
 from baselines.detectors import PCADetector, ZScoreDetector, largest_window_mean, window_steps
 from baselines.gmm import GMM
-from baselines.vae import VAE, vae_loss
 from bench.context import RunContext
 from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
@@ -49,8 +48,8 @@ def test_registered():
     for name in ("zscore-detector", "pca-detector"):
         spec = get_model(name)
         assert spec.capabilities == frozenset({"detect"})
-        assert {"quick", "paper"} <= set(spec.configs)
-    for profile in ("quick", "paper"):
+        assert spec.cls.learns  # both fit statistics of the training profiles
+    for profile in ("test", "quick", "paper"):
         assert set(get_model("zscore-detector").config(profile)) == {"std_floor", "window_hours"}
         assert get_model("zscore-detector").config(profile)["window_hours"] == 3.0
     assert get_model("pca-detector").config("quick")["n_components"] == 8
@@ -168,6 +167,26 @@ def test_detector_errors():
         ZScoreDetector(window_hours=True)
     with pytest.raises(ValueError, match="n_components"):
         PCADetector(n_components=0)
+    with pytest.raises(ValueError, match="n_components"):
+        PCADetector(n_components=2.0)
+    with pytest.raises(ValueError, match="std_floor"):
+        ZScoreDetector(std_floor=float("inf"))
+
+
+def test_detectors_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    train, test = toy_days(50, rng), toy_days(12, rng)
+    test[:4, 5:9] *= 1.8
+    valid = np.ones(test.shape, dtype=bool)
+    valid[:3, 20:] = False
+    for model in (ZScoreDetector(std_floor=0.02, window_hours=2.0), PCADetector(n_components=3)):
+        model.fit(make_set(train), CTX)
+        loaded = type(model).load(model.save(tmp_path / f"{type(model).__name__}.pt"))
+        assert loaded.params == model.params
+        np.testing.assert_array_equal(loaded.anomaly_score(query(test, valid), CTX),
+                                      model.anomaly_score(query(test, valid), CTX))
+        with pytest.raises(RuntimeError, match="fit"):  # an unfitted model comes back unfitted
+            type(model).load(type(model)().save(tmp_path / "unfitted.pt")).anomaly_score(query(test), CTX)
 
 
 @pytest.mark.parametrize("n_pca", [None, 3])
@@ -195,6 +214,8 @@ def test_gmm_score_is_the_negative_mixture_log_likelihood(n_pca):
 
 
 def test_vae_score_is_the_posterior_mean_negative_elbo():
+    from baselines.vae import VAE, vae_loss
+
     rng = np.random.default_rng(2)
     model = VAE(**{**TINY_VAE, "train_steps": 30})
     model.fit(make_set(toy_days(64, rng)), CTX)

@@ -118,18 +118,22 @@ def test_registered_forecasters():
     for name in ("seasonal-naive", "weekly-naive", "persistence", "day-mean", "mlp-forecaster"):
         spec = get_model(name)
         assert spec.capabilities == frozenset({"forecast"})
-        assert set(spec.configs) >= {"quick", "paper"}
-    quick = get_model("mlp-forecaster").configs["quick"]
+        # the closed forms copy or average the history: nothing the contract test could ask them to learn
+        assert spec.cls.learns is (name == "mlp-forecaster")
+        for profile in ("test", "quick", "paper"):
+            spec.build(profile)
+    quick = get_model("mlp-forecaster").config("quick")
     assert (quick["hidden"], quick["n_layers"], quick["train_steps"], quick["batch_size"], quick["lr"]) == \
         (256, 3, 1500, 128, 1e-3)
-    paper = get_model("mlp-forecaster").configs["paper"]
+    paper = get_model("mlp-forecaster").config("paper")
     assert (paper["hidden"], paper["n_layers"], paper["train_steps"], paper["batch_size"], paper["lr"]) == \
         (512, 3, 10000, 256, 1e-3)
-    get_model("mlp-forecaster").build("quick")  # every config key is a constructor keyword
+    assert paper["ema_decay"] == 0.999 and quick["ema_decay"] == 0.99
 
 
 @pytest.mark.parametrize("bad", [{"hidden": 0}, {"n_layers": 1}, {"lr": -1.0}, {"dropout": 1.0},
-                                 {"std_floor": 0.0}, {"train_steps": 2.5}])
+                                 {"input_dropout": -0.1}, {"ema_decay": 1.0}, {"weight_decay": -1.0},
+                                 {"std_floor": 0.0}, {"train_steps": 2.5}, {"batch_size": True}])
 def test_mlp_forecaster_rejects_bad_config(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         MLPForecaster(**{**SMALL_MLP, **bad})
@@ -195,3 +199,17 @@ def test_mlp_forecaster_is_deterministic_and_keeps_one_head_per_shape(trained):
     assert set(again._heads) == {(168, 24), (48, 1)}
     np.testing.assert_array_equal(again.forecast(examples.query, 2, CTX), first)
     assert again.forecast(short.query, 2, CTX).shape == (len(short.query), 1)
+
+
+def test_forecasters_round_trip(trained, tmp_path):
+    model, examples = trained
+    loaded = MLPForecaster.load(model.save(tmp_path / "mlp.pt"))
+    assert loaded.params == model.params and set(loaded._heads) == set(model._heads)
+    np.testing.assert_array_equal(loaded.forecast(examples.query, 2, CTX), model.forecast(examples.query, 2, CTX))
+    # an unfitted model comes back without heads; the closed forms have no state and forecast alike
+    assert not MLPForecaster.load(MLPForecaster(**SMALL_MLP).save(tmp_path / "empty.pt"))._heads
+    for cls in (SeasonalNaive, WeeklyNaive, Persistence, DayMean):
+        naive = cls()
+        naive.fit(weekly_toy(n_series=1, days=8), CTX)
+        np.testing.assert_array_equal(cls.load(naive.save(tmp_path / f"{cls.__name__}.pt")).forecast(
+            examples.query, 2, CTX), naive.forecast(examples.query, 2, CTX))

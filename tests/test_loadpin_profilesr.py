@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from baselines.loadpin import InpaintGenerator, LoadPIN, draw_missing, observed_
 from baselines.profilesr import ProfileSR, block_means, mean_correct
 from bench.context import RunContext
 from bench.data.profileset import META_COLUMNS, ProfileSet
+from bench.registry import get_model
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
 
 T = 24
@@ -61,25 +62,53 @@ def toy():
 
 @pytest.fixture(scope="module")
 def fitted_pin(toy):
-    model = LoadPIN(**{**LoadPIN.configs["quick"], **TINY_PIN})
+    model = LoadPIN(**TINY_PIN)
     model.fit(make_set(toy[0]), RunContext(seed=0))
     return model
 
 
 @pytest.fixture(scope="module")
 def fitted_sr(toy):
-    model = ProfileSR(**{**ProfileSR.configs["quick"], **TINY_SR, "factors": (2, 4, 5)})
+    model = ProfileSR(**TINY_SR, factors=(2, 4, 5))
     model.fit(make_set(toy[0]), RunContext(seed=0))
     return model
 
 
-# -- configs ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [LoadPIN, ProfileSR])
-def test_config_keys_are_exactly_the_init_parameters(cls):
-    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    for profile, config in cls.configs.items():
-        assert set(config) == params, profile
-        cls(**config)  # every profile builds
+# -- parameters ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, cls", [("loadpin", LoadPIN), ("profilesr", ProfileSR)])
+def test_profiles_build_and_hold_only_what_differs_from_the_defaults(name, cls):
+    spec = get_model(name)
+    assert spec.cls is cls and spec.capabilities == {"impute" if cls is LoadPIN else "super_resolve"}
+    defaults = dataclasses.asdict(cls.Params())
+    for profile in ("test", "quick", "paper"):
+        values = cls.profiles.get(profile, {})
+        assert all(defaults[k] != v for k, v in values.items()), profile
+        model = spec.build(profile)
+        assert model.train_config.steps == model.train_steps and model.train_config.betas == (0.5, 0.9)
+    assert spec.config("paper")["train_steps"] == 20_000 and spec.config("paper")["lr"] == 1e-4
+
+
+@pytest.mark.parametrize("cls, bad, message", [
+    (LoadPIN, {"base": 0}, "base must be a positive integer"),
+    (LoadPIN, {"attention_heads": 3}, "divisible by attention_heads"),
+    (LoadPIN, {"min_missing": 0.6}, "min_missing <= max_missing"),
+    (LoadPIN, {"l1_missing": -1.0}, "l1_missing must be a finite number"),
+    (LoadPIN, {"norm_floor": 0.0}, "norm_floor must be positive"),
+    (LoadPIN, {"betas": (0.5, 1.0)}, "betas must be two numbers"),
+    (LoadPIN, {"amp": "fp16"}, "amp expects"),
+    (ProfileSR, {"factors": ()}, "factors must be a non-empty list"),
+    (ProfileSR, {"factors": (2, 1)}, "factors must be a non-empty list"),
+    (ProfileSR, {"ema_decay": 1.0}, "ema_decay must lie in"),
+    (ProfileSR, {"sample_batch": 0}, "sample_batch must be a positive integer"),
+    (ProfileSR, {"feature_weight": float("nan")}, "feature_weight must be a finite number"),
+])
+def test_bad_parameters_are_clear_errors(cls, bad, message):
+    with pytest.raises(ValueError, match=message):
+        cls(**bad)
+
+
+def test_profilesr_factors_are_sorted_and_unique():
+    assert ProfileSR(factors=(4, 2, 4)).factors == (2, 4) == ProfileSR(factors=[2, 4]).params.factors
 
 
 # -- masks and normalisation -----------------------------------------------------------------------------------
@@ -159,7 +188,7 @@ def test_loadpin_fit_is_deterministic_and_trains_on_padded_profiles():
     values = toy_days(40, rng, 48)
     mask = np.ones(values.shape, dtype=bool)
     mask[::3, 36:] = False  # short "months": padding never counted
-    cfg = {**LoadPIN.configs["quick"], **TINY_PIN, "train_steps": 3, "ema_decay": None}
+    cfg = {**TINY_PIN, "train_steps": 3, "ema_decay": None}
     outs = []
     for _ in range(2):
         model = LoadPIN(**cfg)
@@ -218,7 +247,45 @@ def test_profilesr_beats_hold_upsampling(fitted_sr, toy):
 
 def test_profilesr_rejects_lengths_without_a_factor_and_bad_factors():
     with pytest.raises(ValueError, match="divides"):
-        ProfileSR(**{**ProfileSR.configs["quick"], **TINY_SR, "factors": (5,)}).fit(
+        ProfileSR(**TINY_SR, factors=(5,)).fit(
             make_set(toy_days(8, np.random.default_rng(0))), RunContext())
     with pytest.raises(ValueError, match="factors"):
         ProfileSR(factors=(1,))
+
+
+# -- save / load ---------------------------------------------------------------------------------------------------
+def test_loadpin_round_trip(fitted_pin, toy, tmp_path):
+    truth = toy[1][:8]
+    valid = np.ones_like(truth, dtype=bool)
+    valid[:2, 20:] = False
+    observed = valid & (np.random.default_rng(2).random(truth.shape) < 0.5)
+    query = imputation_query(np.where(valid, truth, 0.0), observed, valid)
+    loaded = LoadPIN.load(fitted_pin.save(tmp_path / "loadpin.pt"))
+    assert loaded.params == fitted_pin.params and loaded.length_ == T
+    for seed in (0, 3):
+        np.testing.assert_array_equal(loaded.impute(query, 3, RunContext(seed=seed)),
+                                      fitted_pin.impute(query, 3, RunContext(seed=seed)))
+    # loading builds the network without touching the global torch RNG (its random weights are overwritten)
+    before = torch.get_rng_state()
+    LoadPIN.load(tmp_path / "loadpin.pt")
+    assert torch.equal(before, torch.get_rng_state())
+    with pytest.raises(RuntimeError, match="fit"):
+        LoadPIN.load(LoadPIN(**TINY_PIN).save(tmp_path / "unfitted.pt")).impute(query, 1, RunContext())
+    # the autocast dtype of a GPU fit travels as its name
+    state = {**fitted_pin.get_state(), "amp_dtype": "bfloat16"}
+    restored = LoadPIN(**TINY_PIN)
+    restored.set_state(state)
+    assert restored._amp_dtype is torch.bfloat16
+
+
+def test_profilesr_round_trip(fitted_sr, toy, tmp_path):
+    truth = toy[1][:8]
+    loaded = ProfileSR.load(fitted_sr.save(tmp_path / "profilesr.pt"))
+    assert loaded.params == fitted_sr.params and loaded.trained_factors == (2, 4) and loaded.length_ == T
+    for factor in (2, 4):
+        query = sr_query(truth, factor)
+        np.testing.assert_array_equal(loaded.super_resolve(query, 3, RunContext(seed=1)),
+                                      fitted_sr.super_resolve(query, 3, RunContext(seed=1)))
+    with pytest.raises(RuntimeError, match="fit"):
+        ProfileSR.load(ProfileSR(**TINY_SR).save(tmp_path / "unfitted.pt")).super_resolve(sr_query(truth, 2), 1,
+                                                                                          RunContext())

@@ -45,7 +45,11 @@ def test_registered():
     for name, caps in [("linear-interp", {"impute"}), ("last-week", {"impute"}),
                        ("hold-upsample", {"super_resolve"}), ("linear-upsample", {"super_resolve"}),
                        ("conditional-resample", {"generate", "conditional"})]:
-        assert get_model(name).capabilities == caps
+        spec = get_model(name)
+        assert spec.capabilities == caps
+        # references that copy or interpolate their input: the contract test does not ask them to learn
+        assert spec.cls.learns is False
+        assert spec.config("paper") == spec.config("test") == {}  # nothing to configure
 
 
 def test_linear_interp_exact_on_lines_constant_at_ends():
@@ -126,3 +130,45 @@ def test_conditional_resample_matches_month_and_category_and_pads():
     assert model.sample(4, None, CTX).shape == (4, 62)
     with pytest.raises(ValueError, match="rows"):
         model.sample(3, cond, CTX)
+
+
+# -- save / load ---------------------------------------------------------------------------------------------------
+def round_trip(model, tmp_path):
+    path = model.save(tmp_path / f"{type(model).__name__}.pt")
+    return type(model).load(path)
+
+
+def test_imputers_and_upsamplers_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-1, 1, (2, 24)).astype(np.float32)
+    observed = rng.random((2, 24)) < 0.5
+    observed[1] = False  # nothing observed: the fitted training mean fills it
+    query = imputation_query(values, observed)
+    for cls in (LinearInterp, LastWeek):
+        model = fitted(cls(), 24)
+        loaded = round_trip(model, tmp_path)
+        np.testing.assert_array_equal(loaded._mean, model._mean)
+        np.testing.assert_array_equal(loaded.impute(query, 2, CTX), model.impute(query, 2, CTX))
+    sr = SuperResolutionQuery(values.reshape(2, 6, 4).mean(axis=2), 4, np.ones((2, 24), bool), meta(2), 15)
+    for cls in (HoldUpsample, LinearUpsample):
+        model = cls()
+        model.fit(profiles(values), CTX)
+        np.testing.assert_array_equal(round_trip(model, tmp_path).super_resolve(sr, 2, CTX),
+                                      model.super_resolve(sr, 2, CTX))
+
+
+def test_conditional_resample_round_trip_keeps_pools_and_padding(tmp_path):
+    values = np.repeat(np.arange(1, 7, dtype=np.float32)[:, None], 31 * 2, axis=1)
+    train = profiles(values, resolution=720, period="month", months=[1, 1, 2, 2, 3, 3], days=[31, 31, 28, 28, 31, 31])
+    train.meta["category"] = ["Std", "ToU", "Std", "ToU", "Std", "Std"]
+    model = ConditionalResample()
+    model.fit(train, CTX)
+    loaded = round_trip(model, tmp_path)
+    cond = pd.DataFrame({"month": [1, 2, 3, 7, 3, 1], "weekday": 0, "days": [31, 28, 31, 31, 30, 31],
+                         "category": ["ToU", "Std", "ToU", "Std", "Std", "Std"]})
+    for seed in (0, 1, 2):
+        ctx = RunContext(seed=seed)
+        np.testing.assert_array_equal(loaded.sample(6, cond, ctx), model.sample(6, cond, ctx))
+        np.testing.assert_array_equal(loaded.sample(4, None, ctx), model.sample(4, None, ctx))
+    with pytest.raises(RuntimeError, match="fit"):
+        round_trip(ConditionalResample(), tmp_path).sample(2, None, CTX)

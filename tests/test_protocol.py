@@ -9,10 +9,11 @@ import pytest
 from bench.cache import cell_key
 from bench.data.segment import segment
 from bench.data.split import calendar_months, split_profiles
-from bench.render import protocol_lines
+from bench.api import Generator, Model
+from bench.report.render import protocol_lines
 from bench.runner import task_config
 from bench.suite import load_suite, parse_protocol
-from bench.tasks import generation
+from bench.tasks import generation, get_task
 from bench.tasks.common import fitting_set, split_and_scale
 from tests.conftest import REPO_ROOT, make_readings
 
@@ -86,11 +87,23 @@ def test_split_and_scale_fits_scaler_on_what_models_learn_and_says_its_caps():
     # the scaler maps the learned profiles' max to 1 / 1.1 of the headroom and their min (>= 0 here) to -1 at 0 kW
     assert learned.max() == pytest.approx(2 / 1.1 - 1, abs=1e-5)
 
-    class Pretrains:
+    class Plain(Model, Generator):
+        def fit(self, train, ctx):
+            pass
+
+        def sample(self, n, cond, ctx):
+            return np.zeros((n, 48), np.float32)
+
+    class Pretrains(Plain):
         pretrains = True
 
-    assert fitting_set(Pretrains(), data) is data.pretrain
-    assert fitting_set(object(), data) is data.train
+    # a model or its class (the runner keys a training run on the class)
+    assert fitting_set(Pretrains(), data) is data.pretrain and fitting_set(Pretrains, data) is data.pretrain
+    assert fitting_set(Plain(), data) is data.train and fitting_set(Plain, data) is data.train
+    with pytest.raises(TypeError, match="bench.api.Model"):
+        fitting_set(object(), data)
+    without = split_and_scale(ps, {**cfg, "split": "household", "fractions": [0.5, 0.25, 0.25]}, seed=0)
+    assert without.pretrain is None and fitting_set(Pretrains(), without) is without.train
 
 
 def test_suite_protocol_parsed_validated_and_merged_into_task_config(tmp_path):
@@ -104,17 +117,18 @@ def test_suite_protocol_parsed_validated_and_merged_into_task_config(tmp_path):
     suite = load_suite("energydiff_quick")
     assert suite.protocol["split"] == "pooled" and suite.deviations
     household = next(d for d in suite.datasets if d.label == "lcl-household")
-    cfg_pooled = task_config(generation, suite.protocol_for(suite.datasets[0]), {})
-    cfg_household = task_config(generation, suite.protocol_for(household), {})
+    task = get_task("generation")
+    assert task is generation.TASK
+    cfg_pooled = task_config(task, suite.protocol_for(suite.datasets[0]), {})
+    cfg_household = task_config(task, suite.protocol_for(household), {})
     assert cfg_pooled["split"] == "pooled" and cfg_household["split"] == "household"
     # the protocol is part of every cell's cache key
     assert cell_key({"task_config": cfg_pooled}) != cell_key({"task_config": cfg_household})
     paper = load_suite("energydiff_paper")
-    cfg = task_config(generation, paper.protocol, {})
+    cfg = task_config(task, paper.protocol, {})
     assert cfg["n_generate"] == 4000 and cfg["max_eval"] is None
     # keys a task does not have stay out of its config (and out of its cache key)
-    from bench.tasks import imputation
-    assert "n_generate" not in task_config(imputation, paper.protocol, {})
+    assert "n_generate" not in task_config(get_task("imputation"), paper.protocol, {})
 
 
 def test_generation_draws_n_generate_profiles():
@@ -188,7 +202,7 @@ def test_scaler_fitted_on_training_profiles_only():
 def test_two_protocols_of_one_dataset_stay_apart_beside_the_paper():
     """energydiff_quick runs LCL under the paper's split and under the household split: each label gets its
     own comparison (and model-order agreement) against the paper's LCL table."""
-    from bench.render import published_comparison
+    from bench.report.render import published_comparison
     from bench.report.agreement import rank_agreement
 
     base = {"suite": "s", "task": "generation", "resolution": 30, "setting": "", "seed": 0, "metric": "GFD",

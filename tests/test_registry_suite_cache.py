@@ -17,43 +17,59 @@ def test_builtin_models_registered_with_capabilities():
     names = {m.name for m in list_models()}
     assert {"gmm", "gmm-pca", "t-copula", "resample-train", "independent-marginals", "smartmeterfm", "loadpin",
             "profilesr", "linear-interp"} <= names
-    from bench.registry import CAPABILITIES
+    from bench.api import CAPABILITIES
     from bench.tasks import list_tasks
 
     for spec in list_models():
-        assert spec.capabilities and spec.capabilities <= CAPABILITIES
-        assert "quick" in spec.configs
+        assert spec.capabilities and spec.capabilities <= set(CAPABILITIES)
     # every task has at least one model able to run it
     for task in list_tasks():
-        assert any(task.CAPABILITY in spec.capabilities for spec in list_models()), task.NAME
+        assert any(task.capability in spec.capabilities for spec in list_models()), task.name
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(KeyError, match="known models: .*gmm"):
+    with pytest.raises(KeyError, match="unknown model 'no-such-model'; known: .*gmm"):
         get_model("no-such-model")
 
 
-def test_register_variant_pins_parameters_and_rejects_bad_declarations():
+def test_register_variant_pins_parameters():
+    from dataclasses import dataclass
+
+    from bench.api import Generator, Model, ParamError, Params
+    from bench.registry import MODELS
+
+    @dataclass(frozen=True)
+    class ToyParams(Params):
+        size: int = 1
+
     @register_model("test-toy")
     @register_model("test-toy-big", size=9)
-    class Toy:
+    class Toy(Model, Generator):
         """A toy."""
 
-        capabilities = frozenset({"generate"})
-        configs = {"quick": {"size": 1}, "paper": {"size": 2}}
+        Params = ToyParams
+        profiles = {"paper": {"size": 2}}
 
-        def __init__(self, size):
-            self.size = size
+        def fit(self, train, ctx):
+            pass
 
-    assert get_model("test-toy").build().size == 1
-    assert get_model("test-toy").build("paper").size == 2
-    assert get_model("test-toy-big").build("paper").size == 9
-    with pytest.raises(KeyError, match="no parameters"):
-        get_model("test-toy").config("quick", {"colour": 3})
-    with pytest.raises(ValueError, match="unknown capabilities"):
-        register_model("test-bad")(type("Bad", (), {"capabilities": {"fly"}, "configs": {"quick": {}}}))
-    with pytest.raises(ValueError, match="quick"):
-        register_model("test-bad2")(type("Bad2", (), {"capabilities": {"generate"}, "configs": {}}))
+        def sample(self, n, cond, ctx):
+            return None
+
+    try:
+        assert get_model("test-toy").build().size == 1
+        assert get_model("test-toy").build("paper").size == 2
+        assert get_model("test-toy-big").build("paper").size == 9
+        assert get_model("test-toy").description == "A toy."
+        with pytest.raises(ParamError, match="test-toy has no parameter colour; its parameters: size"):
+            get_model("test-toy").config("quick", {"colour": 3})
+        with pytest.raises(KeyError, match="unknown profile 'huge'"):
+            get_model("test-toy").config("huge")
+        with pytest.raises(ValueError, match="already registered"):
+            register_model("gmm")(Toy)
+    finally:
+        MODELS.unregister("test-toy")
+        MODELS.unregister("test-toy-big")
 
 
 def test_quick_suite_loads_and_overrides():
@@ -131,7 +147,7 @@ def test_code_version_follows_project_imports():
     assert code_version(baselines.energydiff.EnergyDiff) == code_version(baselines.energydiff.EnergyDiff)
 
 
-def test_third_party_models_load_through_entry_points(monkeypatch, tmp_path):
+def test_an_entry_point_naming_a_bare_class_registers_it_under_the_entry_point_name(monkeypatch, tmp_path):
     import sys
     from importlib.metadata import EntryPoint
 
@@ -139,17 +155,24 @@ def test_third_party_models_load_through_entry_points(monkeypatch, tmp_path):
 
     plugin = tmp_path / "meterbench_test_plugin.py"
     plugin.write_text(
-        "from bench.registry import register_model\n"
-        "@register_model('test-plugin-model')\n"
-        "class Plugin:\n"
-        "    capabilities = frozenset({'generate'})\n"
-        "    configs = {'quick': {}}\n")
+        "from bench.api import Generator, Model\n"
+        "class Plugin(Model, Generator):\n"
+        "    \"\"\"A plugin.\"\"\"\n"
+        "    def fit(self, train, ctx):\n"
+        "        pass\n"
+        "    def sample(self, n, cond, ctx):\n"
+        "        return None\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    ep = EntryPoint(name="plugin", value="meterbench_test_plugin", group=registry.ENTRY_POINT_GROUP)
+    ep = EntryPoint(name="test-plugin-model", value="meterbench_test_plugin:Plugin",
+                    group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(registry, "_LOADED", False)
-    assert registry.get_model("test-plugin-model").capabilities == frozenset({"generate"})
-    sys.modules.pop("meterbench_test_plugin", None)
+    monkeypatch.setattr(registry.MODELS, "_loaded", False)
+    try:
+        assert registry.get_model("test-plugin-model").capabilities == frozenset({"generate"})
+        assert registry.get_model("test-plugin-model").description == "A plugin."
+    finally:
+        registry.MODELS.unregister("test-plugin-model")
+        sys.modules.pop("meterbench_test_plugin", None)
 
 
 def test_every_shipped_suite_names_known_tasks_and_models():
@@ -166,7 +189,7 @@ def test_every_shipped_suite_names_known_tasks_and_models():
 
 
 def test_dataset_labels_name_the_rows_and_keep_the_loader(tmp_path):
-    from bench.render import published_comparison
+    from bench.report.render import published_comparison
 
     suite = load_suite("energydiff_paper")
     titles = [d.title for d in suite.datasets]

@@ -300,7 +300,7 @@ def test_settings_as_columns_puts_settings_side_by_side():
 
 def test_diagnostics_render_expert_grid_once_per_fitted_model(tmp_path):
     from bench.cache import CellCache
-    from bench.render import diagnostics_frame, diagnostics_markdown
+    from bench.report.render import diagnostics_frame, diagnostics_markdown
 
     cache = CellCache(tmp_path)
     diag = {"expert_util/L0/E0": 0.75, "expert_util/L0/E1": 0.25, "expert_util/L1/E0": 0.5,
@@ -320,7 +320,7 @@ def test_diagnostics_render_expert_grid_once_per_fitted_model(tmp_path):
 
 
 def test_run_rendering_sets_results_beside_the_published_numbers():
-    from bench.render import published_comparison
+    from bench.report.render import published_comparison
 
     row = {"suite": "s", "task": "forecasting", "dataset": "lcl", "resolution": 30, "setting": "day-ahead",
            "model": "unified", "seed": 0, "metric": "MAE", "value": 0.3, "std": 0.01, "status": "ok", "note": ""}
