@@ -25,6 +25,7 @@ seed, model) of a suite. **Metrics** are described by :class:`metrics.registry.M
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from typing import Any, Callable, ClassVar, Protocol
 import numpy as np
 
 from bench.context import RunContext
-from metrics.registry import GOALS, Metric  # noqa: F401 - re-exported: the metric contract lives with the metrics
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -282,6 +282,46 @@ class Model(metaclass=ABCMeta):
         from bench.persist import load_model
 
         return load_model(cls, path)
+
+
+# -- metrics ---------------------------------------------------------------------------------------------------
+GOALS = ("lower", "higher", "ignore")
+"""Which values are better: ``lower``, ``higher``, or ``ignore`` (reported, never ranked nor marked best)."""
+
+NEEDS = ("samples", "ensemble", "point", "labels", "scores")
+"""What a metric's ``pred`` argument is (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric as tabulated.
+
+    Attributes:
+        name: its column name.
+        fn: ``fn(real, pred, *, mask=None, ...) -> float``.
+        goal: one of :data:`GOALS`.
+        description: one line for the tables' notes.
+        range: ``(low, high)`` of possible values (either may be infinite).
+        needs: what ``pred`` is, one of :data:`NEEDS`: ``"samples"`` (a set of profiles), ``"ensemble"``
+            ([S, N, T] draws per real profile), ``"point"`` (one prediction per real value), ``"labels"`` or
+            ``"scores"``.
+    """
+
+    name: str
+    fn: Callable[..., float]
+    goal: str
+    description: str
+    range: tuple[float, float] = (0.0, math.inf)
+    needs: str = "samples"
+
+    def __post_init__(self) -> None:
+        if self.goal not in GOALS:
+            raise ValueError(f"metric {self.name!r}: goal must be one of {', '.join(GOALS)}, got {self.goal!r}")
+        if self.needs not in NEEDS:
+            raise ValueError(f"metric {self.name!r}: needs must be one of {', '.join(NEEDS)}, got {self.needs!r}")
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"metric {self.name!r}: range must be (low, high) with low < high, got {self.range}")
 
 
 # -- tasks, cells, outcomes -----------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import seeds
+from bench.seeds import Stream
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("energydiff", "vae", "wgan-gp")
 DEFAULT_RESOLUTIONS = (60, 30, 15, 1)
@@ -28,7 +31,7 @@ FOLDING_FACTORS = (1, 8)  # no folding vs the paper's factor, as in the EnergyDi
 
 def toy_profiles(n: int, length: int, seed: int = 0) -> np.ndarray:
     """Smooth daily curves with random amplitude and phase, in [-1, 1]: a stand-in of the right shape."""
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, Stream.PERF_INPUTS)
     t = np.linspace(0, 2 * np.pi, length, endpoint=False)
     amp = rng.uniform(0.2, 0.8, (n, 1))
     phase = rng.uniform(0, 2 * np.pi, (n, 1))
@@ -100,7 +103,7 @@ def measure_folding(*, device: str, batch: int, length: int, folds: tuple[int, .
     spec = get_model("energydiff")
     rows = []
     for fold in folds:
-        torch.manual_seed(0)
+        torch.manual_seed(seeds.int_seed(0, Stream.PERF_INPUTS, 1))
         model = spec.build("paper", {"fold": fold})
         net = model.build_network(length, 1440 // length).to(device)
         x = torch.randn(batch, length, device=device)

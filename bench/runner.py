@@ -225,7 +225,7 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
         raise ValueError(f"post-processing suffixes ({'+'.join(suffixes)}) apply to the generation task only, "
                          f"not to {base['task']!r}; list the base model {base['model']!r} there instead")
     if suffixes:
-        inputs = {**inputs, "postprocess": list(suffixes), "postprocess_version": code_version(apply, task, *POSTPROCESS_SOURCES)}
+        inputs = {**inputs, "postprocess": list(suffixes), "postprocess_version": code_version(apply, task.source, *POSTPROCESS_SOURCES)}
     key = cell_key(inputs)
     label = base["model"] + "".join(f"+{s}" for s in suffixes)
     where = f"{label} on {base['dataset']} @ {base['resolution']} min ({base['task']}, seed {base['seed']})"

@@ -2,10 +2,14 @@
 
 Modules: ``distribution`` (MMD, its permutation test, Gaussian Fréchet distance), ``marginal`` (KL,
 Wasserstein, KS; pooled and per time step), ``probabilistic`` (CRPS, interval coverage), ``energy`` (peak-load
-errors), ``point`` (RMSE, MAE, MAPE), ``classification`` (accuracy, precision, recall, F1, AUROC), ``bootstrap``
-(repeated-subsample mean ± std, ddof = 1) and ``registry`` (names and directions used by the tables). Every metric
-raises :class:`MetricInputError` (a ``ValueError``, defined in ``errors``) on input it cannot score: bad shapes or
-arguments, NaN, infinite values, or values large enough to overflow float64.
+errors, peak and mean RMSE), ``point`` (RMSE, MSE, MAE, MAPE), ``classification`` (accuracy, precision, recall,
+F1, AUROC), ``bootstrap`` (repeated-subsample mean ± std, ddof = 1) and ``registry`` (:data:`METRICS`: every
+named metric with its goal, range and what it needs, as the tables use them).
+
+Every metric function has one signature, ``fn(real, pred, *, mask=None, ...)``: the real data first, the
+model's output second (generated profiles, an ensemble, a point prediction, labels or scores), then keyword
+arguments. Every metric raises :class:`MetricInputError` (a ``ValueError``, defined in ``errors``) on input it
+cannot score: bad shapes or arguments, NaN, infinite values, or values large enough to overflow float64.
 """
 
 from metrics.bootstrap import bootstrap
@@ -13,12 +17,13 @@ from metrics.classification import accuracy, auroc, f1, precision, recall
 from metrics.distribution import (
     frechet_distance,
     mmd_p_value,
+    mmd_pass,
     mmd_permutation_test,
     mmd_rbf,
     mmd_rbf_paper,
     rbf_bandwidth,
 )
-from metrics.energy import peak_abs_error, peak_load_error, peak_load_error_sets
+from metrics.energy import mean_rmse, peak_abs_error, peak_load_error, peak_load_error_sets, peak_rmse
 from metrics.errors import MAX_ABS_VALUE, MetricInputError
 from metrics.marginal import (
     kl_per_step,
@@ -28,7 +33,7 @@ from metrics.marginal import (
     wasserstein_per_step,
     wasserstein_pooled,
 )
-from metrics.point import mae, mape, rmse
+from metrics.point import mae, mape, mse, rmse
 from metrics.probabilistic import (
     coverage_error,
     crps_between_ensembles,
@@ -36,12 +41,12 @@ from metrics.probabilistic import (
     crps_sets,
     interval_coverage,
 )
-from metrics.registry import ALL_METRICS, GENERATION_METRICS, Metric, goal
+from metrics.registry import GENERATION_METRICS, METRICS, Metric, goal, register_metric
 
 __all__ = [
-    "ALL_METRICS",
     "GENERATION_METRICS",
     "MAX_ABS_VALUE",
+    "METRICS",
     "MetricInputError",
     "Metric",
     "accuracy",
@@ -61,16 +66,21 @@ __all__ = [
     "ks_pooled",
     "mae",
     "mape",
+    "mean_rmse",
     "mmd_p_value",
+    "mmd_pass",
     "mmd_permutation_test",
     "mmd_rbf",
     "mmd_rbf_paper",
+    "mse",
     "peak_abs_error",
     "peak_load_error",
     "peak_load_error_sets",
+    "peak_rmse",
     "precision",
     "rbf_bandwidth",
     "recall",
+    "register_metric",
     "rmse",
     "wasserstein_per_step",
     "wasserstein_pooled",

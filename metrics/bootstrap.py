@@ -13,11 +13,12 @@ BOOTSTRAP_DDOF = 1
 the EnergyDiff code."""
 
 
-def bootstrap(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, real: np.ndarray,
-              n_repeats: int = 10, frac: float = 0.5, seed: int = 0) -> tuple[float, float]:
-    """Mean and standard deviation of ``fn(gen_subset, real_subset)`` over ``n_repeats`` subsamples.
+def bootstrap(fn: Callable[..., float], real: np.ndarray, pred: np.ndarray, *, n_repeats: int = 10,
+              frac: float = 0.5, seed: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation of ``fn(real_subset, pred_subset)`` over ``n_repeats`` subsamples.
 
-    Each repeat draws ``floor(frac * len(gen))`` rows of ``gen`` and ``floor(frac * len(real))`` rows of
+    ``fn`` is a set metric with the one signature ``fn(real, pred, ...)`` (bind its other arguments first).
+    Each repeat draws ``floor(frac * len(pred))`` rows of ``pred`` and ``floor(frac * len(real))`` rows of
     ``real`` *without* replacement (as the EnergyDiff code does; despite the name this is subsampling, not
     Efron's bootstrap, so the spread reflects subsets of half the data). Draws come from
     ``np.random.default_rng(seed)``, generated rows first, then real rows, repeat by repeat, so one seed gives
@@ -28,7 +29,7 @@ def bootstrap(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, re
     std NaN (a spread of infinite values is undefined); a NaN value is refused.
 
     Raises :class:`MetricInputError` for ``frac`` outside (0, 1], ``n_repeats < 2``, a subset that would be
-    empty, ``gen`` / ``real`` holding NaN, infinite or overflowing values, or ``fn`` returning NaN.
+    empty, ``real`` / ``pred`` holding NaN, infinite or overflowing values, or ``fn`` returning NaN.
     """
     try:
         frac = float(frac)
@@ -37,20 +38,20 @@ def bootstrap(fn: Callable[[np.ndarray, np.ndarray], float], gen: np.ndarray, re
     if not 0.0 < frac <= 1.0:
         raise MetricInputError(f"frac must lie in (0, 1], got {frac}")
     n_repeats = check_count(n_repeats, "n_repeats", 2, "the ddof=1 std of one repeat is undefined")
-    gen = check_values(np.asarray(gen), "gen")
     real = check_values(np.asarray(real), "real")
-    if gen.ndim < 1 or real.ndim < 1:
-        raise MetricInputError("gen and real must have a leading sample axis")
-    k_gen, k_real = int(frac * len(gen)), int(frac * len(real))
-    if k_gen < 1 or k_real < 1:
-        raise MetricInputError(f"frac={frac} leaves an empty subset of gen ({len(gen)} rows) or real "
-                               f"({len(real)} rows)")
+    pred = check_values(np.asarray(pred), "pred")
+    if pred.ndim < 1 or real.ndim < 1:
+        raise MetricInputError("real and pred must have a leading sample axis")
+    k_pred, k_real = int(frac * len(pred)), int(frac * len(real))
+    if k_pred < 1 or k_real < 1:
+        raise MetricInputError(f"frac={frac} leaves an empty subset of real ({len(real)} rows) or pred "
+                               f"({len(pred)} rows)")
     rng = np.random.default_rng(seed)
     values = np.empty(int(n_repeats))
     for r in range(len(values)):
-        gen_rows = rng.choice(len(gen), size=k_gen, replace=False)
+        pred_rows = rng.choice(len(pred), size=k_pred, replace=False)
         real_rows = rng.choice(len(real), size=k_real, replace=False)
-        values[r] = float(fn(gen[gen_rows], real[real_rows]))
+        values[r] = float(fn(real[real_rows], pred[pred_rows]))
         if np.isnan(values[r]):
             raise MetricInputError(f"the metric returned NaN on bootstrap repeat {r}: no mean ± std can be formed")
     if not np.isfinite(values).all():

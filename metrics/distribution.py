@@ -1,14 +1,16 @@
-"""Distribution-level distances between a generated and a real set of profiles.
+"""Distribution-level distances between a real and a generated set of profiles.
 
-Every function takes two 2-D arrays of profiles, rows = profiles and columns = time steps:
-``x`` (generated, ``[n, T]``) and ``y`` (real, ``[m, T]``). Arithmetic is float64 throughout, whatever the
-input dtype, and the result is a Python ``float``.
+Every function takes two 2-D arrays of profiles, rows = profiles and columns = time steps, in the order of the
+one metric signature ``fn(real, pred, *, mask=None, ...)``: ``real`` (``[m, T]``) and the generated set ``pred``
+(``[n, T]``). The two sets are unpaired and may differ in size. Arithmetic is float64 throughout, whatever the
+input dtype, and the result is a Python ``float``. ``mask`` exists for the shared signature only: set metrics
+compare whole profiles, and a mask other than ``None`` is refused.
 
 * :func:`mmd_rbf` - squared maximum mean discrepancy with one RBF kernel, unbiased estimator. Lower is better.
 * :func:`mmd_rbf_paper` - the MMD of the EnergyDiff code (its own bandwidth rule and estimator), to compare numbers
   with the paper's tables.
-* :func:`mmd_permutation_test` / :func:`mmd_p_value` - permutation test of "same distribution" on
-  :func:`mmd_rbf`. A higher p-value means the two sets are harder to tell apart.
+* :func:`mmd_permutation_test` / :func:`mmd_p_value` / :func:`mmd_pass` - permutation test of "same
+  distribution" on :func:`mmd_rbf`. A higher p-value means the two sets are harder to tell apart.
 * :func:`frechet_distance` - Fréchet distance between Gaussians fitted to the two sets. Lower is better.
 
 The kernel is ``k(a, b) = exp(-||a - b||^2 / bandwidth)``. meterbench fixes ``bandwidth`` once per dataset from
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.errors import MetricInputError, check_count, check_result, check_values
+from metrics.errors import MetricInputError, check_count, check_no_mask, check_result, check_values
 
 FRECHET_EPS = 1e-6
 """Ridge added to both covariance matrices of :func:`frechet_distance` (as in the EnergyDiff code)."""
@@ -31,16 +33,16 @@ FRECHET_EPS = 1e-6
 _PERMUTATION_CHUNK = 128
 
 
-def profile_pair(x: np.ndarray, y: np.ndarray, min_rows: int = 1, names: tuple[str, str] = ("x", "y")
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Check two sets of profiles and return them as float64 arrays.
+def profile_pair(real: np.ndarray, pred: np.ndarray, min_rows: int = 1,
+                 names: tuple[str, str] = ("real", "pred")) -> tuple[np.ndarray, np.ndarray]:
+    """Check two sets of profiles and return them (in the order given) as float64 arrays.
 
     Both must be 2-D, have the same number of columns, at least ``min_rows`` rows each and only finite values
     of magnitude at most :data:`metrics.errors.MAX_ABS_VALUE`; otherwise a :class:`MetricInputError` names the
     offending argument.
     """
     out = []
-    for arr, name in zip((x, y), names):
+    for arr, name in zip((real, pred), names):
         arr = check_values(np.asarray(arr), name)
         try:
             arr = arr.astype(np.float64)
@@ -119,45 +121,50 @@ def _block_sums(x: np.ndarray, y: np.ndarray, bandwidth: float) -> tuple[float, 
             float(np.exp(-_sq_dists(x, y) / bandwidth).sum()))
 
 
-def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
-    """Unbiased estimate of the squared MMD between the distributions of ``x`` [n, T] and ``y`` [m, T].
+def mmd_rbf(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, bandwidth: float) -> float:
+    """Unbiased estimate of the squared MMD between the distributions of ``real`` [m, T] and ``pred`` [n, T].
 
     ``MMD_u^2 = sum_{i != j} k(x_i, x_j) / (n (n - 1)) + sum_{i != j} k(y_i, y_j) / (m (m - 1))
-    - 2 sum_{i, j} k(x_i, y_j) / (n m)`` with ``k(a, b) = exp(-||a - b||^2 / bandwidth)``.
+    - 2 sum_{i, j} k(x_i, y_j) / (n m)`` with ``x = pred``, ``y = real`` and
+    ``k(a, b) = exp(-||a - b||^2 / bandwidth)``; symmetric in its two sets.
 
     Its expectation is exactly the population squared MMD, so for two samples of one distribution it
-    scatters around 0 and can be slightly negative (it is not clipped). Lower is better. Needs n, m >= 2.
+    scatters around 0 and can be slightly negative (it is not clipped); it lies in [-2, 2]. Lower is better.
+    Needs n, m >= 2. ``bandwidth`` (required): :func:`rbf_bandwidth` of the real data, fixed once per dataset.
     """
-    x, y = profile_pair(x, y, min_rows=2)
+    check_no_mask(mask, "MMD")
+    real, pred = profile_pair(real, pred, min_rows=2)
     bandwidth = _check_bandwidth(bandwidth)
-    n, m = len(x), len(y)
-    sxx, syy, sxy = _kernel_sums(x, y, bandwidth)
+    n, m = len(pred), len(real)
+    sxx, syy, sxy = _kernel_sums(pred, real, bandwidth)
     return float(check_result(sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m), "MMD"))
 
 
-def mmd_rbf_paper(x: np.ndarray, y: np.ndarray) -> float:
+def mmd_rbf_paper(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
     """The MMD of the EnergyDiff code (``MkMMD(kernel_type="rbf", num_kernel=1, coefficient="auto")``), to compare
-    numbers with the paper's tables. ``x`` [n, T] is the generated set, ``y`` [m, T] the real one.
+    numbers with the paper's tables. ``real`` [m, T] is the real set, ``pred`` [n, T] the generated one.
 
-    * Bandwidth: recomputed on every call from the real set ``y`` alone, as the code's default ("auto") rule does:
+    * Bandwidth: recomputed on every call from the real set alone, as the code's default ("auto") rule does:
       ``bw = sum_{i != j} ||y_i - y_j||^2 / (m (m - 1))`` (:func:`rbf_bandwidth`). Under the bootstrap it is
       therefore the bandwidth of each real subset, not a per-dataset constant; hence no ``bandwidth`` argument.
     * Kernel: the one RBF kernel ``exp(-||a - b||^2 / bw)`` (a single kernel gets the weight 1).
-    * Estimator: ``sum_{i, j} k(x_i, x_j) / (n max(n - 1, 1)) + sum_{i, j} k(y_i, y_j) / (m (m - 1))
-      - 2 sum_{i, j} k(x_i, y_j) / (n m)``. The diagonal terms ``k(a, a) = 1`` stay in the XX and YY sums although
-      the normalisers exclude them, so it equals :func:`mmd_rbf` ``+ 1/(n - 1) + 1/(m - 1)`` (``n, m >= 2``): neither
-      the biased nor the unbiased estimator, always positive, and dependent on the sample sizes. Unequal ``n`` and
-      ``m`` enter only through these normalisers, as in the code; ``n = 1`` uses ``max(n - 1, 1) = 1`` as it does.
+    * Estimator, with ``x = pred`` and ``y = real``: ``sum_{i, j} k(x_i, x_j) / (n max(n - 1, 1))
+      + sum_{i, j} k(y_i, y_j) / (m (m - 1)) - 2 sum_{i, j} k(x_i, y_j) / (n m)``. The diagonal terms
+      ``k(a, a) = 1`` stay in the XX and YY sums although the normalisers exclude them, so it equals
+      :func:`mmd_rbf` ``+ 1/(n - 1) + 1/(m - 1)`` (``n, m >= 2``): neither the biased nor the unbiased estimator,
+      never negative (at most 4), and dependent on the sample sizes. Unequal ``n`` and ``m`` enter only through
+      these normalisers, as in the code; ``n = 1`` uses ``max(n - 1, 1) = 1`` as it does.
 
     Matches the EnergyDiff code to round-off on the fixtures of ``tests/test_paper_fixtures.py``. Lower is better.
     Needs ``n >= 1`` and ``m >= 2`` (the bandwidth needs two real profiles, not all identical).
     """
-    x, y = profile_pair(x, y, min_rows=1)
-    if len(y) < 2:
-        raise MetricInputError(f"y (real) needs at least 2 profiles for the bandwidth, got {len(y)}")
-    bandwidth = rbf_bandwidth(y)
-    n, m = len(x), len(y)
-    sxx, syy, sxy = _block_sums(x, y, bandwidth)
+    check_no_mask(mask, "MMD_paper")
+    real, pred = profile_pair(real, pred, min_rows=1)
+    if len(real) < 2:
+        raise MetricInputError(f"real needs at least 2 profiles for the bandwidth, got {len(real)}")
+    bandwidth = rbf_bandwidth(real)
+    n, m = len(pred), len(real)
+    sxx, syy, sxy = _block_sums(pred, real, bandwidth)
     value = sxx / (n * max(n - 1, 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
     return float(check_result(value, "MMD"))
 
@@ -176,15 +183,16 @@ def _mmd_from_membership(k0: np.ndarray, row_sums: np.ndarray, total: float, mem
     return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
 
 
-def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permutations: int = 1000,
-                         seed: int = 0) -> tuple[float, float]:
-    """Permutation test of "x and y come from one distribution" with the unbiased MMD as statistic.
+def mmd_permutation_test(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, bandwidth: float,
+                         n_permutations: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Permutation test of "``real`` and ``pred`` come from one distribution" with the unbiased MMD as statistic.
 
-    Returns ``(statistic, p_value)``: ``statistic`` is :func:`mmd_rbf` of ``(x, y)``; the null distribution is
-    the same statistic after randomly reassigning the pooled ``n + m`` profiles to groups of sizes n and m.
-    Permutation ``p`` uses the ``p``-th call of ``np.random.default_rng(seed).permutation(n + m)``: the first
-    ``n`` indices form the generated group. The joint kernel matrix is computed once and every permutation
-    is a pair of matrix products on it, so 1000 permutations of 2000 + 2000 profiles take seconds.
+    Returns ``(statistic, p_value)``: ``statistic`` is :func:`mmd_rbf` of ``(real, pred)``; the null distribution
+    is the same statistic after randomly reassigning the pooled ``n + m`` profiles (``pred`` rows first, then
+    ``real`` rows) to groups of sizes n and m. Permutation ``p`` uses the ``p``-th call of
+    ``np.random.default_rng(seed).permutation(n + m)``: the first ``n`` indices form the generated group. The
+    joint kernel matrix is computed once and every permutation is a pair of matrix products on it, so 1000
+    permutations of 2000 + 2000 profiles take seconds.
 
     ``p_value = (1 + #{null >= statistic}) / (1 + n_permutations)``. The SmartMeterFM code reports
     ``mean(null >= statistic)`` instead; the two differ by at most ``1 / (1 + n_permutations)``. The form used
@@ -192,11 +200,12 @@ def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permu
     level exactly (a p-value of 0 would claim more than a finite number of permutations can show).
     Higher p = the sets are harder to distinguish.
     """
-    x, y = profile_pair(x, y, min_rows=2)
+    check_no_mask(mask, "the MMD permutation test")
+    real, pred = profile_pair(real, pred, min_rows=2)
     bandwidth = _check_bandwidth(bandwidth)
     n_permutations = check_count(n_permutations, "n_permutations", 1)
-    n, m = len(x), len(y)
-    xc, yc = _centred(x, y)
+    n, m = len(pred), len(real)
+    xc, yc = _centred(pred, real)
     joint = np.concatenate([xc, yc])
     k0 = np.exp(-_sq_dists(joint, joint) / bandwidth)
     np.fill_diagonal(k0, 0.0)
@@ -220,10 +229,26 @@ def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permu
     return statistic, p_value
 
 
-def mmd_p_value(x: np.ndarray, y: np.ndarray, bandwidth: float, n_permutations: int = 1000,
-                seed: int = 0) -> float:
-    """The p-value of :func:`mmd_permutation_test` alone (higher = harder to tell apart)."""
-    return mmd_permutation_test(x, y, bandwidth, n_permutations=n_permutations, seed=seed)[1]
+def mmd_p_value(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, bandwidth: float,
+                n_permutations: int = 1000, seed: int = 0) -> float:
+    """The p-value of :func:`mmd_permutation_test` alone, in (0, 1] (higher = harder to tell apart)."""
+    return mmd_permutation_test(real, pred, mask=mask, bandwidth=bandwidth, n_permutations=n_permutations,
+                                seed=seed)[1]
+
+
+def mmd_pass(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, bandwidth: float,
+             alpha: float = 0.05, n_permutations: int = 1000, seed: int = 0) -> float:
+    """1.0 when the permutation test cannot tell the two sets apart at level ``alpha`` (its p-value, from
+    :func:`mmd_p_value`, exceeds ``alpha``), else 0.0. Averaged over condition groups it is the share of groups
+    that pass (the conditional task's ``MMD_pass``, as the SmartMeterFM paper reports). Higher is better."""
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}") from None
+    if not 0.0 < alpha < 1.0:
+        raise MetricInputError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    p_value = mmd_p_value(real, pred, mask=mask, bandwidth=bandwidth, n_permutations=n_permutations, seed=seed)
+    return float(p_value > alpha)
 
 
 def _gaussian_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,25 +264,26 @@ def _psd_sqrt(c: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
-def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to ``x`` [n, T] and ``y`` [m, T] (float64).
+def frechet_distance(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
+    """Fréchet distance between Gaussians fitted to ``real`` [m, T] and ``pred`` [n, T] (float64); symmetric.
 
-    ``FD = ||mu_x - mu_y||^2 + tr(C_x) + tr(C_y) - 2 tr((C_x C_y)^{1/2})`` with sample means, ``ddof=1``
-    covariances of the time-step vectors and ``1e-6 I`` added to each covariance (the EnergyDiff convention).
-    The trace term is ``sum_i sqrt(lambda_i)`` over the eigenvalues of the symmetric positive semi-definite
-    matrix ``C_x^{1/2} C_y C_x^{1/2}`` (same spectrum as ``C_x C_y``), with tiny negative eigenvalues from
-    round-off clipped to 0; this avoids the complex round-off of a general ``sqrtm``. The result is clipped at
-    0, so it is never negative or complex. Agrees with the EnergyDiff code's ``calculate_frechet``
+    ``FD = ||mu_x - mu_y||^2 + tr(C_x) + tr(C_y) - 2 tr((C_x C_y)^{1/2})`` (``x = pred``, ``y = real``) with
+    sample means, ``ddof=1`` covariances of the time-step vectors and ``1e-6 I`` added to each covariance (the
+    EnergyDiff convention). The trace term is ``sum_i sqrt(lambda_i)`` over the eigenvalues of the symmetric
+    positive semi-definite matrix ``C_x^{1/2} C_y C_x^{1/2}`` (same spectrum as ``C_x C_y``), with tiny negative
+    eigenvalues from round-off clipped to 0; this avoids the complex round-off of a general ``sqrtm``. The result
+    is clipped at 0, so it is never negative or complex. Agrees with the EnergyDiff code's ``calculate_frechet``
     (``scipy.linalg.sqrtm``, imaginary part dropped) to round-off. Lower is better. Needs n, m >= 2.
 
     The products of covariance matrices grow like the fourth power of the values: inputs that are finite but
     large enough to overflow them raise :class:`MetricInputError` (never a ``LinAlgError`` or NaN).
     """
-    x, y = profile_pair(x, y, min_rows=2)
+    check_no_mask(mask, "GFD")
+    real, pred = profile_pair(real, pred, min_rows=2)
     # Overflow is detected by the checks of each intermediate result below, so numpy's warnings are not needed.
     with np.errstate(over="ignore", invalid="ignore"):
-        mu_x, c_x = _gaussian_moments(x)
-        mu_y, c_y = _gaussian_moments(y)
+        mu_x, c_x = _gaussian_moments(pred)
+        mu_y, c_y = _gaussian_moments(real)
         root_x = check_result(_psd_sqrt(c_x), "the covariance square root of the Fréchet distance")
         middle = check_result(root_x @ c_y @ root_x, "the covariance product of the Fréchet distance")
     middle = 0.5 * (middle + middle.T)

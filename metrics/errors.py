@@ -72,3 +72,12 @@ def check_count(value, name: str, minimum: int, why: str = "") -> int:
         reason = f" ({why})" if why else ""
         raise MetricInputError(f"{name} must be an integer >= {minimum}{reason}, got {value!r}")
     return int(value)
+
+
+def check_no_mask(mask, metric: str) -> None:
+    """Refuse a ``mask`` for a metric that compares two unpaired sets of whole profiles (its ``mask`` parameter
+    exists for the shared signature ``fn(real, pred, *, mask=None, ...)`` only): a :class:`MetricInputError`
+    naming ``metric`` unless ``mask`` is None."""
+    if mask is not None:
+        raise MetricInputError(f"{metric} compares two sets of whole profiles and takes no mask (got one of "
+                               f"shape {np.shape(mask)}); select the profiles or time steps before calling it")

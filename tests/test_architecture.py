@@ -35,9 +35,11 @@ def import_graph() -> dict[str, set[str]]:
                 candidates = [base, *(f"{base}.{a.name}" for a in node.names)]
             else:
                 continue
+            # a submodule importing a sibling runs no package __init__ it is not already inside
+            inside = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
             for candidate in candidates:
                 parts = candidate.split(".")
-                targets |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & set(files)
+                targets |= ({".".join(parts[:i]) for i in range(1, len(parts) + 1)} & set(files)) - inside
         graph[name] = targets - {name}
     return graph
 

@@ -27,7 +27,7 @@ def no_cells(monkeypatch):
     (["--models", "nosuch"], "unknown model 'nosuch'; known: "),
     (["--households", "0"], "--households must be a positive number of households, got 0"),
     (["--households", "-3"], "--households must be a positive number of households, got -3"),
-    (["--profile", "test", "--models", "gmm", "--set", "gmm.tol=-1"], "gmm: tol"),
+    (["--profile", "test", "--models", "gmm", "--set", "gmm.tol=-1"], "gmm: reg_covar must be >= 0 and tol > 0"),
 ])
 def test_invalid_command_lines_fail_in_one_line_before_any_cell(argv, message, no_cells, capsys, tmp_path):
     code = run_bench.main([*argv, "--quiet", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import metrics
-from metrics import ALL_METRICS, MetricInputError, auroc, goal
+from metrics import METRICS, MetricInputError, auroc, goal
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -38,8 +38,9 @@ def test_auroc_closed_forms():
 
 
 def test_auroc_is_registered_higher_is_better():
-    assert ALL_METRICS["AUROC"].fn is metrics.auroc
-    assert goal("AUROC") == "higher"
+    assert METRICS["AUROC"].fn is metrics.auroc
+    assert goal("AUROC") == "higher" and METRICS["AUROC"].needs == "scores"
+    assert METRICS["AUROC"].range == (0.0, 1.0)
 
 
 def test_auroc_errors():

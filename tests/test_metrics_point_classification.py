@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from metrics import MetricInputError, accuracy, f1, mae, mape, precision, recall, rmse
+from metrics import MetricInputError, accuracy, auroc, f1, mae, mape, mse, precision, recall, rmse
 from metrics.point import MAPE_EPS
 
 
@@ -21,6 +21,7 @@ def test_point_metrics_match_sklearn(loads):
     y_true, y_pred = loads
     flat_t, flat_p = y_true.ravel(), y_pred.ravel()
     assert rmse(y_true, y_pred) == pytest.approx(np.sqrt(skm.mean_squared_error(flat_t, flat_p)), rel=1e-12)
+    assert mse(y_true, y_pred) == pytest.approx(skm.mean_squared_error(flat_t, flat_p), rel=1e-12)
     assert mae(y_true, y_pred) == pytest.approx(skm.mean_absolute_error(flat_t, flat_p), rel=1e-12)
     assert mape(y_true, y_pred) == pytest.approx(skm.mean_absolute_percentage_error(flat_t, flat_p), rel=1e-12)
 
@@ -30,8 +31,10 @@ def test_point_metrics_with_mask(loads):
     mask = np.random.default_rng(1).random(y_true.shape) < 0.3
     t, p = y_true[mask], y_pred[mask]
     y_pred_nan = np.where(mask, y_pred, np.nan)
-    assert rmse(y_true, y_pred_nan, mask) == pytest.approx(np.sqrt(skm.mean_squared_error(t, p)), rel=1e-12)
-    assert mae(y_true, y_pred_nan, mask) == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-12)
+    assert rmse(y_true, y_pred_nan, mask=mask) == pytest.approx(np.sqrt(skm.mean_squared_error(t, p)), rel=1e-12)
+    assert mse(y_true, y_pred_nan, mask=mask) == pytest.approx(skm.mean_squared_error(t, p), rel=1e-12)
+    assert mae(y_true, y_pred_nan, mask=mask) == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-12)
+    assert mape(y_true, y_pred_nan, mask=mask) == pytest.approx(skm.mean_absolute_percentage_error(t, p), rel=1e-12)
     with pytest.raises(MetricInputError, match="non-finite"):
         mae(y_true, y_pred_nan)
 
@@ -99,3 +102,19 @@ def test_classification_zero_division_and_validation():
         accuracy(np.array([0, 2, 1]), np.array([0, 1, 1]))
     with pytest.raises(MetricInputError, match="length"):
         f1(some, some[:3])
+
+
+def test_classification_with_mask():
+    rng = np.random.default_rng(3)
+    y_true, y_pred, scores = rng.random(100) < 0.4, rng.random(100) < 0.5, rng.random(100)
+    mask = rng.random(100) < 0.6
+    for fn, reference in ((accuracy, skm.accuracy_score), (precision, skm.precision_score),
+                          (recall, skm.recall_score), (f1, skm.f1_score)):
+        assert fn(y_true, y_pred, mask=mask) == pytest.approx(reference(y_true[mask], y_pred[mask]))
+    assert auroc(y_true, scores, mask=mask) == pytest.approx(skm.roc_auc_score(y_true[mask], scores[mask]))
+    with pytest.raises(MetricInputError, match="boolean"):
+        accuracy(y_true, y_pred, mask=mask.astype(int))
+    with pytest.raises(MetricInputError, match="selects nothing"):
+        f1(y_true, y_pred, mask=np.zeros(100, bool))
+    with pytest.raises(TypeError):
+        accuracy(y_true, y_pred, mask)  # mask is keyword-only

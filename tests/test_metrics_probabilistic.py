@@ -16,9 +16,11 @@ from metrics import (
     crps_ensemble,
     crps_sets,
     interval_coverage,
+    mean_rmse,
     peak_abs_error,
     peak_load_error,
     peak_load_error_sets,
+    peak_rmse,
 )
 
 
@@ -46,8 +48,8 @@ def small():
 
 def test_crps_matches_brute_force(small):
     obs, ens, mask = small
-    assert crps_ensemble(obs, ens, mask) == pytest.approx(_crps_loops(obs, ens, mask, fair=True), abs=1e-12)
-    assert crps_ensemble(obs, ens, mask, estimator="nrg") == pytest.approx(_crps_loops(obs, ens, mask, fair=False),
+    assert crps_ensemble(obs, ens, mask=mask) == pytest.approx(_crps_loops(obs, ens, mask, fair=True), abs=1e-12)
+    assert crps_ensemble(obs, ens, mask=mask, estimator="nrg") == pytest.approx(_crps_loops(obs, ens, mask, fair=False),
                                                                            abs=1e-12)
     full = np.ones_like(mask)
     assert crps_ensemble(obs, ens) == pytest.approx(_crps_loops(obs, ens, full, fair=True), abs=1e-12)
@@ -63,7 +65,7 @@ def test_crps_masked_entries_may_be_nan(small):
     obs, ens, mask = small
     obs_nan = np.where(mask, obs, np.nan)
     ens_nan = np.where(mask, ens, np.nan)
-    assert crps_ensemble(obs_nan, ens_nan, mask) == pytest.approx(crps_ensemble(obs, ens, mask), abs=1e-15)
+    assert crps_ensemble(obs_nan, ens_nan, mask=mask) == pytest.approx(crps_ensemble(obs, ens, mask=mask), abs=1e-15)
     with pytest.raises(MetricInputError, match="non-finite"):
         crps_ensemble(obs_nan, ens)
 
@@ -93,9 +95,9 @@ def test_crps_rejects_bad_input(small):
     with pytest.raises(MetricInputError, match="shape"):
         crps_ensemble(obs, ens[:, :3])
     with pytest.raises(MetricInputError, match="boolean"):
-        crps_ensemble(obs, ens, mask.astype(int))
+        crps_ensemble(obs, ens, mask=mask.astype(int))
     with pytest.raises(MetricInputError, match="selects nothing"):
-        crps_ensemble(obs, ens, np.zeros_like(mask))
+        crps_ensemble(obs, ens, mask=np.zeros_like(mask))
     with pytest.raises(MetricInputError, match="at least 2"):
         crps_ensemble(obs, ens[:1])
     with pytest.raises(MetricInputError, match="estimator"):
@@ -137,17 +139,20 @@ def test_set_scores_are_the_per_step_and_per_extreme_crps():
         cross = np.mean([abs(x - y) for x in xs for y in ys])
         per_step.append(cross - 0.5 * (np.mean([abs(x - x2) for x in xs for x2 in xs])
                                        + np.mean([abs(y - y2) for y in ys for y2 in ys])))
-    assert crps_sets(gen, real) == pytest.approx(np.mean(per_step), abs=1e-12)
-    assert crps_sets(real, gen) == pytest.approx(crps_sets(gen, real), abs=1e-15)
+    assert crps_sets(real, gen) == pytest.approx(np.mean(per_step), abs=1e-12)
+    assert crps_sets(gen, real) == pytest.approx(crps_sets(real, gen), abs=1e-15)
     assert crps_sets(gen, gen.copy()) == pytest.approx(0.0, abs=1e-15)
     # peaks: CRPS between the sets' maxima plus between their minima
-    assert peak_load_error_sets(gen, real) == pytest.approx(_peak_loops(real[:, None], gen[:, None]), abs=1e-12)
+    assert peak_load_error_sets(real, gen) == pytest.approx(_peak_loops(real[:, None], gen[:, None]), abs=1e-12)
     # hand case: maxima {3} vs {1}, minima {0} vs {0}: |3 - 1| + 0
-    assert peak_load_error_sets(np.array([[0.0, 3.0]]), np.array([[1.0, 0.0]])) == pytest.approx(2.0)
+    assert peak_load_error_sets(np.array([[1.0, 0.0]]), np.array([[0.0, 3.0]])) == pytest.approx(2.0)
     with pytest.raises(MetricInputError, match="2-D"):
-        crps_sets(gen[None], real[None])
+        crps_sets(real[None], gen[None])
     with pytest.raises(MetricInputError, match="2-D"):
-        peak_load_error_sets(gen[None], real)
+        peak_load_error_sets(real, gen[None])
+    for fn in (crps_sets, peak_load_error_sets):
+        with pytest.raises(MetricInputError, match="takes no mask"):
+            fn(real, gen, mask=np.ones(real.shape, bool))
 
 
 def test_interval_coverage_hand_case_and_calibration():
@@ -225,10 +230,12 @@ def test_peak_errors_respect_the_mask():
     mask[:, 7:] = False
     padded_real, padded_gen = real.copy(), gen.copy()
     padded_real[:, 7:], padded_gen[..., 7:] = 100.0, -100.0
-    assert peak_load_error(padded_real, padded_gen, mask) == pytest.approx(peak_load_error(real[:, :7], gen[..., :7]))
-    assert peak_abs_error(padded_real, padded_gen[0], mask) == pytest.approx(peak_abs_error(real[:, :7], gen[0, :, :7]))
+    unpadded = peak_load_error(real[:, :7], gen[..., :7])
+    assert peak_load_error(padded_real, padded_gen, mask=mask) == pytest.approx(unpadded)
+    for fn in (peak_abs_error, peak_rmse, mean_rmse):
+        assert fn(padded_real, padded_gen[0], mask=mask) == pytest.approx(fn(real[:, :7], gen[0, :, :7])), fn
     with pytest.raises(MetricInputError, match="valid step"):
-        peak_load_error(real, gen, np.zeros((5, 10), dtype=bool))
+        peak_load_error(real, gen, mask=np.zeros((5, 10), dtype=bool))
 
 
 def test_peak_abs_error_hand_case():
@@ -237,3 +244,24 @@ def test_peak_abs_error_hand_case():
     assert peak_abs_error(target, pred) == pytest.approx((0.5 + 0.0) / 2)
     with pytest.raises(MetricInputError, match="one shape"):
         peak_abs_error(target, pred[:1])
+
+
+def test_peak_and_mean_rmse_hand_case():
+    # maxima 3, 4 vs 2.5, 4 -> errors -0.5, 0; means 2, 1.5 vs 7/6, 4/3 -> errors -5/6, -1/6
+    real = np.array([[1.0, 3.0, 2.0], [0.0, 0.5, 4.0]])
+    pred = np.array([[2.5, 1.0, 0.0], [4.0, 0.0, 0.0]])
+    assert peak_rmse(real, pred) == pytest.approx(math.sqrt((0.25 + 0.0) / 2))
+    assert mean_rmse(real, pred) == pytest.approx(math.sqrt(((5 / 6) ** 2 + (1 / 6) ** 2) / 2))
+    # the valid steps only: the last step of the second profile left out (maxima 0.5 vs 4, means 0.25 vs 2)
+    mask = np.array([[True, True, True], [True, True, False]])
+    assert peak_rmse(real, pred, mask=mask) == pytest.approx(math.sqrt((0.25 + 3.5**2) / 2))
+    assert mean_rmse(real, pred, mask=mask) == pytest.approx(math.sqrt(((5 / 6) ** 2 + 1.75**2) / 2))
+    # a constant offset d moves every peak and mean by d: both RMSEs are |d|
+    assert peak_rmse(real, real - 0.3) == pytest.approx(0.3) and mean_rmse(real, real + 0.3) == pytest.approx(0.3)
+    for fn in (peak_rmse, mean_rmse):
+        with pytest.raises(MetricInputError, match="one shape"):
+            fn(real, pred[:1])
+        with pytest.raises(MetricInputError, match="valid step"):
+            fn(real, pred, mask=np.zeros((2, 3), bool))
+        with pytest.raises(MetricInputError, match="pred"):
+            fn(real, np.full((2, 3), np.nan))

@@ -7,6 +7,9 @@ with the fixture's relative tolerance of 2e-6 (float32 round-off inside that cod
 
 What the values pin (each one fails if meterbench's convention moves):
 
+The papers' functions take ``(gen, real)``; meterbench's take ``(real, gen)`` (its one metric signature), so every
+call below passes the real set first. KL keeps the code's direction, KL(generated || real).
+
 * ``MkMMD(kernel_type="rbf", num_kernel=1, coefficient="auto")`` = :func:`metrics.mmd_rbf_paper`: bandwidth from
   the real set alone, diagonal kernel terms kept with ``n (n - 1)`` normalisers. (A bandwidth from the pooled
   sets misses these values by 0.3-3 %, a biased V-statistic by 16-38 %; the tests below show it.)
@@ -33,7 +36,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "paper_metrics"
 REL_TOL = 2e-6
 SET_CASES = ("gauss24", "lognorm48", "lcl48", "zeros48")
 
-# Every key of expected.json and the meterbench call that must reproduce it, on (gen, real) of a set case.
+# Every key of expected.json and the meterbench function that must reproduce it, called as fn(real, gen) on a set
+# case (meterbench's one signature: real first; the papers' functions take the generated set first).
 SET_METRICS = {
     "EnergyDiff.MkMMD(gen, real)": metrics.mmd_rbf_paper,
     "EnergyDiff.calculate_frechet(gen, real)": metrics.frechet_distance,
@@ -73,7 +77,7 @@ def test_every_expected_value_has_a_meterbench_function(fixture):
 def test_set_metrics_reproduce_the_papers_code(fixture, case, key):
     inputs, expected = fixture
     gen, real = inputs[f"{case}_gen"], inputs[f"{case}_real"]
-    assert SET_METRICS[key](gen, real) == pytest.approx(expected[case][key], rel=REL_TOL, abs=0.0)
+    assert SET_METRICS[key](real, gen) == pytest.approx(expected[case][key], rel=REL_TOL, abs=0.0)
 
 
 @pytest.mark.parametrize("key", list(ENSEMBLE_METRICS))
@@ -92,7 +96,7 @@ def test_registry_paper_metrics_are_the_fixture_functions(fixture):
              "KL": "EnergyDiff.kl_divergence(gen, real)", "WD": "EnergyDiff.ws_distance(gen, real)",
              "KS": "EnergyDiff.ks_test_d(gen, real)"}
     for name, key in names.items():
-        assert metrics.ALL_METRICS[name].fn(gen, real) == pytest.approx(expected["lcl48"][key], rel=REL_TOL), name
+        assert metrics.METRICS[name].fn(real, gen) == pytest.approx(expected["lcl48"][key], rel=REL_TOL), name
 
 
 def test_ks_float32_rounding_is_what_reproduces_lcl48(fixture):
@@ -101,13 +105,13 @@ def test_ks_float32_rounding_is_what_reproduces_lcl48(fixture):
     inputs, expected = fixture
     gen, real = inputs["lcl48_gen"], inputs["lcl48_real"]
     target = expected["lcl48"]["EnergyDiff.ks_test_d(gen, real)"]
-    assert metrics.ks_pooled(gen, real) == pytest.approx(target, rel=1e-12)
-    float64 = metrics.ks_pooled(gen, real, round_float32=False)
+    assert metrics.ks_pooled(real, gen) == pytest.approx(target, rel=1e-12)
+    float64 = metrics.ks_pooled(real, gen, round_float32=False)
     assert abs(float64 / target - 1) == pytest.approx(0.0175, abs=0.002)
     # elsewhere the rounding changes no tie and both agree
     for case in ("gauss24", "lognorm48", "zeros48"):
         g, r = inputs[f"{case}_gen"], inputs[f"{case}_real"]
-        assert metrics.ks_pooled(g, r, round_float32=False) == pytest.approx(metrics.ks_pooled(g, r), rel=1e-12)
+        assert metrics.ks_pooled(r, g, round_float32=False) == pytest.approx(metrics.ks_pooled(r, g), rel=1e-12)
 
 
 @pytest.mark.parametrize("case", SET_CASES)
@@ -117,7 +121,7 @@ def test_other_conventions_miss_the_papers_values(fixture, case):
     inputs, expected = fixture
     gen, real = inputs[f"{case}_gen"], inputs[f"{case}_real"]
     kl = expected[case]["EnergyDiff.kl_divergence(gen, real)"]
-    assert abs(metrics.kl_pooled(gen, real, n_edges=201) / kl - 1) > 0.02
+    assert abs(metrics.kl_pooled(real, gen, n_edges=201) / kl - 1) > 0.02
     mmd = expected[case]["EnergyDiff.MkMMD(gen, real)"]
     pooled_bw = distribution.rbf_bandwidth(np.concatenate([gen, real]))
     n, m = len(gen), len(real)

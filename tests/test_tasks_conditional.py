@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from baselines.naive_tasks import ConditionalResample
+from bench.api import ConditionalGenerator, ConstrainedGenerator, Model, Outcome
 from bench.context import RunContext
 from bench.errors import ModelFitError
 from bench.tasks import conditional
@@ -20,12 +21,11 @@ def data():
     return conditional.prepare(toy_profiles(), CFG, seed=0)
 
 
-class SameGroupReal:
+class SameGroupReal(Model, ConditionalGenerator):
     """Returns, for each condition row, another real evaluation profile of the same month (a perfect model)."""
 
-    capabilities = frozenset({"conditional"})
-
     def __init__(self, real, seed=0):
+        super().__init__()
         self.real, self.rng = real, np.random.default_rng(seed)
 
     def fit(self, train, ctx):
@@ -44,10 +44,8 @@ class Noise(SameGroupReal):
         return self.rng.uniform(-1, 1, (n, self.real.length)).astype(np.float32)
 
 
-class Constrained(SameGroupReal):
+class Constrained(SameGroupReal, ConstrainedGenerator):
     """Meets the peak / mean targets exactly by an affine map of a real profile (when targets are given)."""
-
-    capabilities = frozenset({"conditional", "constrained"})
 
     def __init__(self, real, error=0.0):
         super().__init__(real)
@@ -94,7 +92,8 @@ def test_same_group_real_passes_and_noise_fails(data):
 def test_conditional_resample_end_to_end(data):
     ctx = RunContext(seed=0)
     outcome = conditional.run(ConditionalResample(), data, ctx)
-    assert outcome["samples"].shape == (1, len(data.real), 96)
+    assert isinstance(outcome, Outcome) and outcome.status == "ok" and outcome.extra == {"constrained": False}
+    assert outcome.samples.shape == (1, len(data.real), 96) and outcome.fit_seconds >= 0
     rows = conditional.score(outcome, data, CFG, seed=0)
     assert [(r["setting"], r["metric"]) for r in rows] == conditional.expected_rows(CFG)
     assert all(r["status"] == "ok" for r in rows[:3])
@@ -118,8 +117,8 @@ def test_failed_fit(data):
         def fit(self, train, ctx):
             raise ModelFitError("no luck")
 
-    class BrokenConstrained(Broken):
-        capabilities = frozenset({"conditional", "constrained"})
+    class BrokenConstrained(Broken, ConstrainedGenerator):
+        pass
 
     rows = conditional.score(conditional.run(Broken(), data, RunContext()), data, CFG, 0)
     assert [r["status"] for r in rows] == ["failed"] * 3 + ["n/a"] * 2
@@ -132,3 +131,34 @@ def test_no_large_enough_group():
     small = conditional.prepare(toy_profiles(), cfg, seed=0)
     rows = conditional.score(conditional.run(ConditionalResample(), small, RunContext()), small, cfg, 0)
     assert [r["status"] for r in rows[:3]] == ["failed"] * 3 and "500" in rows[0]["note"]
+
+
+def test_constrained_draw_is_cached_as_the_second_sample_set(data):
+    outcome = conditional.run(Constrained(data.real), data, RunContext(seed=0))
+    assert outcome.samples.shape == (2, len(data.real), 96) and outcome.extra == {"constrained": True}
+    # an outcome rebuilt from the cached fields alone (status, note, samples) scores the same
+    rebuilt = Outcome(status=outcome.status, note=outcome.note, samples=outcome.samples)
+    assert conditional.score(rebuilt, data, CFG, 0) == conditional.score(outcome, data, CFG, 0)
+
+
+def test_mmd_rows_are_the_registered_metrics_per_group(data):
+    """MMD, MMD_p and MMD_pass of the task are the registered functions on each group, averaged over groups, with
+    each group's permutation seed from the condition-group stream."""
+    from bench import seeds
+    from bench.seeds import Stream
+    from metrics import METRICS
+
+    outcome = conditional.run(Noise(data.real), data, RunContext(seed=0))
+    rows = by_key(conditional.score(outcome, data, CFG, seed=3))
+    for metric in ("MMD", "MMD_p", "MMD_pass"):
+        fn = METRICS[metric].fn
+        kwargs = {"bandwidth": data.bandwidth}
+        if metric != "MMD":
+            kwargs["n_permutations"] = CFG["n_permutations"]
+        if metric == "MMD_pass":
+            kwargs["alpha"] = CFG["alpha"]
+        per_group = [fn(data.real.values[r], outcome.samples[0][r], **kwargs,
+                        **({"seed": seeds.int_seed(3, Stream.CONDITION_GROUPS, g)} if metric != "MMD" else {}))
+                     for g, (_, r) in enumerate(data.groups)]
+        assert rows[("conditional", metric)]["value"] == pytest.approx(np.mean(per_group), rel=1e-12, abs=1e-15)
+        assert rows[("conditional", metric)]["std"] == pytest.approx(np.std(per_group), rel=1e-9, abs=1e-15)

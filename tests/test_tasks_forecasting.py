@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from baselines.forecasters import MLPForecaster, Persistence, SeasonalNaive
+from bench.api import Forecaster, Model, Outcome
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
@@ -156,12 +157,11 @@ def data(toy):
     return forecasting.prepare(toy, cfg(), 0)
 
 
-class Oracle:
+class Oracle(Model, Forecaster):
     """Returns the true continuation (plus ``shift``), as a point forecast or an ensemble with spread."""
 
-    capabilities = frozenset({"forecast"})
-
     def __init__(self, data, ensemble: bool = False, shift: float = 0.0, nan: bool = False, shape=None):
+        super().__init__()
         self.truth = {len(t[0]): t for t in data.targets}
         self.ensemble, self.shift, self.nan, self.shape = ensemble, shift, nan, shape
         self.calls: list[str] = []
@@ -192,7 +192,7 @@ def test_prepare_windows_and_expected_rows(data, toy):
     assert forecasting.expected_rows(cfg()) == [(s, m) for s in ("day-ahead", "hour-ahead")
                                                 for m in ("MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled", "CRPS")]
     assert forecasting.expected_rows(cfg(settings=["hour-ahead"]), resolution=60) == [
-        ("hour-ahead", m) for m in forecasting.METRICS]
+        ("hour-ahead", m) for m in forecasting.METRIC_NAMES]
     day, hour = data.queries
     assert day.horizon == 24 and hour.horizon == 1
     assert day.history.shape[1] == hour.history.shape[1] == 7 * 24
@@ -214,7 +214,8 @@ def test_prepare_windows_and_expected_rows(data, toy):
 def test_score_point_forecast_rows_and_crps_not_applicable(data):
     model = Oracle(data)
     outcome = forecasting.run(model, data, RunContext(seed=0))
-    assert outcome["status"] == "ok" and outcome["point"] == [True, True]
+    assert isinstance(outcome, Outcome) and outcome.samples is None
+    assert outcome.status == "ok" and outcome.extra["point"] == [True, True]
     assert model.calls == ["fit", "fit_forecast-24", "forecast-24", "fit_forecast-1", "forecast-1"]
     rows = by_key(forecasting.score(outcome, data, cfg(), 0))
     assert set(rows) == set(forecasting.expected_rows(cfg()))
@@ -233,17 +234,19 @@ def test_score_point_forecast_rows_and_crps_not_applicable(data):
             assert r["value"] == pytest.approx(expected, rel=1e-4) and r["std"] == pytest.approx(0, abs=1e-6)
         if r["metric"] == "MSE":  # kW^2: the square of the constant error
             assert r["value"] == pytest.approx(expected ** 2, rel=2e-4) and r["std"] == pytest.approx(0, abs=1e-6)
-    # MAPE_scaled is the mean of 0.1 / |y| over the scaled truths y, bootstrap-free with bootstrap_frac = 1
+    # MAPE_scaled is the mean of 0.1 / |y| over the scaled truths y with |y| >= 1e-3 (the metric's default
+    # threshold), bootstrap-free with bootstrap_frac = 1
     one = by_key(forecasting.score(forecasting.run(Oracle(data, shift=0.1), data, RunContext(seed=0)), data,
                                    cfg(bootstrap_frac=1.0), 0))
     for index, setting in enumerate(data.settings):
-        truth = data.targets[index].astype(np.float64)
-        assert one[(setting, "MAPE_scaled")]["value"] == pytest.approx(np.mean(0.1 / np.abs(truth)), rel=1e-4)
+        truth = np.abs(data.targets[index].astype(np.float64))
+        expected = np.mean(0.1 / truth[truth >= 1e-3])
+        assert one[(setting, "MAPE_scaled")]["value"] == pytest.approx(expected, rel=1e-4)
 
 
 def test_ensemble_forecast_gets_crps(data):
     outcome = forecasting.run(Oracle(data, ensemble=True), data, RunContext(seed=0))
-    assert outcome["point"] == [False, False] and outcome["forecasts"][0].shape == (4, 60, 24)
+    assert outcome.extra["point"] == [False, False] and outcome.extra["forecasts"][0].shape == (4, 60, 24)
     rows = by_key(forecasting.score(outcome, data, cfg(), 0))
     crps = rows[("day-ahead", "CRPS")]
     assert crps["status"] == "ok" and 0 < crps["value"] < 0.01 * (data.scaler.high - data.scaler.low)
@@ -253,7 +256,7 @@ def test_ensemble_forecast_gets_crps(data):
 def test_failed_outcomes(data):
     for model, note in ((Oracle(data, nan=True), "non-finite"), (Oracle(data, shape=(3, 2)), "shape")):
         outcome = forecasting.run(model, data, RunContext(seed=0))
-        assert outcome["status"] == "failed" and note in outcome["note"]
+        assert outcome.status == "failed" and note in outcome.note
         rows = forecasting.score(outcome, data, cfg(), 0)
         assert len(rows) == 12 and all(r["status"] == "failed" and np.isnan(r["value"]) for r in rows)
 
@@ -262,7 +265,7 @@ def test_failed_outcomes(data):
             raise ModelFitError("diverged at step 3")
 
     outcome = forecasting.run(Diverges(data), data, RunContext(seed=0))
-    assert outcome["status"] == "failed" and "diverged" in outcome["note"]
+    assert outcome.status == "failed" and "diverged" in outcome.note
 
 
 def test_bad_configs_and_too_short_data(toy):
@@ -295,7 +298,7 @@ def test_mlp_beats_seasonal_naive_end_to_end(data):
     ctx = RunContext(seed=0)
     naive = by_key(forecasting.score(forecasting.run(SeasonalNaive(), data, ctx), data, cfg(), 0))
     outcome = forecasting.run(MLPForecaster(**SMALL_MLP), data, ctx)
-    assert outcome["status"] == "ok" and outcome["fit_seconds"] >= outcome["finetune_seconds"] > 0
+    assert outcome.status == "ok" and outcome.fit_seconds >= outcome.extra["finetune_seconds"] > 0
     mlp = by_key(forecasting.score(outcome, data, cfg(), 0))
     assert mlp[("day-ahead", "MAE")]["value"] < 0.7 * naive[("day-ahead", "MAE")]["value"]
     assert mlp[("day-ahead", "RMSE")]["value"] < naive[("day-ahead", "RMSE")]["value"]
@@ -377,7 +380,7 @@ def point_forecast_rows(truth_kw: np.ndarray, pred_kw: np.ndarray, **overrides) 
     query = ForecastQuery(history=np.zeros((2, 2), np.float32), horizon=2, meta=meta, resolution=720)
     data = forecasting.TaskData(train=None, real=None, scaler=scaler, split_rule="", settings=["day-ahead"],
                                 examples=[], queries=[query], targets=[scaler.transform(truth_kw)], n_samples=2)
-    outcome = {"status": "ok", "forecasts": [scaler.transform(pred_kw)], "point": [True]}
+    outcome = Outcome(extra={"forecasts": [scaler.transform(pred_kw)], "point": [True]})
     return by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0, **overrides), 0))
 
 
@@ -400,3 +403,41 @@ def test_default_mape_leaves_out_loads_under_10_watts():
     rows = point_forecast_rows(np.array([[0.005, 1.0], [0.02, 2.0]]), np.array([[0.5, 1.5], [0.03, 1.0]]))
     # scored: 1.0 -> 1.5 (0.5), 0.02 -> 0.03 (0.5), 2.0 -> 1.0 (0.5); the 5 W step is left out
     assert rows[("day-ahead", "MAPE")]["value"] == pytest.approx(0.5, rel=1e-4)
+
+
+class PlainForecaster(Model, Forecaster):
+    """A forecaster that keeps the Protocol's fit_forecast: the task calls it, and it does nothing."""
+
+    def fit(self, train, ctx):
+        pass
+
+    def forecast(self, query, n_samples, ctx):
+        return np.zeros((len(query), query.horizon), dtype=np.float32)
+
+
+def test_fit_forecast_defaults_to_nothing(data):
+    outcome = forecasting.run(PlainForecaster(), data, RunContext(seed=0))
+    assert outcome.status == "ok" and outcome.extra["point"] == [True, True]
+
+
+def test_rows_are_the_registered_metrics(data):
+    """With bootstrap_frac = 1 every row is the registered metric on every window: kW for MAE / RMSE / MSE /
+    MAPE (with the task's 10 W threshold), the scaled space for MAPE_scaled, the ensemble for CRPS."""
+    from metrics import METRICS
+
+    one = cfg(bootstrap_frac=1.0)
+    outcome = forecasting.run(Oracle(data, ensemble=True, shift=0.05), data, RunContext(seed=0))
+    rows = by_key(forecasting.score(outcome, data, one, 0))
+    for index, setting in enumerate(data.settings):
+        scaled_truth = data.targets[index].astype(np.float64)
+        scaled = outcome.extra["forecasts"][index].astype(np.float64)
+        truth = data.scaler.inverse(data.targets[index]).astype(np.float64)
+        ens = data.scaler.inverse(outcome.extra["forecasts"][index]).astype(np.float64)
+        median = np.median(ens, axis=0)
+        expected = {"MAE": METRICS["MAE"].fn(truth, median), "RMSE": METRICS["RMSE"].fn(truth, median),
+                    "MSE": METRICS["MSE"].fn(truth, median),
+                    "MAPE": METRICS["MAPE"].fn(truth, median, eps=one["mape_eps"]),
+                    "MAPE_scaled": METRICS["MAPE_scaled"].fn(scaled_truth, np.median(scaled, axis=0)),
+                    "CRPS": METRICS["CRPS"].fn(truth, ens)}
+        for metric, value in expected.items():
+            assert rows[(setting, metric)]["value"] == pytest.approx(value, rel=1e-12), (setting, metric)

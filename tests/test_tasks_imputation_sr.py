@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from baselines.naive_tasks import HoldUpsample, LinearInterp, LinearUpsample
+from bench.api import Imputer, Model, Outcome, SuperResolver
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
@@ -36,12 +37,11 @@ def toy_profiles(n_series: int = 4, days: int = 40, resolution: int = 15, start:
                       resolution=resolution, period="day", name="toy")
 
 
-class Oracle:
+class Oracle(Model, Imputer, SuperResolver):
     """Returns the truth (optionally shifted by a constant in the scaled space) for every query."""
 
-    capabilities = frozenset({"impute", "super_resolve"})
-
     def __init__(self, truth: np.ndarray, shift: float = 0.0) -> None:
+        super().__init__()
         self.truth, self.shift = truth, shift
 
     def fit(self, train, ctx):
@@ -159,11 +159,12 @@ def test_imputation_rows_perfect_shifted_and_linear_beats_zero(imp_data):
     cfg, data = imp_data
     ctx = RunContext(seed=0)
     expected = imputation.expected_rows(cfg)
-    assert len(expected) == 4 * len(imputation.METRICS)
+    assert len(expected) == 4 * len(imputation.METRIC_NAMES)
 
     def scored(model):
         outcome = imputation.run(model, data, ctx)
-        assert outcome["status"] == "ok" and outcome["samples"].shape == (4, 4, 30, 96)
+        assert isinstance(outcome, Outcome) and outcome.extra == {}
+        assert outcome.status == "ok" and outcome.samples.shape == (4, 4, 30, 96)
         rows = imputation.score(outcome, data, cfg, seed=0)
         assert [(r["setting"], r["metric"]) for r in rows] == expected
         return by_key(rows)
@@ -232,10 +233,10 @@ def test_sr_end_to_end(sr_data):
 
     def scored(model):
         outcome = super_resolution.run(model, data, ctx)
-        assert outcome["status"] == "ok"
+        assert outcome.status == "ok"
         rows = super_resolution.score(outcome, data, cfg, seed=0)
         assert [(r["setting"], r["metric"]) for r in rows] == super_resolution.expected_rows(cfg, 15)
-        return by_key(rows), outcome["samples"]
+        return by_key(rows), outcome.samples
 
     perfect, _ = scored(Oracle(data.real.values))
     shifted, _ = scored(Oracle(data.real.values, 0.1))
@@ -243,7 +244,7 @@ def test_sr_end_to_end(sr_data):
     linear, linear_samples = scored(LinearUpsample())
     kw_per_unit = (data.scaler.high - data.scaler.low) / 2
     for index, setting in enumerate(data.settings):
-        for metric in super_resolution.METRICS:
+        for metric in super_resolution.METRIC_NAMES:
             assert perfect[(setting, metric)]["value"] < 1e-6
         assert shifted[(setting, "CRPS")]["value"] == pytest.approx(0.1 * kw_per_unit, rel=1e-4)
         # a constant shift moves the peak and the trough by the same amount
@@ -267,5 +268,65 @@ def test_sr_without_applicable_factor_does_not_fit():
             raise AssertionError("fitted without any setting")
 
     outcome = super_resolution.run(MustNotFit(), data, RunContext(seed=0))
-    assert outcome["status"] == "ok" and outcome["samples"] is None
+    assert outcome.status == "ok" and outcome.samples is None and "60 min" in outcome.note
     assert super_resolution.score(outcome, data, cfg, seed=0) == []
+
+
+def test_imputation_rows_are_the_registered_metrics_on_the_hidden_steps(imp_data):
+    """Each row is the registered metric (ensemble metrics on the ensemble, point metrics on its median) of the
+    kW values on the hidden steps; with bootstrap_frac = 1 the bootstrap is the metric on every profile."""
+    from metrics import METRICS
+
+    _, data = imp_data
+    cfg = {**imputation.DEFAULTS, **SMALL, "bootstrap_frac": 1.0}
+    outcome = imputation.run(LinearInterp(), data, RunContext(seed=0))
+    rows = by_key(imputation.score(outcome, data, cfg, seed=0))
+    truth = data.scaler.inverse(data.real.values).astype(np.float64)
+    for index, setting in enumerate(data.settings):
+        ens = data.scaler.inverse(outcome.samples[index]).astype(np.float64)
+        scored = data.real.mask & ~data.observed[index]
+        for metric in imputation.METRIC_NAMES:
+            spec = METRICS[metric]
+            pred = ens if spec.needs == "ensemble" else np.median(ens, axis=0)
+            expected = spec.fn(truth, pred, mask=scored)
+            assert rows[(setting, metric)]["value"] == pytest.approx(expected, rel=1e-12), (setting, metric)
+            assert rows[(setting, metric)]["std"] == 0.0
+
+
+def test_sr_rows_are_the_registered_metrics_on_the_valid_steps(sr_data):
+    from metrics import METRICS
+
+    _, data = sr_data
+    cfg = {**super_resolution.DEFAULTS, "max_queries": 30, "n_samples": 3, "bootstrap_frac": 1.0}
+    outcome = super_resolution.run(LinearUpsample(), data, RunContext(seed=0))
+    rows = by_key(super_resolution.score(outcome, data, cfg, seed=0))
+    truth = data.scaler.inverse(data.real.values).astype(np.float64)
+    for index, setting in enumerate(data.settings):
+        ens = data.scaler.inverse(outcome.samples[index]).astype(np.float64)
+        for metric in super_resolution.METRIC_NAMES:
+            spec = METRICS[metric]
+            pred = ens if spec.needs == "ensemble" else np.median(ens, axis=0)
+            expected = spec.fn(truth, pred, mask=data.real.mask)
+            assert rows[(setting, metric)]["value"] == pytest.approx(expected, rel=1e-12), (setting, metric)
+
+
+def test_paired_bootstrap_draws_from_its_stream():
+    """The paired bootstrap's subsets come from the seed's paired-bootstrap stream, the same for every call."""
+    from bench import seeds
+    from bench.seeds import Stream
+    from bench.tasks.common import paired_bootstrap
+
+    seen = []
+
+    def fn(rows):
+        seen.append(rows)
+        return float(rows.sum())
+
+    mean, std = paired_bootstrap(fn, 20, 4, 0.5, seed=7)
+    rng = seeds.rng(7, Stream.PAIRED_BOOTSTRAP)
+    expected = [np.sort(rng.choice(20, size=10, replace=False)) for _ in range(4)]
+    for got, want in zip(seen, expected):
+        np.testing.assert_array_equal(got, want)
+    assert mean == pytest.approx(np.mean([w.sum() for w in expected]))
+    assert std == pytest.approx(np.std([w.sum() for w in expected], ddof=1))
+    assert paired_bootstrap(fn, 20, 4, 0.5, seed=7) == (mean, std)

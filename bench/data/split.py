@@ -21,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import seeds
 from bench.data.profileset import ProfileSet
 from bench.errors import DataError
+from bench.seeds import Stream
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_RULES = ("household", "pooled", "pretrain")
@@ -126,14 +128,14 @@ def split_profiles(profiles: ProfileSet, fractions: tuple[float, float, float] =
                    min_profiles: int = 10) -> Split:
     """Split ``profiles`` into train / val / test (and a pre-training set) under ``rule`` (see the module doc).
 
-    Every rule is seeded by ``seed`` alone. :attr:`Split.rule` describes what was done in words (rule, sizes,
+    Every rule draws from the split stream of the cell seed ``seed`` alone (:mod:`bench.seeds`). :attr:`Split.rule` describes what was done in words (rule, sizes,
     seed) for the tables. Raises :class:`DataError` when any part would hold fewer than ``min_profiles``
     profiles, ``ValueError`` for an unknown rule or bad fractions.
     """
     fractions = _check_fractions(fractions)
     if rule not in SPLIT_RULES:
         raise ValueError(f"unknown split rule {rule!r}; known: {', '.join(SPLIT_RULES)}")
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, Stream.SPLIT)
     households = np.array(sorted(profiles.meta["series_id"].unique()))
     n = len(profiles)
     plural = "s" if len(households) != 1 else ""

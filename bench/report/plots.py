@@ -97,7 +97,7 @@ def plot_samples(real: np.ndarray, generated: Mapping[str, np.ndarray | None], p
     if n_curves < 1:
         raise ValueError(f"n_curves must be >= 1, got {n_curves}")
     hours, xlabel = _hours(real.shape[1], resolution)
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, Stream.REPORT_FIGURES)
     shown = {}
     for name, arr in {REAL: real, **models}.items():
         if arr is not None:
@@ -229,7 +229,7 @@ def subsample_rows(values: np.ndarray, max_points: int, seed: int = 0) -> np.nda
         raise ValueError(f"max_points must be >= 1, got {max_points}")
     if len(values) <= max_points:
         return values
-    pick = np.random.default_rng(seed).choice(len(values), max_points, replace=False)
+    pick = seeds.rng(seed, Stream.REPORT_FIGURES).choice(len(values), max_points, replace=False)
     return values[np.sort(pick)]
 
 
@@ -292,7 +292,7 @@ def _umap_embed(real: np.ndarray, others: Mapping[str, np.ndarray], seed: int
     umap = _import_umap()
     # the default 15 neighbours cannot be met by a tiny real set; a seeded UMAP runs on one thread anyway, and
     # saying so avoids its warning about overriding n_jobs
-    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, len(real) - 1)), random_state=seed, n_jobs=1)
+    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, len(real) - 1)), random_state=seeds.int_seed(seed, Stream.REPORT_FIGURES, bits=31), n_jobs=1)
     real_xy = np.asarray(reducer.fit_transform(real), dtype=float)
     return real_xy, {name: np.asarray(reducer.transform(arr), dtype=float) for name, arr in others.items()}
 
@@ -526,7 +526,7 @@ def plot_ensemble_examples(truth: np.ndarray, ensembles: Mapping[str, np.ndarray
     if n_examples < 1:
         raise ValueError(f"n_examples must be >= 1, got {n_examples}")
     hours, xlabel = _hours(truth.shape[1], resolution)
-    rows = np.sort(np.random.default_rng(seed).choice(len(truth), min(n_examples, len(truth)), replace=False))
+    rows = np.sort(seeds.rng(seed, Stream.REPORT_FIGURES).choice(len(truth), min(n_examples, len(truth)), replace=False))
     names = list(ensembles)
     fig = Figure(figsize=(4.2 * len(rows), 2.2 * len(names)), layout="constrained")
     FigureCanvasAgg(fig)

@@ -101,15 +101,15 @@ TABLE_SOURCES: dict[tuple[str, str], TableSource] = {
 
 
 def _known_tasks() -> tuple[str, ...]:
-    from bench.tasks import TASK_MODULES
+    from bench.tasks import TASKS
 
-    return tuple(TASK_MODULES)
+    return tuple(TASKS.names())
 
 
 def _known_metrics() -> tuple[str, ...]:
-    from metrics.registry import ALL_METRICS
+    from metrics.registry import METRICS
 
-    return tuple(ALL_METRICS)
+    return tuple(METRICS.names())
 
 
 def _known_datasets() -> tuple[str, ...]:

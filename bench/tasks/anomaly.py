@@ -27,12 +27,13 @@ than an attack changes a day, so a day is best judged against the same household
 * **test queries**: the other half of the evaluation households (never seen in training or calibration), at
   most ``max_queries`` profiles.
 
-Each group is attacked on its own random stream (``attack_fraction`` of the eligible profiles, default half;
+Each group is attacked on its own random sub-stream (``attack_fraction`` of the eligible profiles, default half;
 :func:`attack_scaled`), in kW, and scaled back.
 
 The model is fitted once (``fit``, shared with every other task) on the clean training profiles, or on the
 pre-training set for pre-training models under the ``"pretrain"`` rule (:func:`bench.tasks.common.fitting_set`),
-then, per setting, given the labelled training examples (``fit_detector``, when the model has it) and asked for
+then, per setting, given the labelled training examples (``fit_detector``, a no-op unless the model overrides it)
+and asked for
 anomaly scores (higher = more anomalous) of the calibration profiles and of the test queries. The decision
 threshold is the one that maximises accuracy on the calibration profiles (:func:`calibrate_threshold`): households
 the model has not seen, like the test households, so a model that scores its own training days lower than unseen
@@ -46,9 +47,13 @@ Metrics, against the test profiles' true labels (mean ± std over ``n_bootstrap`
 With the default ``attack_fraction = 0.5`` both classes are equally frequent in the calibration profiles and
 the test queries, so accuracy weighs missed attacks and false alarms equally.
 
-Random streams (``np.random.default_rng([seed, stream, ...])``): 6 the test-query cap, 7 the training-example
-cap, 8 the calibration / test split of the evaluation households, 10 the calibration cap, and 9 the attacks:
-``[seed, 9, kind index, group]`` with group 0 = training examples, 1 = test queries, 2 = calibration.
+Random streams (:mod:`bench.seeds`, each used here only): ``ANOMALY_QUERIES`` the test-query cap,
+``ANOMALY_EXAMPLES`` the training-example cap, ``ANOMALY_HOLDOUT`` the calibration / test split of the evaluation
+households, ``ANOMALY_CALIBRATION`` the calibration cap, and ``ANOMALY_ATTACKS`` the attacks, sub-stream
+``[kind index, group]`` with group 0 = training examples, 1 = test queries, 2 = calibration.
+
+The outcome has no ``samples`` (cached samples are profiles in the scaled space); its ``extra`` holds the test
+queries' anomaly scores ``scores [n_settings, N]`` (float64) and the calibrated ``thresholds [n_settings]``.
 """
 
 from __future__ import annotations
@@ -59,19 +64,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import seeds
+from bench.api import Model, Outcome, Task
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
+from bench.seeds import Stream
+from bench.tasks import register_task
 from bench.tasks.attacks import ATTACK_KINDS, DEFAULT_PARAMS, PROVENANCE, inject
 from bench.tasks.common import (SPLIT_DEFAULTS, bootstrap_row, checked_names, failed_rows, fitting_set,
                                 split_and_scale)
 from bench.tasks.queries import DetectionExamples, DetectionQuery
 from bench.tasks.windows import HistoryIndex
 
-NAME = "anomaly"
-CAPABILITY = "detect"
-METRICS = ("Accuracy", "Precision", "Recall", "F1", "AUROC")
+METRIC_NAMES = ("Accuracy", "Precision", "Recall", "F1", "AUROC")
+"""The task's metrics (all in :data:`metrics.registry.METRICS`), in table order."""
 DEFAULTS = {
     "attacks": list(ATTACK_KINDS),
     "attack_fraction": 0.5,
@@ -86,12 +94,9 @@ DEFAULTS = {
     "max_eval": None,  # histories need consecutive days: no random subset of profiles
     "max_train": None,
 }
-METRIC_DIRECTIONS: dict[str, str] = {}
-"""All metrics of this task are in :data:`metrics.registry.ALL_METRICS`."""
-UNRANKED_METRICS: dict[str, str] = {}
 PAPER_LAYOUT = {"caption": "Anomaly detection in the layout of the unified-model paper's Table II",
                 "metrics": ["Accuracy", "Precision", "Recall", "F1", "AUROC"], "settings": ["scaling", "ramping"]}
-"""Second rendering of the task's table (see :func:`bench.render.paper_layout`)."""
+"""Second rendering of the task's table (see :func:`bench.report.render.paper_layout`)."""
 
 PROTOCOL_NOTES = (
     "paper: anomaly detection on the pooled CER + LCL daily 30-min profiles left after pre-training, split at "
@@ -107,15 +112,10 @@ PROTOCOL_NOTES = (
     "profiles (under split = pretrain: a random half of validation + test); the other half is scored",
 )
 """What the unified-model paper (and its ref. [34] for the attacks) states about this task's protocol and what
-meterbench assumes (printed with the tables by :func:`bench.render.protocol_lines`)."""
+meterbench assumes (printed with the tables by :func:`bench.report.render.protocol_lines`)."""
 
-# rng streams of the task (offsets of ``[seed, stream, ...]``); 1 is the split caps, 3-5 other tasks' streams
-_QUERY_STREAM = 6  # which test profiles are queried
-_EXAMPLE_STREAM = 7  # which training profiles become labelled examples
-_HOLDOUT_STREAM = 8  # calibration / test split of the evaluation households
-_ATTACK_STREAM = 9  # attacks, per setting: [seed, 9, kind index, group] (see _GROUPS)
-_CALIBRATION_STREAM = 10  # which calibration profiles are used
 _GROUPS = {"examples": 0, "queries": 1, "calibration": 2}
+"""Attack sub-stream of each group: ``[kind index, group]`` of the attack stream."""
 
 
 @dataclass
@@ -175,7 +175,7 @@ def attack_settings(cfg: dict) -> list[str]:
 
 def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
     """Every ``(setting, metric)`` pair the task scores (``resolution`` is accepted for a uniform signature)."""
-    return [(kind, metric) for kind in attack_settings(cfg) for metric in METRICS]
+    return [(kind, metric) for kind in attack_settings(cfg) for metric in METRIC_NAMES]
 
 
 def attack_scaled(values: np.ndarray, valid: np.ndarray, scaler: MinMaxScaler, kind: str, cfg: dict,
@@ -279,11 +279,11 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
 
     train_rows, train_entries = usable(split.train, "training")
     eval_rows, eval_entries = usable(split.real, "evaluation")
-    is_cal, holdout = holdout_split(split.real.meta.iloc[eval_rows], np.random.default_rng([seed, _HOLDOUT_STREAM]),
+    is_cal, holdout = holdout_split(split.real.meta.iloc[eval_rows], seeds.rng(seed, Stream.ANOMALY_HOLDOUT),
                                     by=holdout_rule(cfg))
-    example_rows = _cap(train_rows, cfg.get("max_train_examples"), np.random.default_rng([seed, _EXAMPLE_STREAM]))
-    cal_rows = _cap(eval_rows[is_cal], cfg.get("max_calibration"), np.random.default_rng([seed, _CALIBRATION_STREAM]))
-    query_rows = _cap(eval_rows[~is_cal], cfg.get("max_queries"), np.random.default_rng([seed, _QUERY_STREAM]))
+    example_rows = _cap(train_rows, cfg.get("max_train_examples"), seeds.rng(seed, Stream.ANOMALY_EXAMPLES))
+    cal_rows = _cap(eval_rows[is_cal], cfg.get("max_calibration"), seeds.rng(seed, Stream.ANOMALY_CALIBRATION))
+    query_rows = _cap(eval_rows[~is_cal], cfg.get("max_queries"), seeds.rng(seed, Stream.ANOMALY_QUERIES))
 
     def history(entries: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
         """``[n, D * T]`` scaled preceding days of the profiles ``rows`` (same arithmetic as the split's
@@ -301,7 +301,7 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
         k = ATTACK_KINDS.index(kind)
         for name, part in groups.items():
             values, labels = attack_scaled(part.values, part.mask, split.scaler, kind, cfg, profiles.resolution,
-                                           np.random.default_rng([seed, _ATTACK_STREAM, k, _GROUPS[name]]))
+                                           seeds.rng(seed, Stream.ANOMALY_ATTACKS, k, _GROUPS[name]))
             attacked[name][0].append(values)
             attacked[name][1].append(labels)
 
@@ -369,70 +369,72 @@ def _check_scores(scores, n: int, what: str) -> tuple[np.ndarray | None, str]:
     return arr, ""
 
 
-def run(model, data: TaskData, ctx: RunContext) -> dict:
+def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
     """Fit ``model`` on :func:`~bench.tasks.common.fitting_set` (the pre-training set for pre-training models
     under the ``"pretrain"`` rule, else the clean training profiles), then per setting fit the detector on every
-    labelled training example (if the model has ``fit_detector``), calibrate the threshold on the scores of the held-out
-    calibration profiles and score the test queries.
+    labelled training example (``fit_detector``, a no-op unless the model overrides it), calibrate the threshold on
+    the scores of the held-out calibration profiles and score the test queries.
 
-    ``scores`` is ``[n_settings, N]`` float64 and ``thresholds`` ``[n_settings]``. A :class:`ModelFitError`,
-    scores of the wrong shape or non-finite scores give a ``failed`` outcome with the reason.
+    ``extra["scores"]`` holds the test scores ``[n_settings, N]`` float64 and ``extra["thresholds"]``
+    ``[n_settings]``; there are no ``samples``. A :class:`ModelFitError`, scores of the wrong shape or non-finite
+    scores give a ``failed`` outcome with the reason.
     """
-    outcome = {"status": "ok", "note": "", "scores": None, "thresholds": None}
+    outcome = Outcome()
     scores, thresholds = [], []
     try:
         start = time.perf_counter()
         model.fit(fitting_set(model, data), ctx)
-        outcome["fit_seconds"] = time.perf_counter() - start
+        outcome.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         for index, setting in enumerate(data.settings):
-            if hasattr(model, "fit_detector"):
-                model.fit_detector(data.fit_examples(index), ctx)
+            model.fit_detector(data.fit_examples(index), ctx)
             calibration = data.calibration_examples(index)
             cal, note = _check_scores(model.anomaly_score(calibration.query, ctx), len(calibration.labels),
                                       f"{setting} calibration")
             if cal is None:
-                outcome.update(status="failed", note=note)
-                return outcome
+                return outcome.fail(note)
             test, note = _check_scores(model.anomaly_score(data.query(index), ctx), len(data.real), setting)
             if test is None:
-                outcome.update(status="failed", note=note)
-                return outcome
+                return outcome.fail(note)
             thresholds.append(calibrate_threshold(cal, calibration.labels))
             scores.append(test)
-        outcome["sample_seconds"] = time.perf_counter() - start
+        outcome.sample_seconds = time.perf_counter() - start
     except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
-    outcome["scores"] = np.stack(scores) if scores else np.zeros((0, len(data.real)))
-    outcome["thresholds"] = np.array(thresholds, dtype=np.float64)
+        return outcome.fail(str(err))
+    outcome.extra = {"scores": np.stack(scores) if scores else np.zeros((0, len(data.real))),
+                     "thresholds": np.array(thresholds, dtype=np.float64)}
     return outcome
 
 
 def _metric(name: str, labels: np.ndarray, scores: np.ndarray, predicted: np.ndarray):
-    """``rows -> value`` of metric ``name`` on the test profiles ``rows``."""
-    import metrics
+    """``rows -> value`` of the registered metric ``name`` on the test profiles ``rows``: label metrics score the
+    thresholded labels, score metrics the raw scores."""
+    from metrics import METRICS
 
-    if name == "AUROC":
-        return lambda r: metrics.auroc(labels[r], scores[r])
-    fn = {"Accuracy": metrics.accuracy, "Precision": metrics.precision, "Recall": metrics.recall,
-          "F1": metrics.f1}.get(name)
-    if fn is None:
-        raise ValueError(f"unknown anomaly metric {name!r}; known: {', '.join(METRICS)}")
-    return lambda r: fn(labels[r], predicted[r])
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown anomaly metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+    spec = METRICS[name]
+    pred = {"labels": predicted, "scores": scores}[spec.needs]
+    return lambda r: spec.fn(labels[r], pred[r])
 
 
-def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
-    """Per setting and metric, the paired-bootstrap mean ± std over the test profiles."""
-    pairs = [(s, m) for s in data.settings for m in METRICS]
-    if outcome["status"] != "ok":
-        return failed_rows(pairs, outcome["status"], outcome["note"])
+def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Per setting and metric, the paired-bootstrap mean ± std over the test profiles (reads ``status``, ``note``
+    and ``extra["scores"]`` / ``extra["thresholds"]``)."""
+    pairs = [(s, m) for s in data.settings for m in METRIC_NAMES]
+    if outcome.status != "ok":
+        return failed_rows(pairs, outcome.status, outcome.note)
     rows = []
     for index, setting in enumerate(data.settings):
         labels = data.query_labels[index]
-        scores = outcome["scores"][index]
-        predicted = scores > outcome["thresholds"][index]
+        scores = outcome.extra["scores"][index]
+        predicted = scores > outcome.extra["thresholds"][index]
         # AUROC alone is undefined on a subset holding one class: a failed row, not an error
         rows += [bootstrap_row(setting, metric, _metric(metric, labels, scores, predicted), len(labels), cfg, seed,
-                               may_be_undefined=metric == "AUROC") for metric in METRICS]
+                               may_be_undefined=metric == "AUROC") for metric in METRIC_NAMES]
     return rows
+
+
+TASK = register_task(Task(name="anomaly", capability="detect", defaults=DEFAULTS, prepare=prepare, run=run,
+                          score=score, expected_rows=expected_rows, protocol_notes=PROTOCOL_NOTES,
+                          paper_layout=PAPER_LAYOUT, source=__file__))

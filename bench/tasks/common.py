@@ -10,10 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench import seeds
+from bench.api import Model, Outcome
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.data.split import concat, split_profiles
 from bench.errors import ModelFitError
+from bench.seeds import Stream
 
 SPLIT_DEFAULTS = {
     # the protocol: a rule of bench.data.split.SPLIT_RULES, the train/val/test fractions and, for the
@@ -42,13 +45,14 @@ class SplitData:
 
 def split_and_scale(profiles: ProfileSet, cfg: dict, seed: int) -> SplitData:
     """Seeded split under the protocol's rule (``cfg["split"]``, see :mod:`bench.data.split`), caps on the
-    training and evaluation sizes (``max_train``, ``max_eval``; random subsets drawn from ``seed``), and [-1, 1]
-    scaling fitted on the profiles the models learn from (the training part, and the pre-training set where the
-    rule has one). ``real`` is validation + test together. A cap is stated in ``split_rule``."""
+    training and evaluation sizes (``max_train``, ``max_eval``; random subsets drawn from the seed's split-caps
+    stream, :mod:`bench.seeds`), and [-1, 1] scaling fitted on the profiles the models learn from (the training
+    part, and the pre-training set where the rule has one). ``real`` is validation + test together. A cap is
+    stated in ``split_rule``."""
     split = split_profiles(profiles, tuple(cfg["fractions"]), seed=seed, rule=cfg.get("split", "household"),
                            pretrain_fraction=cfg.get("pretrain_fraction", 0.8))
     train, real, rule = split.train, split.evaluation(), split.rule
-    rng = np.random.default_rng([seed, 1])
+    rng = seeds.rng(seed, Stream.SPLIT_CAPS)
     if cfg.get("max_train") and len(train) > cfg["max_train"]:
         train = train.subset(np.sort(rng.choice(len(train), cfg["max_train"], replace=False)))
         rule += f"; training capped at {cfg['max_train']} (random subset)"
@@ -61,20 +65,23 @@ def split_and_scale(profiles: ProfileSet, cfg: dict, seed: int) -> SplitData:
     return SplitData(scaler.apply(train), scaler.apply(real), scaler, rule, pretrain)
 
 
-def fitting_set(model, data) -> ProfileSet:
+def fitting_set(model: Model | type[Model], data) -> ProfileSet:
     """The profiles ``model.fit`` learns from: the pre-training set for models that pre-train (their class sets
-    ``pretrains = True``) where the protocol has one, else the task's training part. ``data`` is any task data
-    with ``train`` and optionally ``pretrain``."""
+    ``pretrains = True``) where the protocol has one, else the task's training part.
+
+    ``model`` is a :class:`bench.api.Model` or its class (the runner keys a training run on the class before it
+    builds the model). ``data`` is any task data with ``train`` and optionally ``pretrain``."""
+    cls = model if isinstance(model, type) else type(model)
+    if not issubclass(cls, Model):
+        raise TypeError(f"fitting_set needs a bench.api.Model or its class, got {cls.__name__}")
     pretrain = getattr(data, "pretrain", None)
-    return pretrain if pretrain is not None and getattr(model, "pretrains", False) else data.train
-
-
-QUERY_STREAM = 3  # rng stream (``[seed, QUERY_STREAM]``) that picks the query profiles of the ensemble tasks
+    return pretrain if pretrain is not None and cls.pretrains else data.train
 
 
 def ensemble_queries(profiles: ProfileSet, cfg: dict, seed: int) -> tuple[SplitData, ProfileSet]:
     """The shared split plus the evaluation profiles an ensemble task queries: at most ``max_queries`` of them
-    (a seeded subset). Checks ``n_samples >= 2`` (the fair CRPS needs two members) and ``max_queries``."""
+    (a seeded subset, from the seed's query stream). Checks ``n_samples >= 2`` (the fair CRPS needs two members)
+    and ``max_queries``."""
     if int(cfg["n_samples"]) < 2:
         raise ValueError(f"n_samples must be >= 2 (the fair CRPS needs two members), got {cfg['n_samples']}")
     cap = cfg.get("max_queries")
@@ -83,7 +90,7 @@ def ensemble_queries(profiles: ProfileSet, cfg: dict, seed: int) -> tuple[SplitD
     split = split_and_scale(profiles, cfg, seed)
     real = split.real
     if cap and len(real) > int(cap):
-        rng = np.random.default_rng([seed, QUERY_STREAM])
+        rng = seeds.rng(seed, Stream.QUERIES)
         real = real.subset(np.sort(rng.choice(len(real), int(cap), replace=False)))
     return split, real
 
@@ -105,10 +112,10 @@ def checked_names(names: Sequence[str], known: Sequence[str], key: str) -> list[
 def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
                      seed: int) -> tuple[float, float]:
     """Mean and sample std (``ddof = 1``, as the papers' ``torch.std()``) of ``fn(rows)`` over ``n_repeats``
-    subsets of ``floor(frac * n_profiles)`` profile indices drawn without replacement from
-    ``np.random.default_rng(seed)`` (sorted); with
-    ``frac == 1`` (or one repeat) it is the metric on every profile and std 0. Paired: ``fn`` scores the same
-    rows of truth and prediction."""
+    subsets of ``floor(frac * n_profiles)`` profile indices drawn without replacement (sorted) from the cell seed
+    ``seed``'s paired-bootstrap stream (:mod:`bench.seeds`); with ``frac == 1`` (or one repeat) it is the metric
+    on every profile and std 0. Paired: ``fn`` scores the same rows of truth and prediction, and every call with
+    one seed draws the same subsets, so a task's metrics and settings are compared on the same profiles."""
     if not 0.0 < float(frac) <= 1.0:
         raise ValueError(f"bootstrap_frac must lie in (0, 1], got {frac}")
     if int(n_repeats) < 1:
@@ -118,7 +125,7 @@ def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repea
         raise ValueError(f"bootstrap_frac={frac} leaves no profile of {n_profiles}")
     if size == n_profiles or int(n_repeats) == 1:
         return float(fn(np.arange(n_profiles))), 0.0
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, Stream.PAIRED_BOOTSTRAP)
     values = np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False)))
                        for _ in range(int(n_repeats))])
     return float(values.mean()), float(values.std(ddof=1))
@@ -145,21 +152,22 @@ def bootstrap_row(setting: str, metric: str, fn: Callable[[np.ndarray], float], 
     return {"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok", "note": ""}
 
 
-def run_ensemble_settings(model, train: ProfileSet, real: ProfileSet, settings: Sequence[str], n_samples: int,
-                          ctx, ask: Callable[[int], np.ndarray], what: str) -> dict:
+def run_ensemble_settings(model: Model, train: ProfileSet, real: ProfileSet, settings: Sequence[str],
+                          n_samples: int, ctx, ask: Callable[[int], np.ndarray], what: str) -> Outcome:
     """Fit ``model`` on ``train``, then ``ask(index)`` it for each setting's ``[S, N, T]`` ensemble of the
     ``real`` profiles (imputation, super-resolution).
 
-    Returns the task outcome: ``samples [n_settings, S, N, T]`` float32 with padding set to 0, ``fit_seconds``
-    and ``sample_seconds``. A :class:`ModelFitError`, or non-finite ``what`` values on valid steps, give a
-    ``failed`` outcome with the reason; an ensemble of the wrong shape is a ``RuntimeError`` (a model bug).
+    Returns the task's :class:`bench.api.Outcome`: ``samples [n_settings, S, N, T]`` float32 with padding set to
+    0, ``fit_seconds`` and ``sample_seconds``. A :class:`ModelFitError`, or non-finite ``what`` values on valid
+    steps, give a ``failed`` outcome with the reason; an ensemble of the wrong shape is a ``RuntimeError`` (a
+    model bug).
     """
-    outcome = {"status": "ok", "note": "", "samples": None}
+    outcome = Outcome()
     n, length = real.values.shape
     try:
         start = time.perf_counter()
         model.fit(train, ctx)
-        outcome["fit_seconds"] = time.perf_counter() - start
+        outcome.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         results = []
         for index, setting in enumerate(settings):
@@ -168,13 +176,11 @@ def run_ensemble_settings(model, train: ProfileSet, real: ProfileSet, settings: 
                 raise RuntimeError(f"model returned {what} values of shape {ens.shape} for {setting}, expected "
                                    f"{(n_samples, n, length)}")
             if not np.isfinite(ens[:, real.mask]).all():
-                outcome.update(status="failed", note=f"non-finite {what} values ({setting})")
-                return outcome
+                return outcome.fail(f"non-finite {what} values ({setting})")
             results.append(np.where(real.mask, ens, 0.0).astype(np.float32))
-        outcome["sample_seconds"] = time.perf_counter() - start
+        outcome.sample_seconds = time.perf_counter() - start
     except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
-    outcome["samples"] = (np.stack(results) if results
-                          else np.zeros((0, n_samples, n, length), dtype=np.float32))
+        return outcome.fail(str(err))
+    outcome.samples = (np.stack(results) if results
+                       else np.zeros((0, n_samples, n, length), dtype=np.float32))
     return outcome

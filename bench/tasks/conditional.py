@@ -5,15 +5,18 @@ with ``cond`` the evaluation profiles' ``month, weekday, days, category``. Two s
 
 * ``"conditional"``: the generated and real profiles are grouped by condition (``group_by``, default month;
   groups smaller than ``min_group`` are left out) and compared per group in the scaled space with the
-  unbiased MMD and its seeded permutation test, as the SmartMeterFM paper does. Rows: ``MMD`` (mean over
-  groups, lower is better), ``MMD_p`` (mean p-value, higher = harder to tell apart) and ``MMD_pass``
-  (fraction of groups with ``p > alpha``, higher is better); ``std`` is the spread over groups.
+  unbiased MMD and its seeded permutation test (one permutation stream per group, from the seed's
+  condition-group stream), as the SmartMeterFM paper does. Rows: ``MMD`` (mean over groups, lower is better),
+  ``MMD_p`` (mean p-value, higher = harder to tell apart) and ``MMD_pass`` (fraction of groups with
+  ``p > alpha``, :func:`metrics.mmd_pass`, higher is better); ``std`` is the spread over groups.
 * ``"constrained"`` (models with the ``constrained`` capability only; ``n/a`` rows otherwise): a second draw
   with ``target_peak`` / ``target_mean`` set to each real profile's peak and mean over its valid steps.
-  Rows: ``PeakRMSE`` and ``MeanRMSE``, RMSE in kW of the achieved against the target peak and mean (lower is
-  better), paired-bootstrap mean ± std.
+  Rows: ``PeakRMSE`` and ``MeanRMSE`` (:func:`metrics.peak_rmse`, :func:`metrics.mean_rmse`), RMSE in kW of the
+  achieved against the target peak and mean (lower is better), paired-bootstrap mean ± std.
 
-``samples`` holds ``[1, N, T]`` (conditional draw) or ``[2, N, T]`` (conditional and constrained draws).
+The outcome's ``samples`` hold ``[1, N, T]`` (conditional draw) or ``[2, N, T]`` (conditional and constrained
+draws); ``extra["constrained"]`` says whether the model has the ``constrained`` capability (so that a failed
+outcome fails the constrained rows of such a model and leaves them n/a for the others).
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import seeds
+from bench.api import Model, Outcome, Task, capabilities_of
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
 from bench.errors import DataError, ModelFitError
+from bench.seeds import Stream
+from bench.tasks import register_task
 from bench.tasks.common import SPLIT_DEFAULTS, failed_rows, paired_bootstrap, split_and_scale
 
-NAME = "conditional"
-CAPABILITY = "conditional"
 COND_COLUMNS = ("month", "weekday", "days", "category")
 SETTING_METRICS = {
     "conditional": ("MMD", "MMD_p", "MMD_pass"),
@@ -46,9 +51,6 @@ DEFAULTS = {
     "bootstrap_frac": 0.5,
     **SPLIT_DEFAULTS,
 }
-METRIC_DIRECTIONS = {"MMD_pass": "higher", "PeakRMSE": "lower", "MeanRMSE": "lower"}
-"""Directions of this task's metrics absent from :data:`metrics.registry.ALL_METRICS` (``MMD`` and ``MMD_p``
-are registered there: lower and higher is better)."""
 
 
 @dataclass
@@ -128,28 +130,26 @@ def _draw(model, data: TaskData, ctx: RunContext, constrained: bool) -> np.ndarr
     return samples
 
 
-def run(model, data: TaskData, ctx: RunContext) -> dict:
+def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
     """Fit ``model`` and draw one profile per evaluation profile under its conditions (and, for a model with
     the ``constrained`` capability, a second draw under the peak / mean targets). Steps outside the real
     profiles' valid mask are set to 0 so they never count."""
-    constrained = "constrained" in getattr(model, "capabilities", ())
+    constrained = "constrained" in capabilities_of(type(model))
     # ``constrained`` lets a failed outcome still give n/a (not failed) constrained rows for other models
-    outcome = {"status": "ok", "note": "", "samples": None, "constrained": constrained}
+    outcome = Outcome(extra={"constrained": constrained})
     try:
         start = time.perf_counter()
         model.fit(data.train, ctx)
-        outcome["fit_seconds"] = time.perf_counter() - start
+        outcome.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         draws = [_draw(model, data, ctx, False)] + ([_draw(model, data, ctx, True)] if constrained else [])
-        outcome["sample_seconds"] = time.perf_counter() - start
+        outcome.sample_seconds = time.perf_counter() - start
     except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
+        return outcome.fail(str(err))
     samples = np.stack(draws)
     if not np.isfinite(samples[:, data.real.mask]).all():
-        outcome.update(status="failed", note="non-finite values in generated samples")
-        return outcome
-    outcome["samples"] = np.where(data.real.mask, samples, 0.0).astype(np.float32)
+        return outcome.fail("non-finite values in generated samples")
+    outcome.samples = np.where(data.real.mask, samples, 0.0).astype(np.float32)
     return outcome
 
 
@@ -160,48 +160,62 @@ def _conditional_rows(gen: np.ndarray, data: TaskData, cfg: dict, seed: int) -> 
     if not data.groups:
         return failed_rows([("conditional", m) for m in names], "failed",
                            f"no {'/'.join(cfg['group_by'])} group with >= {cfg['min_group']} evaluation profiles")
+    alpha = float(cfg["alpha"])
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {cfg['alpha']!r}")
     stats, p_values = [], []
     for g, (_, rows) in enumerate(data.groups):
         # every group gets its own permutation stream, fixed by the seed and the group's position
-        group_seed = int(np.random.default_rng([seed, 5, g]).integers(2**31))
-        stat, p = mmd_permutation_test(gen[rows], data.real.values[rows], data.bandwidth,
-                                       n_permutations=int(cfg["n_permutations"]), seed=group_seed)
+        stat, p = mmd_permutation_test(data.real.values[rows], gen[rows], bandwidth=data.bandwidth,
+                                       n_permutations=int(cfg["n_permutations"]),
+                                       seed=seeds.int_seed(seed, Stream.CONDITION_GROUPS, g))
         stats.append(stat)
         p_values.append(p)
     stats, p_values = np.array(stats), np.array(p_values)
-    passed = (p_values > float(cfg["alpha"])).astype(float)
+    # MMD_pass per group, as metrics.mmd_pass computes it from the same test (run once here, not twice)
+    passed = (p_values > alpha).astype(float)
     note = f"{len(stats)} groups by {'/'.join(cfg['group_by'])}"
     return [{"setting": "conditional", "metric": m, "value": float(v.mean()), "std": float(v.std()),
              "status": "ok", "note": note} for m, v in zip(names, (stats, p_values, passed))]
 
 
 def _constrained_rows(gen: np.ndarray | None, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    from metrics import METRICS
+
     names = SETTING_METRICS["constrained"]
     if gen is None:
         return failed_rows([("constrained", m) for m in names], "n/a", "model lacks the constrained capability")
     valid = data.real.mask
     keep = valid.any(axis=1)
-    # the scaling is affine and increasing, so the kW peak / mean is the inverse of the scaled one
-    target = [data.scaler.inverse(x[keep]).astype(np.float64) for x in valid_peak_mean(data.real.values, valid)]
-    achieved = [data.scaler.inverse(x[keep]).astype(np.float64) for x in valid_peak_mean(gen, valid)]
+    # scored in kW: the profiles are mapped back through the scaler before their peaks and means are taken
+    real_kw = data.scaler.inverse(data.real.values[keep].astype(np.float64))
+    gen_kw = data.scaler.inverse(gen[keep].astype(np.float64))
+    mask = valid[keep]
     rows = []
-    for metric, t, a in zip(names, target, achieved):
-        mean, std = paired_bootstrap(lambda r: float(np.sqrt(np.mean((a[r] - t[r]) ** 2))), len(t),
+    for metric in names:
+        fn = METRICS[metric].fn
+        mean, std = paired_bootstrap(lambda r: fn(real_kw[r], gen_kw[r], mask=mask[r]), len(real_kw),
                                      cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
         rows.append({"setting": "constrained", "metric": metric, "value": mean, "std": std, "status": "ok",
                      "note": ""})
     return rows
 
 
-def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
-    """Rows of both settings; a failed outcome gives failed rows for every (setting, metric)."""
-    if outcome["status"] != "ok":
-        rows = failed_rows([("conditional", m) for m in SETTING_METRICS["conditional"]], outcome["status"],
-                           outcome["note"])
-        if outcome.get("constrained", True):
+def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Rows of both settings; a failed outcome gives failed rows for every (setting, metric) of a model with the
+    constrained capability (``extra["constrained"]``; without that entry both settings fail) and n/a
+    constrained rows for the others."""
+    if outcome.status != "ok":
+        rows = failed_rows([("conditional", m) for m in SETTING_METRICS["conditional"]], outcome.status,
+                           outcome.note)
+        if outcome.extra.get("constrained", True):
             return rows + failed_rows([("constrained", m) for m in SETTING_METRICS["constrained"]],
-                                      outcome["status"], outcome["note"])
+                                      outcome.status, outcome.note)
         return rows + _constrained_rows(None, data, cfg, seed)
-    samples = outcome["samples"]
+    samples = outcome.samples
     return (_conditional_rows(samples[0], data, cfg, seed)
             + _constrained_rows(samples[1] if len(samples) > 1 else None, data, cfg, seed))
+
+
+TASK = register_task(Task(name="conditional", capability="conditional", defaults=DEFAULTS, prepare=prepare,
+                          run=run, score=score, expected_rows=expected_rows, source=__file__))

@@ -7,7 +7,8 @@ setting:
 
 * ``"day-ahead"``: the next day (``T`` steps) from the ``history_days`` days before it;
 * ``"hour-ahead"``: the next hour (``60 / resolution`` steps) from an origin at a whole hour of the target
-  day (drawn uniformly, seeded), given the ``history_days * T`` steps right before the origin.
+  day (drawn uniformly from the seed's forecast-origin stream), given the ``history_days * T`` steps right
+  before the origin.
 
 **Targets and inputs.** A window's *target day* is a profile of one split part (the training part for the
 training windows handed to ``fit_forecast``, validation + test for the query windows scored), and it needs the
@@ -16,11 +17,12 @@ profile set wherever the split put them (:class:`bench.tasks.windows.HistoryInde
 at forecast time, never a target. Under the household split every day of a household is in one part, so this
 is the same as cutting windows inside each part; under the unified paper's ``"pretrain"`` rule (profiles pooled
 and split at random) the days before a target day mostly lie in the pre-training set. At most
-``max_train_windows`` training and ``max_queries`` query windows are used (seeded subsets of the target days).
+``max_train_windows`` training and ``max_queries`` query windows are used (seeded subsets of the target days, each
+from its own stream of :mod:`bench.seeds`).
 
-Models: ``fit_forecast(ForecastExamples, ctx)`` (optional) receives the training windows, ``forecast(ForecastQuery,
-n_samples, ctx)`` returns ``[n_samples, N, horizon]`` samples (a probabilistic forecast) or ``[N, horizon]`` (a
-point forecast).
+Models: ``fit_forecast(ForecastExamples, ctx)`` receives the training windows (a no-op unless the model
+overrides it), ``forecast(ForecastQuery, n_samples, ctx)`` returns ``[n_samples, N, horizon]`` samples (a
+probabilistic forecast) or ``[N, horizon]`` (a point forecast).
 
 Scores, in kW after ``scaler.inverse`` unless said otherwise, on every forecast step of every query window:
 
@@ -48,18 +50,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import seeds
+from bench.api import Model, Outcome, Task
 from bench.context import RunContext
-from bench.data.profileset import ProfileSet
+from bench.data.profileset import ProfileSet, steps_per_day
 from bench.data.scaling import MinMaxScaler
 from bench.errors import ModelFitError
+from bench.seeds import Stream
+from bench.tasks import register_task
 from bench.tasks.common import (SPLIT_DEFAULTS, bootstrap_row, checked_names, failed_rows, fitting_set,
                                 split_and_scale)
 from bench.tasks.queries import ForecastExamples, ForecastQuery
 from bench.tasks.windows import HistoryIndex, day_ahead, gather_windows, hour_ahead
 
-NAME = "forecasting"
-CAPABILITY = "forecast"
-METRICS = ("MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled", "CRPS")
+METRIC_NAMES = ("MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled", "CRPS")
+"""The task's metrics (all in :data:`metrics.registry.METRICS`), in table order."""
 SETTINGS = ("day-ahead", "hour-ahead")
 DEFAULTS = {
     "settings": list(SETTINGS),
@@ -74,14 +79,10 @@ DEFAULTS = {
     "max_eval": None,  # windows need consecutive days: no random subset of profiles
     "max_train": None,
 }
-METRIC_DIRECTIONS: dict[str, str] = {"MSE": "lower", "MAPE_scaled": "lower"}
-"""Directions of this task's metrics absent from :data:`metrics.registry.ALL_METRICS`."""
-UNRANKED_METRICS: dict[str, str] = {}
-"""Metrics reported without a better direction (none)."""
 PAPER_LAYOUT = {"caption": "Load forecasting in the layout of the unified-model paper's Table II (MAE and RMSE in "
                            "kW, MAPE as a fraction; MSE in kW^2 and MAPE_scaled beside them, see the protocol notes)",
                 "metrics": ["MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled"], "settings": ["day-ahead", "hour-ahead"]}
-"""Second rendering of the task's table (see :func:`bench.render.paper_layout`)."""
+"""Second rendering of the task's table (see :func:`bench.report.render.paper_layout`)."""
 
 PROTOCOL_NOTES = (
     "paper: CER + LCL pooled into complete daily 30-min profiles of single customers (no aggregation of "
@@ -108,12 +109,7 @@ PROTOCOL_NOTES = (
     "min-max scaled space (MAPE_scaled, in the task's [-1, 1] scaling; scale-dependent), not in kW",
 )
 """What the unified-model paper states about this task's protocol and what meterbench assumes (printed with
-the tables by :func:`bench.render.protocol_lines`)."""
-
-# rng streams of the task (offsets of ``[seed, stream, ...]``); streams 3 and 4 belong to the ensemble tasks
-_TRAIN_WINDOW_STREAM = 5  # seeded subset of training windows
-_QUERY_WINDOW_STREAM = 6  # seeded subset of query windows
-_ORIGIN_STREAM = 7  # hour-ahead origins (second offset: 0 training windows, 1 query windows)
+the tables by :func:`bench.report.render.protocol_lines`)."""
 
 
 @dataclass
@@ -144,13 +140,13 @@ def setting_names(cfg: dict) -> list[str]:
 
 def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
     """Every ``(setting, metric)`` pair the task scores (``resolution`` is accepted for a uniform signature)."""
-    return [(name, metric) for name in setting_names(cfg) for metric in METRICS]
+    return [(name, metric) for name in setting_names(cfg) for metric in METRIC_NAMES]
 
 
 def horizon_steps(setting: str, resolution: int) -> int:
     """Forecast length of ``setting`` in steps: a day, or an hour (the resolution must divide 60 minutes)."""
     if setting == "day-ahead":
-        return 1440 // resolution
+        return steps_per_day(resolution)
     if setting == "hour-ahead":
         if 60 % resolution != 0:
             raise ValueError(f"the hour-ahead setting needs a resolution that divides 60 minutes, got "
@@ -168,8 +164,8 @@ def _positive_int(cfg: dict, key: str, allow_none: bool = False) -> int | None:
     return int(value)
 
 
-def _target_windows(index: HistoryIndex, part: ProfileSet, n_days: int, cap: int | None, rng_key: list[int],
-                    side: str) -> np.ndarray:
+def _target_windows(index: HistoryIndex, part: ProfileSet, n_days: int, cap: int | None,
+                    rng: np.random.Generator, side: str) -> np.ndarray:
     """``[W, n_days]`` full-set rows (history days, then the target day) of the windows whose target day is a
     profile of ``part``, a seeded subset of ``cap`` of them."""
     entries = index.locate(part)
@@ -179,17 +175,16 @@ def _target_windows(index: HistoryIndex, part: ProfileSet, n_days: int, cap: int
                          f"complete days of one household (history_days = {n_days - 1} plus the target day, "
                          f"which must be a {side} profile); use longer series or a smaller history_days")
     if cap is not None and len(rows) > cap:
-        rows = np.sort(np.random.default_rng(rng_key).choice(rows, cap, replace=False))
+        rows = np.sort(rng.choice(rows, cap, replace=False))
     return index.windows[entries[rows]]
 
 
 def _windows(days: ProfileSet, rows: np.ndarray, setting: str, history_days: int,
-             rng_key: list[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """``(history, target, meta)`` of the windows ``rows`` (into ``days``) under ``setting``."""
     if setting == "day-ahead":
         return day_ahead(days, rows, history_days)
-    return hour_ahead(days, rows, history_days, horizon_steps(setting, days.resolution),
-                      np.random.default_rng(rng_key))
+    return hour_ahead(days, rows, history_days, horizon_steps(setting, days.resolution), rng)
 
 
 def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
@@ -215,23 +210,25 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
     split = split_and_scale(profiles, cfg, seed)
     n_days = history_days + 1
     index = HistoryIndex.build(profiles, history_days)
-    train_windows = _target_windows(index, split.train, n_days, max_train, [seed, _TRAIN_WINDOW_STREAM], "training")
-    query_windows = _target_windows(index, split.real, n_days, max_queries, [seed, _QUERY_WINDOW_STREAM],
-                                    "evaluation")
+    train_windows = _target_windows(index, split.train, n_days, max_train,
+                                    seeds.rng(seed, Stream.FORECAST_TRAIN_WINDOWS), "training")
+    query_windows = _target_windows(index, split.real, n_days, max_queries,
+                                    seeds.rng(seed, Stream.FORECAST_QUERY_WINDOWS), "evaluation")
     # only the days the windows use are copied and scaled (the same arithmetic as the split's scaling)
     train_days, train_rows = gather_windows(profiles, train_windows, split.scaler.transform)
     query_days, query_rows = gather_windows(profiles, query_windows, split.scaler.transform)
     examples, queries, targets = [], [], []
     for name in names:
         setting_id = SETTINGS.index(name)
+        # hour-ahead origins: sub-stream 0 for the training windows, 1 for the query windows
         history, target, meta = _windows(train_days, train_rows, name, history_days,
-                                         [seed, _ORIGIN_STREAM, 0, setting_id])
+                                         seeds.rng(seed, Stream.FORECAST_ORIGINS, 0, setting_id))
         examples.append(ForecastExamples(
             query=ForecastQuery(history=history, horizon=target.shape[1], meta=meta,
                                 resolution=profiles.resolution),
             target=target))
         history, target, meta = _windows(query_days, query_rows, name, history_days,
-                                         [seed, _ORIGIN_STREAM, 1, setting_id])
+                                         seeds.rng(seed, Stream.FORECAST_ORIGINS, 1, setting_id))
         queries.append(ForecastQuery(history=history, horizon=target.shape[1], meta=meta,
                                      resolution=profiles.resolution))
         targets.append(target)
@@ -240,18 +237,19 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
                     pretrain=split.pretrain)
 
 
-def run(model, data: TaskData, ctx: RunContext) -> dict:
+def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
     """Fit ``model`` on :func:`~bench.tasks.common.fitting_set` (the pre-training set for pre-training models
     under the ``"pretrain"`` rule, else the training profiles), then per setting fine-tune it on the training
-    windows (when it has ``fit_forecast``) and forecast the query windows.
+    windows (``fit_forecast``, a no-op unless the model overrides it) and forecast the query windows.
 
-    ``forecasts`` is a list (one per setting) of float32 arrays, ``[S, N, horizon]`` or ``[N, horizon]``;
-    ``point`` says which settings got point forecasts. A :class:`ModelFitError`, a forecast of the wrong shape
-    or non-finite forecasts give a ``failed`` outcome with the reason. ``fit_seconds`` covers ``fit`` and every
+    The outcome has no ``samples`` (horizons differ between settings); its ``extra`` holds ``forecasts``, a list
+    (one per setting) of float32 arrays ``[S, N, horizon]`` or ``[N, horizon]``, ``point``, which settings got
+    point forecasts, and ``finetune_seconds``. A :class:`ModelFitError`, a forecast of the wrong shape or
+    non-finite forecasts give a ``failed`` outcome with the reason. ``fit_seconds`` covers ``fit`` and every
     ``fit_forecast`` (``finetune_seconds`` the latter alone), ``sample_seconds`` the ``forecast`` calls.
     """
     n_samples = data.n_samples
-    outcome = {"status": "ok", "note": "", "forecasts": None, "point": None}
+    outcome = Outcome()
     forecasts, point = [], []
     fit_seconds = finetune_seconds = sample_seconds = 0.0
     try:
@@ -260,68 +258,66 @@ def run(model, data: TaskData, ctx: RunContext) -> dict:
         fit_seconds = time.perf_counter() - start
         for index, setting in enumerate(data.settings):
             query = data.queries[index]
-            if hasattr(model, "fit_forecast"):
-                start = time.perf_counter()
-                model.fit_forecast(data.examples[index], ctx)
-                finetune_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            model.fit_forecast(data.examples[index], ctx)
+            finetune_seconds += time.perf_counter() - start
             start = time.perf_counter()
             out = np.asarray(model.forecast(query, n_samples, ctx), dtype=np.float32)
             sample_seconds += time.perf_counter() - start
             n, horizon = len(query), query.horizon
             if out.shape not in ((n, horizon), (n_samples, n, horizon)):
-                outcome.update(status="failed", note=f"model returned forecasts of shape {out.shape} for "
-                               f"{setting}, expected {(n, horizon)} or {(n_samples, n, horizon)}")
-                return outcome
+                return outcome.fail(f"model returned forecasts of shape {out.shape} for {setting}, expected "
+                                    f"{(n, horizon)} or {(n_samples, n, horizon)}")
             if not np.isfinite(out).all():
-                outcome.update(status="failed", note=f"non-finite forecasts ({setting})")
-                return outcome
+                return outcome.fail(f"non-finite forecasts ({setting})")
             forecasts.append(out)
             point.append(out.ndim == 2)
     except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
-    outcome.update(forecasts=forecasts, point=point, fit_seconds=fit_seconds + finetune_seconds,
-                   finetune_seconds=finetune_seconds, sample_seconds=sample_seconds)
+        return outcome.fail(str(err))
+    outcome.fit_seconds = fit_seconds + finetune_seconds
+    outcome.sample_seconds = sample_seconds
+    outcome.extra = {"forecasts": forecasts, "point": point, "finetune_seconds": finetune_seconds}
     return outcome
 
 
 def _metric(name: str, truth: np.ndarray, ens: np.ndarray | None, median: np.ndarray, mape_eps: float,
             scaled_truth: np.ndarray, scaled_median: np.ndarray):
-    """``rows -> value`` of metric ``name`` on the windows ``rows`` (arrays in kW, ``scaled_*`` in the task's
-    scaled space)."""
-    import metrics
+    """``rows -> value`` of the registered metric ``name`` on the windows ``rows`` (arrays in kW, ``scaled_*`` in
+    the task's scaled space): ensemble metrics score the ensemble, point metrics its median (or the point
+    forecast); ``MAPE`` leaves out true loads under ``mape_eps`` kW, ``MAPE_scaled`` is scored in the scaled
+    space."""
+    from metrics import METRICS
 
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown forecasting metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+    fn = METRICS[name].fn
     if name == "CRPS":
-        return lambda r: metrics.crps_ensemble(truth[r], ens[:, r])
+        return lambda r: fn(truth[r], ens[:, r])
     if name == "MAPE":
-        return lambda r: metrics.mape(truth[r], median[r], eps=mape_eps)
+        return lambda r: fn(truth[r], median[r], eps=mape_eps)
     if name == "MAPE_scaled":
-        return lambda r: metrics.mape(scaled_truth[r], scaled_median[r])
-    if name == "MSE":
-        return lambda r: metrics.rmse(truth[r], median[r]) ** 2
-    if name in ("RMSE", "MAE"):
-        fn = {"RMSE": metrics.rmse, "MAE": metrics.mae}[name]
-        return lambda r: fn(truth[r], median[r])
-    raise ValueError(f"unknown forecasting metric {name!r}; known: {', '.join(METRICS)}")
+        return lambda r: fn(scaled_truth[r], scaled_median[r])
+    return lambda r: fn(truth[r], median[r])
 
 
-def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
     """Per setting and metric, the paired-bootstrap mean ± std over the query windows, in kW (``MSE`` in kW^2,
-    ``MAPE_scaled`` in the scaled space)."""
-    pairs = [(s, m) for s in data.settings for m in METRICS]
-    if outcome["status"] != "ok":
-        return failed_rows(pairs, outcome["status"], outcome["note"])
+    ``MAPE_scaled`` in the scaled space). Reads ``status``, ``note`` and ``extra["forecasts"]`` /
+    ``extra["point"]``."""
+    pairs = [(s, m) for s in data.settings for m in METRIC_NAMES]
+    if outcome.status != "ok":
+        return failed_rows(pairs, outcome.status, outcome.note)
     rows = []
     for index, setting in enumerate(data.settings):
         scaled_truth = np.asarray(data.targets[index], dtype=np.float64)
-        scaled = np.asarray(outcome["forecasts"][index], dtype=np.float64)
+        scaled = np.asarray(outcome.extra["forecasts"][index], dtype=np.float64)
         truth = data.scaler.inverse(data.targets[index]).astype(np.float64)
-        forecast = data.scaler.inverse(outcome["forecasts"][index]).astype(np.float64)
-        is_point = bool(outcome["point"][index])
+        forecast = data.scaler.inverse(outcome.extra["forecasts"][index]).astype(np.float64)
+        is_point = bool(outcome.extra["point"][index])
         ens = None if is_point else forecast
         median = forecast if is_point else np.median(forecast, axis=0)
         scaled_median = scaled if is_point else np.median(scaled, axis=0)
-        for metric in METRICS:
+        for metric in METRIC_NAMES:
             if metric == "CRPS" and is_point:
                 rows += failed_rows([(setting, metric)], "n/a", "point forecast")
                 continue
@@ -330,3 +326,8 @@ def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
             rows.append(bootstrap_row(setting, metric, fn, len(truth), cfg, seed,
                                       may_be_undefined=metric in ("MAPE", "MAPE_scaled")))
     return rows
+
+
+TASK = register_task(Task(name="forecasting", capability="forecast", defaults=DEFAULTS, prepare=prepare, run=run,
+                          score=score, expected_rows=expected_rows, protocol_notes=PROTOCOL_NOTES,
+                          paper_layout=PAPER_LAYOUT, source=__file__))

@@ -4,7 +4,8 @@ Protocol: the suite's split rule (by household, or days pooled and split within 
 paper does), scale to [-1, 1] on train, fit the model on train, draw ``n_generate`` profiles (the paper: 4000;
 None = as many as the evaluation set, validation + test, holds), and compare generated with real profiles in the
 scaled space with MMD, Gaussian Fréchet distance and pooled marginal KL / Wasserstein / KS, each as
-mean ± std over bootstrap repeats (half of each side drawn without replacement).
+mean ± std over bootstrap repeats (half of each side drawn without replacement, from the seed's
+generation-bootstrap stream).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench import seeds
+from bench.api import Model, Outcome, Task
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.data.scaling import MinMaxScaler
-from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
 from bench.errors import DataError, ModelFitError
+from bench.seeds import Stream
+from bench.tasks import register_task
+from bench.tasks.common import SPLIT_DEFAULTS, split_and_scale
 
-NAME = "generation"
-CAPABILITY = "generate"
 DEFAULTS = {
     "metrics": ["MMD", "GFD", "KL", "WD", "KS"],
     "n_bootstrap": 10,
@@ -66,52 +69,61 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
                     n_generate=int(n_generate))
 
 
-def run(model, data: TaskData, ctx: RunContext) -> dict:
-    """Fit ``model`` on the scaled training profiles and draw ``data.n_generate`` profiles.
+def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
+    """Fit ``model`` on the scaled training profiles and draw ``data.n_generate`` profiles (``samples``
+    ``[n_generate, T]`` float32; no ``extra``).
 
     A :class:`ModelFitError` (or non-finite samples) becomes a ``failed`` outcome with its reason: the table
     reports it instead of hiding it.
     """
-    outcome = {"status": "ok", "note": "", "samples": None}
+    outcome = Outcome()
     try:
         start = time.perf_counter()
         model.fit(data.train, ctx)
-        outcome["fit_seconds"] = time.perf_counter() - start
+        outcome.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         samples = np.asarray(model.sample(data.n_generate, None, ctx), dtype=np.float32)
-        outcome["sample_seconds"] = time.perf_counter() - start
+        outcome.sample_seconds = time.perf_counter() - start
     except ModelFitError as err:
-        outcome.update(status="failed", note=str(err))
-        return outcome
+        return outcome.fail(str(err))
     expected = (data.n_generate, data.real.length)
     if samples.shape != expected:
         raise RuntimeError(f"model returned samples of shape {samples.shape}, expected {expected}")
     if not np.isfinite(samples).all():
-        outcome.update(status="failed", note="non-finite values in generated samples")
-        return outcome
-    outcome["samples"] = samples
+        return outcome.fail("non-finite values in generated samples")
+    outcome.samples = samples
     return outcome
 
 
 def _metric_fn(spec, bandwidth: float):
-    params = inspect.signature(spec.fn).parameters
-    if "bandwidth" in params:
-        return lambda gen, real: spec.fn(gen, real, bandwidth=bandwidth)
+    """``(real, pred) -> value`` of a registered metric, with the task's fixed bandwidth where it takes one."""
+    if "bandwidth" in inspect.signature(spec.fn).parameters:
+        return lambda real, pred: spec.fn(real, pred, bandwidth=bandwidth)
     return spec.fn
 
 
-def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
-    """Bootstrapped mean ± std of each configured metric; a failed outcome gives failed rows."""
-    from metrics import ALL_METRICS, bootstrap
+def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Bootstrapped mean ± std of each configured metric (registered set metrics,
+    :data:`metrics.registry.METRICS`); a failed outcome gives failed rows. Only ``status``, ``note`` and
+    ``samples`` are read, so an outcome rebuilt from cached samples scores the same."""
+    from metrics import METRICS, bootstrap
 
+    specs = [METRICS[name] for name in cfg["metrics"]]
+    wrong = [s.name for s in specs if s.needs != "samples"]
+    if wrong:
+        raise ValueError(f"generation metrics compare sets of profiles; {', '.join(wrong)} score other outputs")
+    boot_seed = seeds.int_seed(seed, Stream.GENERATION_BOOTSTRAP)
     rows = []
-    for name in cfg["metrics"]:
-        spec = ALL_METRICS[name]
-        if outcome["status"] != "ok":
-            rows.append({"metric": name, "value": np.nan, "std": np.nan, "status": outcome["status"],
-                         "note": outcome["note"]})
+    for spec in specs:
+        if outcome.status != "ok":
+            rows.append({"metric": spec.name, "value": np.nan, "std": np.nan, "status": outcome.status,
+                         "note": outcome.note})
             continue
-        mean, std = bootstrap(_metric_fn(spec, data.bandwidth), outcome["samples"], data.real.values,
-                              n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=seed)
-        rows.append({"metric": name, "value": float(mean), "std": float(std), "status": "ok", "note": ""})
+        mean, std = bootstrap(_metric_fn(spec, data.bandwidth), data.real.values, outcome.samples,
+                              n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=boot_seed)
+        rows.append({"metric": spec.name, "value": float(mean), "std": float(std), "status": "ok", "note": ""})
     return rows
+
+
+TASK = register_task(Task(name="generation", capability="generate", defaults=DEFAULTS, prepare=prepare, run=run,
+                          score=score, source=__file__))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.data.profileset import MINUTES_PER_DAY, steps_per_day
+
 
 @dataclass(frozen=True)
 class ImputationQuery:
@@ -89,7 +91,7 @@ def calendar_features(times: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.nd
     """``[N, 6]`` float32 cyclic calendar encoding of timestamps: sin/cos of the time of day, of the weekday
     and of the day of the year. Forecasters use it for the time their forecast starts at."""
     stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
-    day = (stamps.hour * 60 + stamps.minute).to_numpy(dtype=np.float64) / 1440.0
+    day = (stamps.hour * 60 + stamps.minute).to_numpy(dtype=np.float64) / MINUTES_PER_DAY
     week = stamps.dayofweek.to_numpy(dtype=np.float64) / 7.0
     year = (stamps.dayofyear.to_numpy(dtype=np.float64) - 1.0) / 365.25
     angles = 2 * np.pi * np.stack([day, week, year], axis=1)
@@ -125,7 +127,8 @@ class ForecastQuery:
 
     @property
     def steps_per_day(self) -> int:
-        return 1440 // self.resolution
+        """Readings per day at the query's resolution."""
+        return steps_per_day(self.resolution)
 
     def calendar(self) -> np.ndarray:
         """:func:`calendar_features` of the forecast origins, ``[N, 6]``."""

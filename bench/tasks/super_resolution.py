@@ -20,16 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.api import Model, Outcome, Task
 from bench.context import RunContext
-from bench.data.profileset import ProfileSet
+from bench.data.profileset import MINUTES_PER_DAY, ProfileSet, steps_per_day
 from bench.data.scaling import MinMaxScaler
+from bench.tasks import register_task
 from bench.tasks.common import (SPLIT_DEFAULTS, ensemble_queries, failed_rows, fitting_set, paired_bootstrap,
-                               run_ensemble_settings)
+                                run_ensemble_settings)
 from bench.tasks.queries import SuperResolutionQuery
 
-NAME = "super_resolution"
-CAPABILITY = "super_resolve"
-METRICS = ("CRPS", "PeakCRPS", "RMSE")
+METRIC_NAMES = ("CRPS", "PeakCRPS", "RMSE")
+"""The task's metrics (all in :data:`metrics.registry.METRICS`), in table order."""
 MAX_COARSE_MINUTES = 60
 DEFAULTS = {
     "factors": [4, 2],
@@ -39,21 +40,18 @@ DEFAULTS = {
     "bootstrap_frac": 0.5,
     **SPLIT_DEFAULTS,
 }
-METRIC_DIRECTIONS: dict[str, str] = {}
-"""All metrics of this task are in :data:`metrics.registry.ALL_METRICS`."""
 
 
 def setting_specs(cfg: dict, resolution: int) -> list[tuple[str, int]]:
     """``(setting name, factor)`` for each factor of ``cfg`` that applies at ``resolution`` minutes."""
+    steps_per_day(resolution)  # a resolution that does not divide the day is an error
     resolution = int(resolution)
-    if resolution < 1 or 1440 % resolution:
-        raise ValueError(f"resolution must be a positive divisor of 1440 minutes, got {resolution}")
     specs = []
     for factor in cfg["factors"]:
         if int(factor) != factor or factor < 2:
             raise ValueError(f"super-resolution factors must be integers >= 2, got {factor}")
         coarse = resolution * int(factor)
-        if 1440 % coarse == 0 and coarse <= MAX_COARSE_MINUTES:
+        if MINUTES_PER_DAY % coarse == 0 and coarse <= MAX_COARSE_MINUTES:
             specs.append((f"x{int(factor)} ({coarse}->{resolution} min)", int(factor)))
     return specs
 
@@ -63,7 +61,7 @@ def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, s
     it)."""
     if resolution is None:
         raise ValueError("the super_resolution settings depend on the data resolution; pass resolution=")
-    return [(name, metric) for name, _ in setting_specs(cfg, resolution) for metric in METRICS]
+    return [(name, metric) for name, _ in setting_specs(cfg, resolution) for metric in METRIC_NAMES]
 
 
 def block_means(values: np.ndarray, valid: np.ndarray, factor: int) -> np.ndarray:
@@ -113,39 +111,48 @@ def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
                     n_samples=int(cfg["n_samples"]), pretrain=split.pretrain)
 
 
-def run(model, data: TaskData, ctx: RunContext) -> dict:
-    """Fit ``model`` and super-resolve every setting's query; ``samples`` is ``[n_settings, S, N, T]``
-    (padding set to 0). With no applicable factor the model is not fitted and there is nothing to score."""
-    outcome = {"status": "ok", "note": "", "samples": None}
+def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
+    """Fit ``model`` and super-resolve every setting's query; ``samples`` is ``[n_settings, S, N, T]`` (padding
+    set to 0); no ``extra``. With no applicable factor the model is not fitted and there is nothing to score
+    (an ``ok`` outcome without samples, with a note)."""
     if not data.settings:
-        outcome["note"] = f"no super-resolution factor applies at {data.real.resolution} min"
-        return outcome
+        return Outcome(note=f"no super-resolution factor applies at {data.real.resolution} min")
     return run_ensemble_settings(model, fitting_set(model, data), data.real, data.settings, data.n_samples, ctx,
                                  lambda index: model.super_resolve(data.query(index), data.n_samples, ctx),
                                  "super-resolved")
 
 
-def score(outcome: dict, data: TaskData, cfg: dict, seed: int) -> list[dict]:
-    """Per setting and metric, the paired-bootstrap mean ± std over the valid steps, in kW."""
-    import metrics
+def _metric(spec, truth: np.ndarray, ens: np.ndarray, median: np.ndarray, valid: np.ndarray):
+    """``rows -> value`` of the registered metric ``spec`` on the profiles ``rows`` (arrays in kW)."""
+    if spec.needs == "ensemble":
+        return lambda r: spec.fn(truth[r], ens[:, r], mask=valid[r])
+    if spec.needs == "point":
+        return lambda r: spec.fn(truth[r], median[r], mask=valid[r])
+    raise ValueError(f"super-resolution cannot score {spec.name!r}, a metric of {spec.needs}")
 
-    pairs = [(s, m) for s in data.settings for m in METRICS]
-    if outcome["status"] != "ok":
-        return failed_rows(pairs, outcome["status"], outcome["note"])
+
+def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
+    """Per setting and metric, the paired-bootstrap mean ± std over the valid steps, in kW (reads ``status``,
+    ``note`` and ``samples``): ensemble metrics score the ensemble, point metrics its median."""
+    from metrics import METRICS
+
+    pairs = [(s, m) for s in data.settings for m in METRIC_NAMES]
+    if outcome.status != "ok":
+        return failed_rows(pairs, outcome.status, outcome.note)
     keep = data.real.mask.any(axis=1)
     valid = data.real.mask[keep]
     truth = data.scaler.inverse(data.real.values[keep]).astype(np.float64)
     rows = []
     for index, setting in enumerate(data.settings):
-        ens = data.scaler.inverse(outcome["samples"][index][:, keep]).astype(np.float64)
+        ens = data.scaler.inverse(outcome.samples[index][:, keep]).astype(np.float64)
         median = np.median(ens, axis=0)
-        fns = {
-            "CRPS": lambda r: metrics.crps_ensemble(truth[r], ens[:, r], mask=valid[r]),
-            "PeakCRPS": lambda r: metrics.peak_load_error(truth[r], ens[:, r], mask=valid[r]),
-            "RMSE": lambda r: metrics.rmse(truth[r], median[r], mask=valid[r]),
-        }
-        for metric in METRICS:
-            mean, std = paired_bootstrap(fns[metric], len(truth), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+        for metric in METRIC_NAMES:
+            fn = _metric(METRICS[metric], truth, ens, median, valid)
+            mean, std = paired_bootstrap(fn, len(truth), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
             rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
                          "note": ""})
     return rows
+
+
+TASK = register_task(Task(name="super_resolution", capability="super_resolve", defaults=DEFAULTS, prepare=prepare,
+                          run=run, score=score, expected_rows=expected_rows, source=__file__))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.data.profileset import ProfileSet
+from bench.data.profileset import MINUTES_PER_DAY, ProfileSet, steps_per_day
 
 _DAY = pd.Timedelta(days=1)
 
@@ -34,9 +34,10 @@ def _check_daily(profiles: ProfileSet) -> None:
     if profiles.period != "day":
         raise ValueError(f"profiles: forecasting windows need daily profiles (period 'day'), got period "
                          f"{profiles.period!r}")
-    if 1440 % profiles.resolution != 0 or profiles.length != profiles.steps_per_day:
-        raise ValueError(f"profiles: a daily profile must hold 1440 / resolution steps, got {profiles.length} "
-                         f"steps at {profiles.resolution} min")
+    # steps_per_day refuses a resolution that does not divide the day
+    if profiles.length != steps_per_day(profiles.resolution):
+        raise ValueError(f"profiles: a daily profile must hold {MINUTES_PER_DAY} / resolution steps, got "
+                         f"{profiles.length} steps at {profiles.resolution} min")
 
 
 def _check_positive(name: str, value: object) -> int:
