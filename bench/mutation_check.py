@@ -1,6 +1,6 @@
 """Planted-bug check: does the test suite catch the mistakes that matter in a benchmark?
 
-Each :class:`Mutant` replaces one exact piece of source text (a flipped direction of "better", a p-value tie
+Each :class:`Mutant` replaces one exact piece of source text (a flipped goal of "better", a p-value tie
 rule, a removed clip, a metric mapped to another function, a changed quantile method, a moved MAPE boundary,
 ...) in a scratch copy of the repository and runs the test files that should notice. A mutant is *killed*
 when those tests fail, *survives* when they pass. The check writes the table to ``results/mutation/``:
@@ -47,16 +47,16 @@ REPORT_TESTS = "tests/test_tie_rule.py tests/test_report.py"
 PROTOCOL_TESTS = "tests/test_protocol.py tests/test_data_pipeline.py"
 
 MUTANTS: tuple[Mutant, ...] = (
-    # metrics: directions, registry mapping, estimator conventions of the papers' code, clips, robustness
-    _m('direction MMD flipped', 'metrics/registry.py',
+    # metrics: goals, registry mapping, estimator conventions of the papers' code, clips, robustness
+    _m('goal MMD flipped', 'metrics/registry.py',
        'Metric("MMD", distribution.mmd_rbf, "lower",',
        'Metric("MMD", distribution.mmd_rbf, "higher",',
        METRIC_TESTS, "metric layer"),
-    _m('direction F1 flipped', 'metrics/registry.py',
+    _m('goal F1 flipped', 'metrics/registry.py',
        'Metric("F1", classification.f1, "higher",',
        'Metric("F1", classification.f1, "lower",',
        METRIC_TESTS, "metric layer"),
-    _m('direction MMD_p flipped', 'metrics/registry.py',
+    _m('goal MMD_p flipped', 'metrics/registry.py',
        'Metric("MMD_p", distribution.mmd_p_value, "higher",',
        'Metric("MMD_p", distribution.mmd_p_value, "lower",',
        METRIC_TESTS, "metric layer"),
@@ -132,7 +132,7 @@ MUTANTS: tuple[Mutant, ...] = (
        'edges = np.linspace(lo, hi, n_edges)',
        'edges = np.linspace(lo, hi, n_edges + 1)',
        METRIC_TESTS, "metric layer"),
-    _m('KL direction swapped', 'metrics/marginal.py',
+    _m('KL goal swapped', 'metrics/marginal.py',
        'return float(np.sum(p * np.log(p / q)))',
        'return float(np.sum(q * np.log(q / p)))',
        METRIC_TESTS, "metric layer"),
@@ -174,8 +174,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m('Cov90 ranked', 'metrics/registry.py',
        'Metric("Cov90", probabilistic.interval_coverage, "ignore",',
        'Metric("Cov90", probabilistic.interval_coverage, "lower",',
-       METRIC_TESTS, "a coverage has no better direction: never ranked"),
-    _m('KL direction swapped in the generation task', 'bench/tasks/generation.py',
+       METRIC_TESTS, "a coverage has no better goal: never ranked"),
+    _m('KL goal swapped in the generation task', 'bench/tasks/generation.py',
        'bootstrap(_metric_fn(spec, data.bandwidth), data.real.values, outcome.samples,',
        'bootstrap(_metric_fn(spec, data.bandwidth), outcome.samples, data.real.values,',
        "tests/test_tasks_generation.py", "real first: KL(generated || real) as the EnergyDiff code"),
@@ -183,15 +183,15 @@ MUTANTS: tuple[Mutant, ...] = (
        '    real = check_values(np.asarray(real), "real")\n    pred = check_values(np.asarray(pred), "pred")',
        '    real = np.asarray(real)\n    pred = np.asarray(pred)',
        METRIC_TESTS, "metric layer"),
-    # tables: the tie rule, its direction, ranks and the papers' same-best check
+    # tables: the tie rule, its goal, ranks and the papers' same-best check
     _m("tie rule strict <", "bench/report/tables.py",
        "return tie_key(abs(a - b)) <= tie_key(math.hypot(sa, sb))",
        "return tie_key(abs(a - b)) < tie_key(math.hypot(sa, sb))", REPORT_TESTS, "the boundary of the tie rule"),
     _m("tie rule noise = larger std", "bench/report/tables.py",
        "return tie_key(abs(a - b)) <= tie_key(math.hypot(sa, sb))",
        "return tie_key(abs(a - b)) <= tie_key(max(sa, sb))", REPORT_TESTS, "the noise of a difference"),
-    _m("best direction flipped", "bench/report/tables.py",
-       'sign = 1.0 if direction == "lower" else -1.0', 'sign = -1.0 if direction == "lower" else 1.0',
+    _m("best goal flipped", "bench/report/tables.py",
+       'sign = 1.0 if goal == "lower" else -1.0', 'sign = -1.0 if goal == "lower" else 1.0',
        REPORT_TESTS, "lower/higher is better in the tables"),
     _m("tied leaders bold", "bench/report/tables.py",
        "(best if len(first) == 1 else tied)[first, j] = True", "best[first, j] = True",

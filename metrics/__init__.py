@@ -1,4 +1,4 @@
-"""Pure metric functions of meterbench, each documented with its formula and direction.
+"""Pure metric functions of meterbench, each documented with its formula and goal.
 
 Modules: ``distribution`` (MMD, its permutation test, Gaussian Fréchet distance), ``marginal`` (KL,
 Wasserstein, KS; pooled and per time step), ``probabilistic`` (CRPS, interval coverage), ``energy`` (peak-load

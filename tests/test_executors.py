@@ -11,9 +11,9 @@ import pytest
 
 import run_bench
 from bench.executors import (LOCAL_TIMEOUT_MIN, ExecutorConfig, JobsFailedError, execute, parse_slurm_setting,
-                             plan_jobs, submitit_executor, suite_from_dict)
-from bench.runner import run_suite, suite_cells
-from bench.suite import load_suite
+                             submitit_executor)
+from bench.runner import plan_jobs, run_job, run_suite, suite_cells
+from bench.suite import load_suite, suite_from_dict
 
 # two jobs: gmm serves two tasks (one training run), linear-interp one; tiny task configs keep cells fast
 SMALL_SUITE = """
@@ -105,7 +105,7 @@ def test_plan_merges_a_dataset_listed_twice_and_rejects_unknown_models(tmp_path)
     jobs = plan_jobs(suite, tmp_path / "cache")
     assert len(jobs) == 12 and sum(len(j.cells) for j in jobs) == 2 * len(suite_cells(_suite(tmp_path, PLAN_SUITE,
                                                                                                 "plan")))
-    with pytest.raises(KeyError, match="no-such-model"):
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
         plan_jobs(_suite(tmp_path, PLAN_SUITE.replace('"linear-interp"', '"no-such-model"'), "bad"), tmp_path)
 
 
@@ -143,7 +143,7 @@ def test_failing_job_is_reported_with_its_cells_and_error(tmp_path, capsys):
     suite = _suite(tmp_path, text, "broken")
     jobs = plan_jobs(suite, tmp_path / "cache")
     with pytest.raises(JobsFailedError) as err:
-        execute(jobs, ExecutorConfig(kind="local"), out_dir=tmp_path / "run", log=None)
+        execute(jobs, ExecutorConfig(kind="local"), run_job, out_dir=tmp_path / "run", log=None)
     assert len(err.value.failures) == 2
     message = str(err.value)
     assert "2 of 2 jobs failed" in message and str(missing) in message

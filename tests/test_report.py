@@ -10,8 +10,8 @@ import pytest
 
 from bench.report import plots, tables
 
-DIRECTIONS = {"MMD": "lower", "GFD": "lower", "KL": "lower", "WD": "lower", "COV": "higher"}
-METRICS = list(DIRECTIONS)
+GOALS = {"MMD": "lower", "GFD": "lower", "KL": "lower", "WD": "lower", "COV": "higher"}
+METRICS = list(GOALS)
 PD_REASON = "correlation matrix not positive definite"
 SINGULAR = "singular covariance"
 
@@ -68,7 +68,7 @@ def _rows(cells=CELLS, dataset="toy", seed=0) -> pd.DataFrame:
 
 @pytest.fixture
 def table() -> tables.TableData:
-    return tables.summary_table(_rows(), DIRECTIONS)
+    return tables.summary_table(_rows(), GOALS)
 
 
 def _markdown_cells(text: str) -> dict[tuple[int, str], dict[str, str]]:
@@ -95,7 +95,7 @@ def test_table_shape_status_and_notes(table):
     assert math.isnan(table.means.loc[("toy", 60, "C"), "GFD"])
 
 
-def test_best_flags_respect_direction_and_ties(table):
+def test_best_flags_respect_goal_and_ties(table):
     for (res, model), best in BEST.items():
         flagged = {m for m in METRICS if table.best.loc[("toy", res, model), m]}
         assert flagged == best, (res, model)
@@ -143,7 +143,7 @@ def test_markdown_bold_exactly_at_best_failed_footnote_and_na(table):
     assert set(cells) == set(CELLS)
     for key, best in BEST.items():
         for metric in METRICS:
-            column = f"{metric} {'↓' if DIRECTIONS[metric] == 'lower' else '↑'}"
+            column = f"{metric} {'↓' if GOALS[metric] == 'lower' else '↑'}"
             value = cells[key][column]
             assert value.startswith("**") == (metric in best), (key, metric, value)
             assert value.endswith(" ≈") == (metric in TIED[key]), (key, metric, value)
@@ -205,23 +205,23 @@ def test_paper_layout_groups_by_resolution_then_model():
     assert list(t.means.index) == [(1, "A"), (1, "B"), (60, "A")]
     assert t.best.loc[(60, "A")].all() and t.best.loc[(1, "B")].all() and not t.best.loc[(1, "A")].any()
     with pytest.raises(ValueError, match="no result rows for dataset"):
-        tables.paper_layout_table(rows, DIRECTIONS, "cer")
+        tables.paper_layout_table(rows, GOALS, "cer")
 
 
 def test_bad_input_is_a_clear_error():
     rows = _rows()
-    with pytest.raises(ValueError, match="no direction given for metric"):
+    with pytest.raises(ValueError, match="no goal given for metric"):
         tables.summary_table(rows, {"MMD": "lower"})
-    with pytest.raises(ValueError, match="'lower', 'higher' or 'none'"):
-        tables.summary_table(rows, {**DIRECTIONS, "KL": "smaller"})
+    with pytest.raises(ValueError, match="'lower', 'higher' or 'ignore'"):
+        tables.summary_table(rows, {**GOALS, "KL": "smaller"})
     with pytest.raises(ValueError, match="share their"):
-        tables.summary_table(pd.concat([rows, rows]), DIRECTIONS)
+        tables.summary_table(pd.concat([rows, rows]), GOALS)
     with pytest.raises(ValueError, match="lack the column"):
-        tables.summary_table(rows.drop(columns="status"), DIRECTIONS)
+        tables.summary_table(rows.drop(columns="status"), GOALS)
     with pytest.raises(ValueError, match="unknown status"):
-        tables.summary_table(rows.assign(status="done"), DIRECTIONS)
+        tables.summary_table(rows.assign(status="done"), GOALS)
     with pytest.raises(ValueError, match="not in the result rows"):
-        tables.summary_table(rows, DIRECTIONS, metrics=["CRPS"])
+        tables.summary_table(rows, GOALS, metrics=["CRPS"])
 
 
 # ------------------------------------------------------------------------------------------------- plots
@@ -343,7 +343,7 @@ def test_rank_summary_normalises_ranks_by_hand(table):
     assert norm.loc[("toy", 60, "B")].isna().all()
     # task 2: only A and C at res 15, C failed everywhere -> A 0, C 1
     two = _rows({k: v for k, v in CELLS.items() if k in {(15, "A"), (15, "C")}})
-    summary = tables.rank_summary({"one": table, "two": tables.summary_table(two, DIRECTIONS)})
+    summary = tables.rank_summary({"one": table, "two": tables.summary_table(two, GOALS)})
     assert list(summary.index) == ["A", "B", "C"]
     assert summary.loc["A", "one"] == pytest.approx(0.35)
     assert summary.loc["B", "one"] == pytest.approx(0.2)

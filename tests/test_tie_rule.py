@@ -34,8 +34,8 @@ def _rows(cells: dict[str, tuple[float, float] | list[tuple[float, float]] | str
     return pd.DataFrame.from_records(records)
 
 
-def _table(cells, direction: str = "lower") -> tables.TableData:
-    return tables.summary_table(_rows(cells), {"M": direction})
+def _table(cells, goal: str = "lower") -> tables.TableData:
+    return tables.summary_table(_rows(cells), {"M": goal})
 
 
 def _flags(table: tables.TableData) -> tuple[list[bool], list[bool], list[float]]:
@@ -93,8 +93,8 @@ def test_rule_rejects_bad_input():
         tables.tied_within_noise(1.0, -0.1, 1.0, 0.1)
     with pytest.raises(ValueError, match="finite"):
         tables.tied_within_noise(math.inf, 0.1, 1.0, 0.1)
-    with pytest.raises(ValueError, match="direction"):
-        tables.tie_groups([1.0, 2.0], [0.1, 0.1], "none")
+    with pytest.raises(ValueError, match="goal"):
+        tables.tie_groups([1.0, 2.0], [0.1, 0.1], "ignore")
     with pytest.raises(ValueError, match="stds"):
         tables.tie_groups([1.0, 2.0], [0.1], "lower")
 
@@ -116,15 +116,15 @@ def test_beyond_noise_is_bold_alone():
     assert _markdown_column(t) == ["**1.000 ± 0.010**", "1.500 ± 0.010"]
 
 
-def test_direction_higher_flips_the_winner():
-    t = _table({"A": (1.00, 0.01), "B": (1.50, 0.01)}, direction="higher")
+def test_goal_higher_flips_the_winner():
+    t = _table({"A": (1.00, 0.01), "B": (1.50, 0.01)}, goal="higher")
     assert _flags(t) == ([False, True], [False, False], [2.0, 1.0])
-    tied = _table({"A": (1.00, 0.10), "B": (1.05, 0.10)}, direction="higher")
+    tied = _table({"A": (1.00, 0.10), "B": (1.05, 0.10)}, goal="higher")
     assert _flags(tied) == ([False, False], [True, True], [1.5, 1.5])
 
 
-def test_unranked_direction_marks_nothing():
-    t = _table({"A": (1.00, 0.01), "B": (1.50, 0.01)}, direction="none")
+def test_unranked_goal_marks_nothing():
+    t = _table({"A": (1.00, 0.01), "B": (1.50, 0.01)}, goal="ignore")
     assert not t.best["M"].any() and not t.tied["M"].any() and t.ranks["M"].isna().all()
 
 

@@ -26,21 +26,21 @@ COLUMNS = (*GROUP, "n_models", "kendall_tau", "same_best", "ours_best", "paper_b
 REQUIRED = (*GROUP, "model", "status", "ours", "ours_std", "paper", "paper_std")
 
 
-def _best(values: pd.Series, stds: pd.Series, direction: str) -> set:
-    """The models best in ``direction``: the best value and every value tied with it within noise, exactly the
+def _best(values: pd.Series, stds: pd.Series, goal: str) -> set:
+    """The models best in ``goal``: the best value and every value tied with it within noise, exactly the
     cells a summary table marks best or tied for best (:func:`bench.report.tables.tie_groups`)."""
     from bench.report.tables import tie_groups
 
-    first = tie_groups(values.to_numpy(), stds.to_numpy(), direction)[0]
+    first = tie_groups(values.to_numpy(), stds.to_numpy(), goal)[0]
     return {values.index[i] for i in first}
 
 
-def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
+def rank_agreement(comparison: pd.DataFrame, goals: dict[str, str]) -> pd.DataFrame:
     """One row per group of :data:`GROUP` in ``comparison`` (the output of
     :func:`bench.report.published.compare`) with ``n_models`` >= 2 models scored ``ok`` by us and printed by the
     paper (groups with fewer are left out), ``kendall_tau`` (tau-b of ours vs the paper's values; NaN when one
     side is constant, computed from the values alone) and ``same_best`` (1.0 when some model is best on both
-    sides, 0.0 when none is; NaN for unranked metrics), by the metric's ``directions`` entry. Each side's best
+    sides, 0.0 when none is; NaN for unranked metrics), by the metric's ``goals`` entry. Each side's best
     models are the best value and all values tied with it within noise (``ours_std``, ``paper_std``; a NaN std,
     e.g. a paper that prints no ±, compares exactly), listed in ``ours_best`` / ``paper_best``.
 
@@ -67,10 +67,10 @@ def rank_agreement(comparison: pd.DataFrame, directions: dict[str, str]) -> pd.D
         tau = math.nan
         if ours.nunique() > 1 and paper.nunique() > 1:
             tau = float(kendalltau(ours.to_numpy(), paper.to_numpy()).statistic)
-        direction = directions.get(key[-1], "ignore")
+        goal = goals.get(key[-1], "ignore")
         same, ours_best, paper_best = math.nan, "", ""
-        if direction in ("lower", "higher"):
-            ob, pb = _best(ours, ours_std, direction), _best(paper, paper_std, direction)
+        if goal in ("lower", "higher"):
+            ob, pb = _best(ours, ours_std, goal), _best(paper, paper_std, goal)
             same = float(bool(ob & pb))
             ours_best, paper_best = ", ".join(sorted(ob)), ", ".join(sorted(pb))
         records.append({**dict(zip(GROUP, key)), "n_models": len(group), "kendall_tau": tau, "same_best": same,

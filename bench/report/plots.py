@@ -22,6 +22,9 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bench import seeds
+from bench.seeds import Stream
+
 REAL = "real"
 _REAL_COLOUR = "0.35"
 _MODEL_COLOUR = "tab:blue"

@@ -104,7 +104,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     task_tables = {}
     for task, task_rows in rows.groupby("task", sort=False):
         metrics = list(dict.fromkeys(task_rows["metric"]))
-        directions = metric_goals(metrics)
+        goals = metric_goals(metrics)
         with_setting = task_rows["setting"].fillna("").astype(str).str.len().gt(0).any()
         index = ("dataset", "resolution", "setting", "model") if with_setting else tables.DEFAULT_INDEX
         if with_setting:
@@ -112,18 +112,18 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
             order = {c: {v: i for i, v in enumerate(dict.fromkeys(task_rows[c]))} for c in index}
             keys = np.column_stack([task_rows[c].map(order[c]).to_numpy() for c in index])
             task_rows = task_rows.iloc[np.lexsort(keys.T[::-1])]
-        table = tables.summary_table(task_rows, directions, metrics=metrics, index=index)
+        table = tables.summary_table(task_rows, goals, metrics=metrics, index=index)
         task_tables[task] = table
         caption = f"Task `{task}`"
         for word in ("lower", "higher"):
-            named = [m for m in metrics if directions[m] == word]
+            named = [m for m in metrics if goals[m] == word]
             caption += f"; {word} is better for {', '.join(named)}" if named else ""
-        unranked = [m for m in metrics if directions[m] == "ignore"]
+        unranked = [m for m in metrics if goals[m] == "ignore"]
         caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         tex.append(tables.to_latex(table, caption))
         tables.to_csv(table, run_dir / f"table_{task}.csv")
-        wide = paper_layout(task, task_rows, directions)
+        wide = paper_layout(task, task_rows, goals)
         if wide is not None:
             wide_table, wide_caption = wide
             md += [f"### {task} in the paper's layout", "", tables.to_markdown(wide_table, wide_caption), ""]
@@ -165,7 +165,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     return rows
 
 
-def paper_layout(task: str, task_rows: pd.DataFrame, directions: dict[str, str]):
+def paper_layout(task: str, task_rows: pd.DataFrame, goals: dict[str, str]):
     """``(table, caption)`` of ``task`` in its paper's layout (settings as column groups), when the task declares
     ``paper_layout = {"caption": ..., "metrics": [...], "settings": [...] | None}``; else None."""
     from bench.report import tables
@@ -177,7 +177,7 @@ def paper_layout(task: str, task_rows: pd.DataFrame, directions: dict[str, str])
     metrics = [m for m in layout["metrics"] if m in set(task_rows["metric"])]
     if not metrics:
         return None
-    table = tables.settings_as_columns(task_rows, directions, metrics, settings=layout.get("settings"))
+    table = tables.settings_as_columns(task_rows, goals, metrics, settings=layout.get("settings"))
     return table, f"{layout['caption']}: settings as column groups, the same values as the table above"
 
 

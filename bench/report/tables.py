@@ -21,7 +21,7 @@ Conventions, stated again in every rendered caption:
   lives; nothing else is special-cased, e.g. an unbiased MMD below zero is better than 0 only where the rule
   says so.
 * **Best.** Within each group (every index level except ``model``, by default one (dataset, resolution)),
-  per metric, the ``ok`` cell with the best value in the metric's direction is the leader. If no other
+  per metric, the ``ok`` cell with the best value in the metric's goal is the leader. If no other
   ``ok`` cell of the group is tied with it within noise, it is *best* (bold); otherwise the leader and every
   cell tied with it are *tied for best* (marked ≈, not bold). A lone ``ok`` cell is best.
 * **Ranks.** Within each group and metric, ``ok`` cells are ranked by tie groups: the first group is the
@@ -64,7 +64,7 @@ class TableData:
     ``notes`` the reason of failed and n/a cells (``""`` otherwise), ``best`` the cells best beyond noise,
     ``tied`` the cells tied for best within noise (see the module docstring), ``ranks`` the per-metric ranks
     (NaN where unranked), ``avg_rank`` the mean rank of each row and ``n_seeds`` how many seeds each cell
-    aggregates. ``directions`` maps each metric to ``lower``/``higher``.
+    aggregates. ``goals`` maps each metric to ``lower``/``higher``.
     """
 
     means: pd.DataFrame
@@ -76,7 +76,7 @@ class TableData:
     ranks: pd.DataFrame
     avg_rank: pd.Series
     n_seeds: pd.DataFrame
-    directions: dict[str, str]
+    goals: dict[str, str]
 
     @property
     def metrics(self) -> list[str]:
@@ -137,14 +137,14 @@ def _check_rows(rows: pd.DataFrame, index: tuple[str, ...]) -> None:
             raise ValueError(f"index column {level!r} has missing values")
 
 
-def _check_directions(metrics: Sequence[str], directions: dict[str, str]) -> dict[str, str]:
-    unknown = [m for m in metrics if m not in directions]
+def _check_goals(metrics: Sequence[str], goals: dict[str, str]) -> dict[str, str]:
+    unknown = [m for m in metrics if m not in goals]
     if unknown:
-        raise ValueError(f"no direction given for metric(s) {unknown}; pass {{metric: 'lower'|'higher'}}")
-    bad = {m: directions[m] for m in metrics if directions[m] not in GOALS}
+        raise ValueError(f"no goal given for metric(s) {unknown}; pass {{metric: 'lower'|'higher'}}")
+    bad = {m: goals[m] for m in metrics if goals[m] not in GOALS}
     if bad:
         raise ValueError(f"goal must be 'lower', 'higher' or 'ignore', got {bad}")
-    return {m: directions[m] for m in metrics}
+    return {m: goals[m] for m in metrics}
 
 
 def _notes(group: pd.DataFrame) -> list[str]:
@@ -212,21 +212,21 @@ def tied_within_noise(a: float, std_a: float, b: float, std_b: float) -> bool:
     return tie_key(abs(a - b)) <= tie_key(math.hypot(sa, sb))
 
 
-def tie_groups(values: Sequence[float], stds: Sequence[float], direction: str) -> list[list[int]]:
+def tie_groups(values: Sequence[float], stds: Sequence[float], goal: str) -> list[list[int]]:
     """Positions of ``values`` in tie groups, best group first (see the module docstring, **Ranks**).
 
-    The first group is the best value in ``direction`` (``"lower"`` or ``"higher"`` is better) and every
+    The first group is the best value in ``goal`` (``"lower"`` or ``"higher"`` is better) and every
     value tied with it by :func:`tied_within_noise`; each further group is formed the same way from the best
     value not yet grouped. Several values equal to the best (by :func:`tie_key`) share the lead: a value tied
     with any of them joins. Within a group positions keep their input order.
     """
-    if direction not in ("lower", "higher"):
-        raise ValueError(f"tie groups need direction 'lower' or 'higher', got {direction!r}")
+    if goal not in ("lower", "higher"):
+        raise ValueError(f"tie groups need goal 'lower' or 'higher', got {goal!r}")
     values = [float(v) for v in values]
     stds = [float(s) for s in stds]
     if len(values) != len(stds):
         raise ValueError(f"{len(values)} values but {len(stds)} stds")
-    sign = 1.0 if direction == "lower" else -1.0
+    sign = 1.0 if goal == "lower" else -1.0
     keys = [tie_key(sign * v) for v in values]
     left = list(range(len(values)))
     groups = []
@@ -241,19 +241,19 @@ def tie_groups(values: Sequence[float], stds: Sequence[float], direction: str) -
 
 
 def _best_and_ranks(means: np.ndarray, stds: np.ndarray, status: np.ndarray, groups: Iterable[list[int]],
-                    metrics: list[str], directions: dict[str, str]
+                    metrics: list[str], goals: dict[str, str]
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     best = np.zeros(means.shape, dtype=bool)
     tied = np.zeros(means.shape, dtype=bool)
     ranks = np.full(means.shape, np.nan)
     for members in groups:
         for j, metric in enumerate(metrics):
-            if directions[metric] == "ignore":
+            if goals[metric] == "ignore":
                 continue
             ok = [i for i in members if status[i, j] == "ok"]
             failed = [i for i in members if status[i, j] == "failed"]
             if ok:
-                ties = tie_groups(means[ok, j], stds[ok, j], directions[metric])
+                ties = tie_groups(means[ok, j], stds[ok, j], goals[metric])
                 first = [ok[k] for k in ties[0]]
                 (best if len(first) == 1 else tied)[first, j] = True
                 start = 0
@@ -265,18 +265,18 @@ def _best_and_ranks(means: np.ndarray, stds: np.ndarray, status: np.ndarray, gro
     return best, tied, ranks
 
 
-def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[str] | None = None,
+def summary_table(rows: pd.DataFrame, goals: dict[str, str], metrics: list[str] | None = None,
                   index: Sequence[str] = DEFAULT_INDEX) -> TableData:
     """Aggregate tidy result rows into a :class:`TableData` with best flags and average ranks.
 
-    ``directions`` maps every tabulated metric to ``"lower"`` or ``"higher"`` (is better). ``metrics``
+    ``goals`` maps every tabulated metric to ``"lower"`` or ``"higher"`` (is better). ``metrics``
     selects and orders the columns (default: every metric, in order of first appearance). Rows keep the
     order in which their index combination first appears. Aggregation over seeds, the best and tied-for-best
     flags (within each group of all index levels but ``model``, by the noise rule of
     :func:`tied_within_noise`) and the ranks (1 = best, cells tied within noise share a rank, failed cells
     last, n/a unranked) follow the conventions of the module docstring.
 
-    Raises ``ValueError`` for missing columns, unknown statuses or directions, an ``ok`` row without a value,
+    Raises ``ValueError`` for missing columns, unknown statuses or goals, an ``ok`` row without a value,
     or two rows for the same (index, seed, metric) — e.g. rows of several tasks: tabulate one task at a time.
     """
     index = tuple(index)
@@ -291,7 +291,7 @@ def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[
             raise ValueError(f"metric(s) {absent} not in the result rows (they have {present})")
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"metrics repeat a name: {metrics}")
-    directions = _check_directions(metrics, directions)
+    goals = _check_goals(metrics, goals)
     rows = rows[rows["metric"].isin(metrics)]
     keys_cols = [*index, "seed", "metric"]
     dup = rows.duplicated(subset=keys_cols, keep=False)
@@ -317,7 +317,7 @@ def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[
     for key, i in row_pos.items():
         group_key = tuple(v for name, v in zip(index, key) if name != "model")
         groups.setdefault(group_key, []).append(i)
-    best, tied, ranks = _best_and_ranks(means, stds, status, groups.values(), metrics, directions)
+    best, tied, ranks = _best_and_ranks(means, stds, status, groups.values(), metrics, goals)
     counts = (~np.isnan(ranks)).sum(axis=1)
     avg = np.where(counts > 0, np.nansum(ranks, axis=1) / np.maximum(counts, 1), np.nan)
 
@@ -329,10 +329,10 @@ def summary_table(rows: pd.DataFrame, directions: dict[str, str], metrics: list[
     return TableData(means=frame(means), stds=frame(stds), status=frame(status), notes=frame(notes),
                      best=frame(best), tied=frame(tied), ranks=frame(ranks), avg_rank=pd.Series(avg, index=row_index,
                                                                               name="avg. rank"),
-                     n_seeds=frame(n_seeds), directions=directions)
+                     n_seeds=frame(n_seeds), goals=goals)
 
 
-def paper_layout_table(rows: pd.DataFrame, directions: dict[str, str], dataset: str,
+def paper_layout_table(rows: pd.DataFrame, goals: dict[str, str], dataset: str,
                        metrics: Sequence[str] = PAPER_METRICS, task: str | None = "generation") -> TableData:
     """The EnergyDiff Tables II-VII layout for one dataset: rows by resolution (ascending) then model.
 
@@ -350,13 +350,13 @@ def paper_layout_table(rows: pd.DataFrame, directions: dict[str, str], dataset: 
         if subset.empty:
             raise ValueError(f"no result rows for task {task!r} on dataset {dataset!r}")
     subset = subset.sort_values("resolution", kind="mergesort")  # stable: models keep their order
-    return summary_table(subset, directions, metrics=list(metrics), index=("resolution", "model"))
+    return summary_table(subset, goals, metrics=list(metrics), index=("resolution", "model"))
 
 
 SETTING_SEPARATOR = " · "
 
 
-def settings_as_columns(rows: pd.DataFrame, directions: dict[str, str], metrics: Sequence[str],
+def settings_as_columns(rows: pd.DataFrame, goals: dict[str, str], metrics: Sequence[str],
                         settings: Sequence[str] | None = None,
                         index: Sequence[str] = DEFAULT_INDEX) -> TableData:
     """A table with one row per model and the settings as column groups: column ``"<setting> · <metric>"``
@@ -378,8 +378,8 @@ def settings_as_columns(rows: pd.DataFrame, directions: dict[str, str], metrics:
     subset["metric"] = subset["setting"].astype(str) + SETTING_SEPARATOR + subset["metric"].astype(str)
     columns = [f"{s}{SETTING_SEPARATOR}{m}" for s in settings for m in metrics]
     columns = [c for c in columns if c in set(subset["metric"])]
-    wide_directions = {c: directions[c.split(SETTING_SEPARATOR, 1)[1]] for c in columns}
-    return summary_table(subset.drop(columns="setting"), wide_directions, metrics=columns, index=index)
+    wide_goals = {c: goals[c.split(SETTING_SEPARATOR, 1)[1]] for c in columns}
+    return summary_table(subset.drop(columns="setting"), wide_goals, metrics=columns, index=index)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -516,7 +516,7 @@ def to_markdown(table: TableData, caption: str) -> str:
     body, footnotes = _cells(table, pm="±", bold=lambda t: f"**{t}**", tie=lambda t: f"{t} {TIE_MARK}",
                              failed=lambda k: f"failed [{k}]", missing="–")
     headers = [*table.index_names,
-               *[f"{m} {ARROWS[table.directions[m]]}".rstrip() for m in table.metrics], "avg. rank"]
+               *[f"{m} {ARROWS[table.goals[m]]}".rstrip() for m in table.metrics], "avg. rank"]
     n_index = len(table.index_names)
     grid = tabulate([idx + line for idx, line in zip(_index_texts(table, _markdown_escape), body)], headers=headers,
                     tablefmt="github", disable_numparse=True,
@@ -552,7 +552,7 @@ def to_latex(table: TableData, caption: str) -> str:
     body, footnotes = _cells(table, pm=r"$\pm$", bold=lambda t: rf"\textbf{{{t}}}", tie=lambda t: rf"{t} $\approx$",
                              failed=lambda k: rf"failed$^{{{k}}}$", missing="--")
     headers = [*(latex_escape(n) for n in table.index_names),
-               *[latex_escape(m) + LATEX_ARROWS[table.directions[m]]
+               *[latex_escape(m) + LATEX_ARROWS[table.goals[m]]
                  for m in table.metrics], "avg. rank"]
     n_index = len(table.index_names)
     grid = tabulate([idx + line for idx, line in zip(_index_texts(table, latex_escape), body)], headers=headers,
