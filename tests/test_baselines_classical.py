@@ -16,6 +16,7 @@ from bench.errors import ModelFitError
 from bench.registry import get_model
 from bench.tasks.queries import DetectionQuery, ImputationQuery, SuperResolutionQuery
 from metrics import ks_pooled, mmd_rbf, rbf_bandwidth
+from tests.conftest import daily_set
 
 CLASSES = {"resample-train": ResampleTrain, "independent-marginals": IndependentMarginals,
            "gmm": GMM, "gmm-pca": GMM, "t-copula": TCopula}
@@ -27,12 +28,6 @@ GMM_DIAGNOSTICS = {"em_iterations", "em_converged", "em_stalled", "singular_mass
                    "log_likelihood_bound", "dim"}
 
 
-def make_set(values: np.ndarray, name: str = "toy") -> ProfileSet:
-    """A complete daily ProfileSet around ``values``."""
-    n = len(values)
-    meta = pd.DataFrame({c: np.zeros(n, dtype=int) for c in META_COLUMNS})
-    return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=meta, resolution=60,
-                      period="day", name=name)
 
 
 def toy_days(n: int, rng: np.random.Generator, length: int = T_TOY) -> np.ndarray:
@@ -51,7 +46,7 @@ def toy() -> tuple[ProfileSet, np.ndarray]:
     train, real = toy_days(400, rng), toy_days(400, rng)
     low, high = train.min(), train.max()
     scale = lambda v: (2.0 * (v - low) / (high - low) - 1.0).astype(np.float32)  # noqa: E731
-    return make_set(scale(train)), scale(real)
+    return daily_set(scale(train)), scale(real)
 
 
 def build(name: str):
@@ -196,7 +191,7 @@ def test_independent_marginals_draw_each_step_from_its_column(toy):
 
 
 def test_gmm_rejects_constant_training_data():
-    flat = make_set(np.full((100, 12), 0.3, dtype=np.float32))
+    flat = daily_set(np.full((100, 12), 0.3, dtype=np.float32))
     with pytest.raises(ModelFitError, match="zero variance"):
         build("gmm").fit(flat, RunContext())
 
@@ -214,7 +209,7 @@ def test_gmm_keeps_a_degenerate_high_dimensional_fit_and_reports_it():
     walk = np.cumsum(rng.standard_normal((200, 96)), axis=1)
     walk = (walk / np.abs(walk).max()).astype(np.float32)
     model = build("gmm")
-    model.fit(make_set(walk), RunContext())
+    model.fit(daily_set(walk), RunContext())
     diag = model.diagnostics()
     assert set(diag) == GMM_DIAGNOSTICS
     # every component holds at most 96 points: all the mass is singular and EM froze at its k-means start
@@ -226,7 +221,7 @@ def test_gmm_keeps_a_degenerate_high_dimensional_fit_and_reports_it():
     assert samples.shape == (50, 96) and np.isfinite(samples).all()
     # The same data fit in an 8-dimensional PCA subspace is well posed, and the diagnostics say so.
     pca = get_model("gmm-pca").build("quick", {"n_pca": 8})
-    pca.fit(make_set(walk), RunContext())
+    pca.fit(daily_set(walk), RunContext())
     healthy = pca.diagnostics()
     # at most a stray small cluster of no more than 8 days can be singular (the k-means start decides), not
     # the bulk of the mass; EM runs and converges
@@ -263,11 +258,11 @@ def test_gmm_fails_only_where_the_computation_fails():
     few = toy_days(30, np.random.default_rng(6))
     model = get_model("gmm").build("quick", {"reg_covar": 0.0})
     with pytest.raises(ModelFitError, match="EM failed.*ill-defined"):
-        model.fit(make_set(few), RunContext())
+        model.fit(daily_set(few), RunContext())
     assert model.diagnostics() == {}
     # the same data with the paper's reg_covar fit (degenerate, reported)
     model = build("gmm")
-    model.fit(make_set(few), RunContext())
+    model.fit(daily_set(few), RunContext())
     assert model.diagnostics()["singular_mass"] > 0.5
 
 
@@ -410,7 +405,7 @@ def test_t_copula_repairs_inconsistent_correlations_and_reports_the_repair():
     # 40 heavily tied noise days of 24 steps: sin(pi tau / 2) of the tau-b matrix is clearly indefinite.
     x = np.round(np.random.default_rng(0).standard_normal((40, T_TOY))).astype(np.float32)
     model = build("t-copula")
-    model.fit(make_set(x), RunContext())
+    model.fit(daily_set(x), RunContext())
     diag = model.diagnostics()
     estimated = np.sin(0.5 * np.pi * kendall_tau_matrix(x.astype(np.float64)))
     assert diag["corr_min_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(estimated)[0], abs=1e-12)
@@ -474,8 +469,8 @@ def _copula_data(nu: float | None, n: int, seed: int) -> np.ndarray:
 
 def test_t_copula_recovers_heavy_and_light_tails():
     heavy, light = TCopula(), TCopula()
-    heavy.fit(make_set(_copula_data(4.0, 800, 0)), RunContext())
-    light.fit(make_set(_copula_data(None, 800, 1)), RunContext())
+    heavy.fit(daily_set(_copula_data(4.0, 800, 0)), RunContext())
+    light.fit(daily_set(_copula_data(None, 800, 1)), RunContext())
     assert 2.0 <= heavy.nu_ < 15.0
     assert 50.0 < light.nu_ <= 200.0
     # The correlation follows rho = sin(pi tau / 2) of the AR(1) structure.
@@ -488,7 +483,7 @@ def test_t_copula_samples_stay_in_training_range_and_pin_constant_steps(toy):
     values = train.values.copy()
     values[:, 5] = -1.0  # e.g. no PV output at night
     model = TCopula()
-    model.fit(make_set(values), RunContext())
+    model.fit(daily_set(values), RunContext())
     samples = model.sample(500, None, RunContext(seed=2))
     assert (samples[:, 5] == -1.0).all()
     assert model.corr_.shape == (T_TOY - 1, T_TOY - 1)
@@ -497,7 +492,7 @@ def test_t_copula_samples_stay_in_training_range_and_pin_constant_steps(toy):
 
 def test_t_copula_rejects_all_constant_training_data():
     with pytest.raises(ModelFitError, match="constant"):
-        TCopula().fit(make_set(np.zeros((50, 8), dtype=np.float32)), RunContext())
+        TCopula().fit(daily_set(np.zeros((50, 8), dtype=np.float32)), RunContext())
 
 
 # --- save / load --------------------------------------------------------------------------------------------

@@ -19,15 +19,12 @@ from bench.registry import get_model
 from bench.tasks import anomaly
 from bench.tasks.queries import DetectionQuery
 from metrics import auroc
+from tests.conftest import sine_days, daily_set
 
 CTX = RunContext(seed=0)
 TINY_VAE = {"hidden": 32, "latent_dim": 4, "train_steps": 300, "checkpoint_every": 0}
 
 
-def make_set(values: np.ndarray, mask: np.ndarray | None = None, resolution: int = 60) -> ProfileSet:
-    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
-    mask = np.ones(values.shape, dtype=bool) if mask is None else mask
-    return ProfileSet(values=values, mask=mask, meta=meta, resolution=resolution, period="day", name="toy")
 
 
 def query(values: np.ndarray, valid: np.ndarray | None = None) -> DetectionQuery:
@@ -37,11 +34,6 @@ def query(values: np.ndarray, valid: np.ndarray | None = None) -> DetectionQuery
                           resolution=60)
 
 
-def toy_days(n: int, rng: np.random.Generator, length: int = 24) -> np.ndarray:
-    t = np.arange(length) / length
-    amp = rng.uniform(0.3, 0.8, (n, 1))
-    shift = rng.uniform(-0.1, 0.1, (n, 1))
-    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
 
 
 def test_registered():
@@ -61,7 +53,7 @@ def test_registered():
 def test_zscore_closed_form_floor_and_padding():
     train = np.array([[0.0, 0.5, 1.0], [2.0, 0.5, 1.0]], dtype=np.float32)
     model = ZScoreDetector(std_floor=0.1, window_hours=1.0)  # one-step windows at 60 min: the largest |z|
-    model.fit(make_set(train), CTX)
+    model.fit(daily_set(train), CTX)
     np.testing.assert_allclose(model.mean_, [1.0, 0.5, 1.0])
     np.testing.assert_allclose(model.std_, [1.0, 0.1, 0.1])  # constant steps get the floor
     # |3 - 1| / 1 = 2, |0.7 - 0.5| / 0.1 = 2, |1.05 - 1| / 0.1 = 0.5 -> max 2; second row: max 5
@@ -69,7 +61,7 @@ def test_zscore_closed_form_floor_and_padding():
     np.testing.assert_allclose(scores, [2.0, 5.0], rtol=1e-5)
     # two-step windows: means of z (2, 2, 0.5) over (0, 1), (1, 2) -> 2; row 2 (0, 0, 5) -> 2.5
     wide = ZScoreDetector(std_floor=0.1, window_hours=2.0)
-    wide.fit(make_set(train), CTX)
+    wide.fit(daily_set(train), CTX)
     np.testing.assert_allclose(wide.anomaly_score(query([[3.0, 0.7, 1.05], [1.0, 0.5, 1.5]]), CTX), [2.0, 2.5],
                                rtol=1e-5)
     # opposite signs cancel inside a window: z = (+2, -2, 0) -> window means 0 and -1 -> 1
@@ -81,7 +73,7 @@ def test_zscore_closed_form_floor_and_padding():
     # training statistics use valid steps only
     mask = np.array([[True, True, True], [True, True, False], [True, True, False]])
     masked = ZScoreDetector()
-    masked.fit(make_set(np.array([[0, 0, 4], [2, 2, 0], [4, 4, 0]], np.float32), mask), CTX)
+    masked.fit(daily_set(np.array([[0, 0, 4], [2, 2, 0], [4, 4, 0]], np.float32), mask), CTX)
     np.testing.assert_allclose(masked.mean_, [2.0, 2.0, 4.0])
 
 
@@ -125,21 +117,21 @@ def test_zscore_with_history_uses_the_households_own_days():
     np.testing.assert_allclose(model.anomaly_score(q, CTX), brute_force_windows(z, np.ones_like(z, bool), 3),
                                rtol=1e-10)
     # the population statistics are not used with history, and pca ignores history
-    model.fit(make_set(toy_days(30, rng)), CTX)
+    model.fit(daily_set(sine_days(30, rng)), CTX)
     np.testing.assert_allclose(model.anomaly_score(q, CTX), brute_force_windows(z, np.ones_like(z, bool), 3),
                                rtol=1e-10)
     pca = PCADetector(n_components=3)
-    pca.fit(make_set(toy_days(30, rng)), CTX)
+    pca.fit(daily_set(sine_days(30, rng)), CTX)
     plain = DetectionQuery(values, np.ones((n, length), bool), q.meta, 60)
     np.testing.assert_array_equal(pca.anomaly_score(q, CTX), pca.anomaly_score(plain, CTX))
 
 
 def test_pca_reconstruction_error_matches_sklearn():
     rng = np.random.default_rng(0)
-    train = toy_days(200, rng, length=12)
+    train = sine_days(200, rng, length=12)
     model = PCADetector(n_components=3)
-    model.fit(make_set(train), CTX)
-    test = toy_days(20, rng, length=12)
+    model.fit(daily_set(train), CTX)
+    test = sine_days(20, rng, length=12)
     test[:5, 3:7] *= 1.6  # attacked
     ref = PCA(n_components=3, svd_solver="full").fit(train.astype(np.float64))
     recon = ref.inverse_transform(ref.transform(test.astype(np.float64)))
@@ -156,7 +148,7 @@ def test_detector_errors():
     for model in (ZScoreDetector(), PCADetector()):
         with pytest.raises(RuntimeError, match="fit"):
             model.anomaly_score(query(np.zeros((2, 4))), CTX)
-        model.fit(make_set(toy_days(30, np.random.default_rng(0), length=4)), CTX)
+        model.fit(daily_set(sine_days(30, np.random.default_rng(0), length=4)), CTX)
         with pytest.raises(ValueError, match="steps"):
             model.anomaly_score(query(np.zeros((2, 5))), CTX)
     with pytest.raises(ValueError, match="std_floor"):
@@ -175,12 +167,12 @@ def test_detector_errors():
 
 def test_detectors_round_trip(tmp_path):
     rng = np.random.default_rng(4)
-    train, test = toy_days(50, rng), toy_days(12, rng)
+    train, test = sine_days(50, rng), sine_days(12, rng)
     test[:4, 5:9] *= 1.8
     valid = np.ones(test.shape, dtype=bool)
     valid[:3, 20:] = False
     for model in (ZScoreDetector(std_floor=0.02, window_hours=2.0), PCADetector(n_components=3)):
-        model.fit(make_set(train), CTX)
+        model.fit(daily_set(train), CTX)
         loaded = type(model).load(model.save(tmp_path / f"{type(model).__name__}.pt"))
         assert loaded.params == model.params
         np.testing.assert_array_equal(loaded.anomaly_score(query(test, valid), CTX),
@@ -192,10 +184,10 @@ def test_detectors_round_trip(tmp_path):
 @pytest.mark.parametrize("n_pca", [None, 3])
 def test_gmm_score_is_the_negative_mixture_log_likelihood(n_pca):
     rng = np.random.default_rng(1)
-    train = toy_days(300, rng, length=8)
+    train = sine_days(300, rng, length=8)
     model = GMM(n_components=3, n_pca=n_pca)
-    model.fit(make_set(train), CTX)
-    test = toy_days(15, rng, length=8)
+    model.fit(daily_set(train), CTX)
+    test = sine_days(15, rng, length=8)
     weights, means, covs, _ = model.full_space_mixture()
 
     def reference(x, steps):
@@ -218,8 +210,8 @@ def test_vae_score_is_the_posterior_mean_negative_elbo():
 
     rng = np.random.default_rng(2)
     model = VAE(**{**TINY_VAE, "train_steps": 30})
-    model.fit(make_set(toy_days(64, rng)), CTX)
-    test = toy_days(6, rng)
+    model.fit(daily_set(sine_days(64, rng)), CTX)
+    test = sine_days(6, rng)
     scores = model.anomaly_score(query(test), CTX)
     with torch.no_grad():
         for i in range(len(test)):

@@ -15,6 +15,7 @@ from bench.context import RunContext
 from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
+from tests.conftest import sine_days, daily_set
 
 T = 24
 TINY_PIN = {"base": 8, "disc_base": 8, "train_steps": 100, "batch_size": 32, "checkpoint_every": 0}
@@ -24,30 +25,19 @@ TINY_SR = {"base": 16, "n_res": 2, "disc_base": 8, "train_steps": 100, "batch_si
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def toy_days(n: int, rng: np.random.Generator, length: int = T) -> np.ndarray:
-    """Sine-shaped days with random amplitude and phase (values in about [-0.85, 0.85])."""
-    t = np.arange(length) / length
-    amp = rng.uniform(0.3, 0.8, (n, 1))
-    shift = rng.uniform(-0.25, 0.25, (n, 1))
-    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
 
 
-def make_set(values: np.ndarray, mask: np.ndarray | None = None) -> ProfileSet:
-    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
-    mask = np.ones(values.shape, dtype=bool) if mask is None else mask
-    return ProfileSet(values=np.where(mask, values, 0.0), mask=mask, meta=meta, resolution=1440 // values.shape[1],
-                      period="day", name="toy")
 
 
 def imputation_query(truth: np.ndarray, observed: np.ndarray, valid: np.ndarray) -> ImputationQuery:
     return ImputationQuery(values=np.where(observed, truth, np.nan).astype(np.float32), observed=observed,
-                           valid=valid, meta=make_set(truth).meta, resolution=60)
+                           valid=valid, meta=daily_set(truth).meta, resolution=60)
 
 
 def sr_query(truth: np.ndarray, factor: int, valid: np.ndarray | None = None) -> SuperResolutionQuery:
     valid = np.ones(truth.shape, dtype=bool) if valid is None else valid
     low = block_means(torch.as_tensor(truth), torch.as_tensor(valid), factor).numpy()
-    return SuperResolutionQuery(low=low, factor=factor, valid=valid, meta=make_set(truth).meta, resolution=60)
+    return SuperResolutionQuery(low=low, factor=factor, valid=valid, meta=daily_set(truth).meta, resolution=60)
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,20 +47,20 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def toy():
     rng = np.random.default_rng(0)
-    return toy_days(300, rng), toy_days(100, rng)
+    return sine_days(300, rng), sine_days(100, rng)
 
 
 @pytest.fixture(scope="module")
 def fitted_pin(toy):
     model = LoadPIN(**TINY_PIN)
-    model.fit(make_set(toy[0]), RunContext(seed=0))
+    model.fit(daily_set(toy[0]), RunContext(seed=0))
     return model
 
 
 @pytest.fixture(scope="module")
 def fitted_sr(toy):
     model = ProfileSR(**TINY_SR, factors=(2, 4, 5))
-    model.fit(make_set(toy[0]), RunContext(seed=0))
+    model.fit(daily_set(toy[0]), RunContext(seed=0))
     return model
 
 
@@ -185,14 +175,14 @@ def test_loadpin_beats_a_constant_mean_fill(fitted_pin, toy):
 
 def test_loadpin_fit_is_deterministic_and_trains_on_padded_profiles():
     rng = np.random.default_rng(5)
-    values = toy_days(40, rng, 48)
+    values = sine_days(40, rng, 48)
     mask = np.ones(values.shape, dtype=bool)
     mask[::3, 36:] = False  # short "months": padding never counted
     cfg = {**TINY_PIN, "train_steps": 3, "ema_decay": None}
     outs = []
     for _ in range(2):
         model = LoadPIN(**cfg)
-        model.fit(make_set(values, mask), RunContext(seed=4))
+        model.fit(daily_set(values, mask), RunContext(seed=4))
         observed = mask.copy()
         observed[:, 10:20] = False
         outs.append(model.impute(imputation_query(np.where(mask, values, 0), observed, mask), 2, RunContext(seed=0)))
@@ -248,7 +238,7 @@ def test_profilesr_beats_hold_upsampling(fitted_sr, toy):
 def test_profilesr_rejects_lengths_without_a_factor_and_bad_factors():
     with pytest.raises(ValueError, match="divides"):
         ProfileSR(**TINY_SR, factors=(5,)).fit(
-            make_set(toy_days(8, np.random.default_rng(0))), RunContext())
+            daily_set(sine_days(8, np.random.default_rng(0))), RunContext())
     with pytest.raises(ValueError, match="factors"):
         ProfileSR(factors=(1,))
 

@@ -17,6 +17,7 @@ from bench.tasks.anomaly import calibrate_threshold, holdout_split
 from bench.seeds import Stream
 from bench.tasks.queries import DetectionQuery
 from metrics import auroc
+from tests.conftest import rows_by_key
 
 SMALL = {"n_bootstrap": 3, "scale_min": 0.5, "scale_max": 0.8}
 DAY = pd.Timedelta(days=1)
@@ -42,9 +43,6 @@ def toy_profiles(n_series: int = 8, days: int = 40, resolution: int = 60, seed: 
     return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=pd.DataFrame(meta),
                       resolution=resolution, period="day", name="toy")
 
-
-def by_key(rows):
-    return {(r["setting"], r["metric"]): r for r in rows}
 
 
 def groups(data: anomaly.TaskData):
@@ -283,7 +281,7 @@ def scored(model, toy):
     assert outcome.samples is None and outcome.extra["scores"].shape == (len(data.settings), len(data.real))
     rows = anomaly.score(outcome, data, cfg, seed=0)
     assert [(r["setting"], r["metric"]) for r in rows] == anomaly.expected_rows(cfg)
-    return by_key(rows)
+    return rows_by_key(rows)
 
 
 def test_oracle_is_perfect_random_is_chance(toy):
@@ -442,7 +440,7 @@ def test_rows_are_the_registered_metrics_of_the_thresholded_labels_and_scores(to
 
     cfg, data = toy
     outcome = anomaly.run(ZScoreDetector(), data, RunContext(seed=0))
-    rows = by_key(anomaly.score(outcome, data, {**cfg, "bootstrap_frac": 1.0}, seed=0))
+    rows = rows_by_key(anomaly.score(outcome, data, {**cfg, "bootstrap_frac": 1.0}, seed=0))
     for index, setting in enumerate(data.settings):
         labels, scores = data.query_labels[index], outcome.extra["scores"][index]
         predicted = scores > outcome.extra["thresholds"][index]

@@ -15,12 +15,10 @@ from bench.tasks import forecasting
 from bench.tasks.queries import ForecastQuery
 from bench.tasks.windows import HistoryIndex, consecutive_days, day_ahead, gather_windows, hour_ahead
 from tests.test_forecasters import SMALL_MLP, weekly_toy
+from tests.conftest import rows_by_key
 
 SMALL = {"max_queries": 60, "max_train_windows": 120, "n_samples": 4, "n_bootstrap": 3}
 
-
-def by_key(rows):
-    return {(r["setting"], r["metric"]): r for r in rows}
 
 
 def cfg(**overrides) -> dict:
@@ -217,7 +215,7 @@ def test_score_point_forecast_rows_and_crps_not_applicable(data):
     assert isinstance(outcome, Outcome) and outcome.samples is None
     assert outcome.status == "ok" and outcome.extra["point"] == [True, True]
     assert model.calls == ["fit", "fit_forecast-24", "forecast-24", "fit_forecast-1", "forecast-1"]
-    rows = by_key(forecasting.score(outcome, data, cfg(), 0))
+    rows = rows_by_key(forecasting.score(outcome, data, cfg(), 0))
     assert set(rows) == set(forecasting.expected_rows(cfg()))
     for setting in data.settings:
         for metric in ("MAE", "RMSE", "MAPE", "MSE", "MAPE_scaled"):
@@ -236,7 +234,7 @@ def test_score_point_forecast_rows_and_crps_not_applicable(data):
             assert r["value"] == pytest.approx(expected ** 2, rel=2e-4) and r["std"] == pytest.approx(0, abs=1e-6)
     # MAPE_scaled is the mean of 0.1 / |y| over the scaled truths y with |y| >= 1e-3 (the metric's default
     # threshold), bootstrap-free with bootstrap_frac = 1
-    one = by_key(forecasting.score(forecasting.run(Oracle(data, shift=0.1), data, RunContext(seed=0)), data,
+    one = rows_by_key(forecasting.score(forecasting.run(Oracle(data, shift=0.1), data, RunContext(seed=0)), data,
                                    cfg(bootstrap_frac=1.0), 0))
     for index, setting in enumerate(data.settings):
         truth = np.abs(data.targets[index].astype(np.float64))
@@ -247,7 +245,7 @@ def test_score_point_forecast_rows_and_crps_not_applicable(data):
 def test_ensemble_forecast_gets_crps(data):
     outcome = forecasting.run(Oracle(data, ensemble=True), data, RunContext(seed=0))
     assert outcome.extra["point"] == [False, False] and outcome.extra["forecasts"][0].shape == (4, 60, 24)
-    rows = by_key(forecasting.score(outcome, data, cfg(), 0))
+    rows = rows_by_key(forecasting.score(outcome, data, cfg(), 0))
     crps = rows[("day-ahead", "CRPS")]
     assert crps["status"] == "ok" and 0 < crps["value"] < 0.01 * (data.scaler.high - data.scaler.low)
     assert rows[("day-ahead", "MAE")]["value"] == pytest.approx(0.0, abs=1e-5)  # the median is the truth
@@ -296,10 +294,10 @@ def test_determinism(toy, data):
 
 def test_mlp_beats_seasonal_naive_end_to_end(data):
     ctx = RunContext(seed=0)
-    naive = by_key(forecasting.score(forecasting.run(SeasonalNaive(), data, ctx), data, cfg(), 0))
+    naive = rows_by_key(forecasting.score(forecasting.run(SeasonalNaive(), data, ctx), data, cfg(), 0))
     outcome = forecasting.run(MLPForecaster(**SMALL_MLP), data, ctx)
     assert outcome.status == "ok" and outcome.fit_seconds >= outcome.extra["finetune_seconds"] > 0
-    mlp = by_key(forecasting.score(outcome, data, cfg(), 0))
+    mlp = rows_by_key(forecasting.score(outcome, data, cfg(), 0))
     assert mlp[("day-ahead", "MAE")]["value"] < 0.7 * naive[("day-ahead", "MAE")]["value"]
     assert mlp[("day-ahead", "RMSE")]["value"] < naive[("day-ahead", "RMSE")]["value"]
 
@@ -381,7 +379,7 @@ def point_forecast_rows(truth_kw: np.ndarray, pred_kw: np.ndarray, **overrides) 
     data = forecasting.TaskData(train=None, real=None, scaler=scaler, split_rule="", settings=["day-ahead"],
                                 examples=[], queries=[query], targets=[scaler.transform(truth_kw)], n_samples=2)
     outcome = Outcome(extra={"forecasts": [scaler.transform(pred_kw)], "point": [True]})
-    return by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0, **overrides), 0))
+    return rows_by_key(forecasting.score(outcome, data, cfg(bootstrap_frac=1.0, **overrides), 0))
 
 
 def test_mse_and_scaled_mape_by_hand():
@@ -427,7 +425,7 @@ def test_rows_are_the_registered_metrics(data):
 
     one = cfg(bootstrap_frac=1.0)
     outcome = forecasting.run(Oracle(data, ensemble=True, shift=0.05), data, RunContext(seed=0))
-    rows = by_key(forecasting.score(outcome, data, one, 0))
+    rows = rows_by_key(forecasting.score(outcome, data, one, 0))
     for index, setting in enumerate(data.settings):
         scaled_truth = data.targets[index].astype(np.float64)
         scaled = outcome.extra["forecasts"][index].astype(np.float64)

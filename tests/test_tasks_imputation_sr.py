@@ -14,6 +14,7 @@ from bench.errors import ModelFitError
 from bench.tasks import imputation, super_resolution
 from bench.tasks.masking import missing_mask, n_missing, observed_mask
 from bench.tasks.queries import ImputationQuery
+from tests.conftest import rows_by_key
 
 SMALL = {"max_queries": 30, "n_samples": 4, "n_bootstrap": 3, "fractions_missing": [0.1, 0.5]}
 
@@ -61,9 +62,6 @@ class ZeroImputer(Oracle):
     def impute(self, query, n_samples, ctx):
         return np.zeros((n_samples, *query.values.shape), dtype=np.float32)
 
-
-def by_key(rows):
-    return {(r["setting"], r["metric"]): r for r in rows}
 
 
 # -- masking --------------------------------------------------------------------------------------------------
@@ -167,7 +165,7 @@ def test_imputation_rows_perfect_shifted_and_linear_beats_zero(imp_data):
         assert outcome.status == "ok" and outcome.samples.shape == (4, 4, 30, 96)
         rows = imputation.score(outcome, data, cfg, seed=0)
         assert [(r["setting"], r["metric"]) for r in rows] == expected
-        return by_key(rows)
+        return rows_by_key(rows)
 
     perfect = scored(Oracle(data.real.values))
     kw_per_unit = (data.scaler.high - data.scaler.low) / 2
@@ -236,7 +234,7 @@ def test_sr_end_to_end(sr_data):
         assert outcome.status == "ok"
         rows = super_resolution.score(outcome, data, cfg, seed=0)
         assert [(r["setting"], r["metric"]) for r in rows] == super_resolution.expected_rows(cfg, 15)
-        return by_key(rows), outcome.samples
+        return rows_by_key(rows), outcome.samples
 
     perfect, _ = scored(Oracle(data.real.values))
     shifted, _ = scored(Oracle(data.real.values, 0.1))
@@ -280,7 +278,7 @@ def test_imputation_rows_are_the_registered_metrics_on_the_hidden_steps(imp_data
     _, data = imp_data
     cfg = {**imputation.DEFAULTS, **SMALL, "bootstrap_frac": 1.0}
     outcome = imputation.run(LinearInterp(), data, RunContext(seed=0))
-    rows = by_key(imputation.score(outcome, data, cfg, seed=0))
+    rows = rows_by_key(imputation.score(outcome, data, cfg, seed=0))
     truth = data.scaler.inverse(data.real.values).astype(np.float64)
     for index, setting in enumerate(data.settings):
         ens = data.scaler.inverse(outcome.samples[index]).astype(np.float64)
@@ -299,7 +297,7 @@ def test_sr_rows_are_the_registered_metrics_on_the_valid_steps(sr_data):
     _, data = sr_data
     cfg = {**super_resolution.DEFAULTS, "max_queries": 30, "n_samples": 3, "bootstrap_frac": 1.0}
     outcome = super_resolution.run(LinearUpsample(), data, RunContext(seed=0))
-    rows = by_key(super_resolution.score(outcome, data, cfg, seed=0))
+    rows = rows_by_key(super_resolution.score(outcome, data, cfg, seed=0))
     truth = data.scaler.inverse(data.real.values).astype(np.float64)
     for index, setting in enumerate(data.settings):
         ens = data.scaler.inverse(outcome.samples[index]).astype(np.float64)
