@@ -116,7 +116,7 @@ def _predict(capability: str, model: Model, data, ctx: RunContext) -> np.ndarray
     if capability == "super_resolve":
         return np.asarray(model.super_resolve(data.query(0), 3, ctx))
     if capability == "forecast":
-        return np.asarray(model.forecast(data.query(0), 3, ctx))
+        return np.asarray(model.forecast(data.queries[0], 3, ctx))
     return np.asarray(model.anomaly_score(data.query(0), ctx))
 
 
