@@ -30,14 +30,16 @@ Diffusion (:mod:`baselines.diffusion`): cosine noise schedule with ``diffusion_s
 ``v`` as the public EnergyDiff code does (``pred_v``): unlike ``eps``, its target stays well scaled at both ends of
 the cosine schedule (``eps``-prediction turns into a division by ``alpha_s ~ 0`` when ``x_0`` is recovered at
 the noisy end, ``x_0``-prediction gives a near-identity task at the clean end), and it trains stably with the
-MSE loss (the paper's text presents DDPM in its mean/noise parametrisation). Training runs in the shared loop (:mod:`bench.train`: AdamW, EMA, gradient clipping, bf16 autocast
-on CUDA, checkpoint + resume); sampling uses the EMA weights, in batches of ``sample_batch`` under
-``torch.no_grad()``, with DPM-Solver++ by default (``sampler="ddim"`` or ``"ancestral"`` as alternatives), and
-clips the data prediction to ``[-clip, clip]`` (the training data are scaled to ``[-1, 1]``). DPM-Solver++
-spaces its ``sample_steps`` evaluations uniformly in log-SNR, which lands between the integer steps the
-network was trained on; the sinusoidal step embedding is continuous, so this is well defined (DDIM and
-ancestral sampling use integer steps spaced uniformly in ``s``; ``sample_steps`` applies to every sampler,
-so ancestral sampling with fewer than ``diffusion_steps`` steps runs the respaced chain).
+MSE loss (the paper's text presents DDPM in its mean/noise parametrisation). Training runs in the shared loop
+(:mod:`bench.train`: AdamW, EMA, gradient clipping, bf16 autocast on CUDA, checkpoint + resume), with the
+weights initialised from the ``MODEL_INIT`` stream; sampling uses the EMA weights, in batches of
+``sample_batch`` under ``torch.no_grad()``, with DPM-Solver++ by default (``sampler="ddim"`` or
+``"ancestral"`` as alternatives), and clips the data prediction to ``[-clip, clip]`` (the training data are
+scaled to ``[-1, 1]``). DPM-Solver++ spaces its ``sample_steps`` evaluations uniformly in log-SNR, which lands
+between the integer steps the network was trained on; the sinusoidal step embedding is continuous, so this is
+well defined (DDIM and ancestral sampling use integer steps spaced uniformly in ``s``; ``sample_steps``
+applies to every sampler, so ancestral sampling with fewer than ``diffusion_steps`` steps runs the respaced
+chain).
 
 Imputation (capability ``impute``) needs no retraining: it guides the unconditional model by replacement
 (RePaint): at every reverse step the observed steps of the noisy sample are overwritten by the observed values
@@ -64,6 +66,13 @@ Profiles:
   FFN 256, no dropout, 1800 steps of batch 64 at lr 1e-3 (100 warm-up steps), EMA 0.995, DPM-Solver++ of
   order 3 with 40 steps. Measured on two CPU cores for 700 training profiles and 720 samples: about 69 s
   at ``T = 96`` (64 s training, 5.5 s sampling), 42 s at ``T = 48`` and 35 s at ``T = 24``.
+* ``test`` - one Transformer block of width 32 (2 heads, FFN 64), 200 steps of batch 32 at lr 3e-3, EMA 0.98,
+  10 sampling and 10 imputation steps without resampling jumps: about a second for 60 profiles of 24 or 48
+  steps on one core, for the contract test.
+
+Noise is drawn on the CPU from the context's ``MODEL_SAMPLE`` (sampling) and ``MODEL_IMPUTE`` (imputation)
+streams, so a seed gives the same samples on every device. ``save`` / ``load`` keep the EMA network and the
+profile length and resolution that rebuild it.
 
 ``ctx.budget_steps`` ends a fit after that many training steps of this call (the state is checkpointed in
 ``ctx.checkpoint_dir``; a later ``fit`` with the same context resumes and finishes the run), like the
@@ -72,17 +81,25 @@ wall-clock budget ``ctx.budget_seconds`` of the shared loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Literal
+
 import numpy as np
 import torch
 from torch import nn
 
 from baselines.diffusion import REPAINT_SAMPLERS, SAMPLERS, cosine_schedule, q_sample, sample_repaint, target
-from baselines.naive import SAMPLE_STREAM, check_sample_request, training_matrix
+from baselines.naive import check_sample_request, training_matrix
+from baselines.nn.blocks import build_for_loading, dtype_from_name, dtype_name
+from baselines.nn.sampling import draw_in_batches
 from baselines.nn.transformer import FiLM, SinusoidalMLP, TokenConv1d, TransformerBlock, check_fold, fold, unfold
+from bench.api import Generator, Imputer, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
+from bench.persist import to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
 
@@ -147,76 +164,98 @@ class EnergyDiffNet(nn.Module):
         return unfold(out, self.fold_factor).squeeze(-1)
 
 
-_COMMON = {"diffusion_steps": 1000, "sampler": "dpm-solver++", "solver_order": 3, "clip": 1.0,
-           "batch_size": 64, "weight_decay": 0.0, "grad_clip": 1.0, "compile": None,
-           "impute_sampler": "ancestral"}
+@dataclass(frozen=True)
+class EnergyDiffParams(Params):
+    """EnergyDiff's hyper-parameters; the defaults are the ``quick`` profile (module docstring)."""
+
+    fold: int | Literal["auto"] = "auto"
+    d_model: int = 64
+    n_layers: int = 3
+    n_heads: int = 4
+    d_ff: int = 256
+    dropout: float = 0.0
+    kernel_size: int = 7
+    diffusion_steps: int = 1000
+    train_steps: int = 1800
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    ema_decay: float = 0.995
+    grad_clip: float | None = 1.0
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every: int = 1000
+    sampler: Literal["dpm-solver++", "ddim", "ancestral"] = "dpm-solver++"
+    sample_steps: int = 40
+    solver_order: Literal[1, 2, 3] = 3
+    sample_batch: int = 1024
+    clip: float | None = 1.0
+    compile: str | None = None
+    impute_steps: int = 50
+    impute_resample: int = 2
+    impute_sampler: Literal["ancestral", "ddim"] = "ancestral"
+
+    def __post_init__(self) -> None:
+        fold = self.fold
+        if fold != "auto" and (isinstance(fold, bool) or not isinstance(fold, int) or fold < 1):
+            raise ValueError(f"fold must be a positive integer or 'auto', got {fold!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
+        if self.solver_order not in (1, 2, 3):
+            raise ValueError(f"solver_order must be 1, 2 or 3, got {self.solver_order!r}")
+        if self.impute_sampler not in REPAINT_SAMPLERS:
+            raise ValueError(f"impute_sampler must be one of {REPAINT_SAMPLERS}, got {self.impute_sampler!r}")
+        for name in ("d_model", "n_layers", "n_heads", "d_ff", "train_steps", "batch_size", "sample_steps",
+                     "sample_batch", "impute_steps", "impute_resample"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.sample_steps > self.diffusion_steps:
+            raise ValueError(f"sample_steps={self.sample_steps} exceeds diffusion_steps={self.diffusion_steps}")
+        if self.impute_steps > self.diffusion_steps:
+            raise ValueError(f"impute_steps={self.impute_steps} exceeds diffusion_steps={self.diffusion_steps}")
 
 
 @register_model("energydiff")
-class EnergyDiff:
+class EnergyDiff(Model, Generator, Imputer):
     """EnergyDiff: diffusion model with a folded Transformer denoiser (v-prediction, DPM-Solver++ sampling)."""
 
-    capabilities = frozenset({"generate", "impute"})
-    configs = {
-        "quick": {**_COMMON, "fold": "auto", "d_model": 64, "n_layers": 3, "n_heads": 4, "d_ff": 256,
-                  "dropout": 0.0, "kernel_size": 7, "train_steps": 1800, "lr": 1e-3, "warmup_steps": 100,
-                  "ema_decay": 0.995, "amp": "auto", "sample_steps": 40, "sample_batch": 1024,
-                  "checkpoint_every": 1000, "impute_steps": 50, "impute_resample": 2},
-        "paper": {**_COMMON, "fold": 8, "d_model": 512, "n_layers": 12, "n_heads": 8, "d_ff": 2048,
-                  "dropout": 0.1, "kernel_size": 7, "train_steps": 100_000, "lr": 1e-4, "warmup_steps": 0,
-                  "ema_decay": 0.9999, "amp": "auto", "sample_steps": 100, "sample_batch": 1024,
+    Params = EnergyDiffParams
+    profiles = {
+        # a one-block network on 6-12 tokens: fits ~60 profiles and imputes them in about a second on one core
+        "test": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "train_steps": 200, "batch_size": 32,
+                 "lr": 3e-3, "warmup_steps": 20, "ema_decay": 0.98, "sample_steps": 10, "impute_steps": 10,
+                 "impute_resample": 1},
+        "paper": {"fold": 8, "d_model": 512, "n_layers": 12, "n_heads": 8, "d_ff": 2048, "dropout": 0.1,
+                  "train_steps": 100_000, "lr": 1e-4, "warmup_steps": 0, "ema_decay": 0.9999, "sample_steps": 100,
                   "checkpoint_every": 5000, "compile": "reduce-overhead", "impute_steps": 100,
                   "impute_resample": 5},
     }
 
-    def __init__(self, fold: int | str = "auto", d_model: int = 64, n_layers: int = 3, n_heads: int = 4,
-                 d_ff: int = 256, dropout: float = 0.0, kernel_size: int = 7, diffusion_steps: int = 1000,
-                 train_steps: int = 1800, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
-                 warmup_steps: int = 100, ema_decay: float = 0.995, grad_clip: float | None = 1.0,
-                 amp: str = "auto", checkpoint_every: int = 1000, sampler: str = "dpm-solver++",
-                 sample_steps: int = 40, solver_order: int = 3, sample_batch: int = 1024,
-                 clip: float | None = 1.0, compile: str | None = None, impute_steps: int = 50,
-                 impute_resample: int = 2, impute_sampler: str = "ancestral") -> None:
-        if fold != "auto" and (isinstance(fold, bool) or not isinstance(fold, int) or fold < 1):
-            raise ValueError(f"fold must be a positive integer or 'auto', got {fold!r}")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
-        if solver_order not in (1, 2, 3):
-            raise ValueError(f"solver_order must be 1, 2 or 3, got {solver_order!r}")
-        if impute_sampler not in REPAINT_SAMPLERS:
-            raise ValueError(f"impute_sampler must be one of {REPAINT_SAMPLERS}, got {impute_sampler!r}")
-        for name, value in (("d_model", d_model), ("n_layers", n_layers), ("n_heads", n_heads), ("d_ff", d_ff),
-                            ("train_steps", train_steps), ("batch_size", batch_size),
-                            ("sample_steps", sample_steps), ("sample_batch", sample_batch),
-                            ("impute_steps", impute_steps), ("impute_resample", impute_resample)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
-        if sample_steps > diffusion_steps:
-            raise ValueError(f"sample_steps={sample_steps} exceeds diffusion_steps={diffusion_steps}")
-        if impute_steps > diffusion_steps:
-            raise ValueError(f"impute_steps={impute_steps} exceeds diffusion_steps={diffusion_steps}")
-        self.fold = fold
-        self.net_config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "d_ff": d_ff,
-                           "dropout": float(dropout), "kernel_size": kernel_size}
-        self.schedule = cosine_schedule(diffusion_steps)
-        self.train_config = TrainConfig(steps=train_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                        ema_decay=ema_decay, grad_clip=grad_clip, warmup_steps=warmup_steps,
-                                        amp=amp, checkpoint_every=checkpoint_every, compile=compile)
-        self.sampler = sampler
-        self.sample_steps = sample_steps
-        self.solver_order = solver_order
-        self.sample_batch = sample_batch
-        self.clip = clip
-        self.impute_steps = impute_steps
-        self.impute_resample = impute_resample
-        self.impute_sampler = impute_sampler
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.schedule = cosine_schedule(self.diffusion_steps)
         self._net: nn.Module | None = None
+
+    @property
+    def net_config(self) -> dict:
+        """The denoiser's size arguments (:class:`EnergyDiffNet`)."""
+        return {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads, "d_ff": self.d_ff,
+                "dropout": float(self.dropout), "kernel_size": self.kernel_size}
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The shared training loop's settings."""
+        return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, ema_decay=self.ema_decay, grad_clip=self.grad_clip,
+                           warmup_steps=self.warmup_steps, amp=self.amp, checkpoint_every=self.checkpoint_every,
+                           compile=self.compile)
 
     # -- training -------------------------------------------------------------------------------------------
     def build_network(self, length: int, resolution: int) -> EnergyDiffNet:
@@ -263,7 +302,7 @@ class EnergyDiff:
         """
         self._net = None
         x = training_matrix(train, "energydiff").astype(np.float32)
-        seed_everything(int(ctx.seed))
+        seed_everything(ctx.int_seed(Stream.MODEL_INIT))
         net = self.build_network(x.shape[1], int(train.resolution))
         trainer = Trainer({"net": net}, None, self.train_config, ctx, ema=("net",))
         self.train_result_ = trainer.fit(x, self.training_step, stop_after=ctx.budget_steps)
@@ -273,6 +312,25 @@ class EnergyDiff:
         self._net = ema.eval()
         self._amp_dtype = trainer.amp_dtype
         self.length_ = x.shape[1]
+        self.resolution_ = int(train.resolution)
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        """The EMA denoiser's weights, the shape that rebuilds it and the sampling dtype ({} before fit)."""
+        if self._net is None:
+            return {}
+        return {"length_": int(self.length_), "resolution_": int(self.resolution_),
+                "amp_dtype": dtype_name(self._amp_dtype), "_net": to_safe(self._net, "EnergyDiff._net")}
+
+    def set_state(self, state: dict) -> None:
+        """Rebuild the denoiser for the saved profile length and resolution, then load its weights."""
+        if not state:
+            return
+        state = dict(state)
+        self._amp_dtype = dtype_from_name(state.pop("amp_dtype"))
+        length, resolution = int(state["length_"]), int(state["resolution_"])
+        self._net = build_for_loading(lambda: self.build_network(length, resolution)).eval().requires_grad_(False)
+        super().set_state(state)
 
     # -- sampling -------------------------------------------------------------------------------------------
     def _sampling_model(self, ctx: RunContext):
@@ -290,23 +348,17 @@ class EnergyDiff:
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32 profiles in the scaled space, drawn with the EMA network.
 
-        Noise comes from a generator seeded by ``ctx.seed`` (drawn on the CPU, so a seed gives the same
+        Noise comes from the ``MODEL_SAMPLE`` stream of ``ctx`` (drawn on the CPU, so a seed gives the same
         initial noise on every device); samples are produced in batches of ``sample_batch``.
         """
         n = check_sample_request(n, cond, self._net is not None, "energydiff")
         model, device = self._sampling_model(ctx)
-        seed = int(ctx.rng(SAMPLE_STREAM).integers(2**62))
-        generator = torch.Generator(device="cpu").manual_seed(seed)
+        generator = ctx.torch_generator(Stream.MODEL_SAMPLE)
         fn = SAMPLERS[self.sampler]
         extra = {"order": self.solver_order} if self.sampler == "dpm-solver++" else {}
-        out = []
-        with torch.no_grad():
-            for start in range(0, n, self.sample_batch):
-                b = min(self.sample_batch, n - start)
-                x = fn(model, (b, self.length_), self.schedule, steps=self.sample_steps, prediction="v",
-                       clip=self.clip, generator=generator, device=device, **extra)
-                out.append(x.float().cpu().numpy())
-        return np.concatenate(out, axis=0).astype(np.float32)
+        return draw_in_batches(n, self.sample_batch, lambda start, b: fn(
+            model, (b, self.length_), self.schedule, steps=self.sample_steps, prediction="v", clip=self.clip,
+            generator=generator, device=device, **extra))
 
     # -- imputation -----------------------------------------------------------------------------------------
     def impute(self, query: ImputationQuery, n_samples: int, ctx: RunContext) -> np.ndarray:
@@ -315,7 +367,7 @@ class EnergyDiff:
         Each reverse step replaces the observed steps of the noisy sample by the observed values noised to that
         step (:func:`baselines.diffusion.sample_repaint`) with ``impute_steps`` steps, ``impute_resample``
         resampling jumps and the ``impute_sampler`` update; the observed values are pasted back at the end. The
-        ``S x N`` chains run in batches of ``sample_batch``, noise from a generator seeded by ``ctx.seed``.
+        ``S x N`` chains run in batches of ``sample_batch``, noise from the ``MODEL_IMPUTE`` stream of ``ctx``.
 
         Raises:
             RuntimeError: the model was not fitted.
@@ -339,18 +391,12 @@ class EnergyDiff:
         known_all = np.tile(known, (int(n_samples), 1))
         mask_all = np.tile(observed, (int(n_samples), 1))
         model, device = self._sampling_model(ctx)
-        seed = int(ctx.rng(SAMPLE_STREAM).integers(2**62))
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(known_all), self.sample_batch):
-                stop = start + self.sample_batch
-                x = sample_repaint(model, torch.from_numpy(known_all[start:stop]),
-                                   torch.from_numpy(mask_all[start:stop]), self.schedule, steps=self.impute_steps,
-                                   resample=self.impute_resample, sampler=self.impute_sampler, prediction="v",
-                                   clip=self.clip, generator=generator, device=device)
-                out.append(x.float().cpu().numpy())
-        samples = np.concatenate(out, axis=0).reshape(int(n_samples), n_prof, length)
+        generator = ctx.torch_generator(Stream.MODEL_IMPUTE)
+        samples = draw_in_batches(len(known_all), self.sample_batch, lambda start, b: sample_repaint(
+            model, torch.from_numpy(known_all[start:start + b]), torch.from_numpy(mask_all[start:start + b]),
+            self.schedule, steps=self.impute_steps, resample=self.impute_resample, sampler=self.impute_sampler,
+            prediction="v", clip=self.clip, generator=generator, device=device))
+        samples = samples.reshape(int(n_samples), n_prof, length)
         # exact observed values (float32 as given), whatever the device arithmetic did
         samples = np.where(observed[None], query.values[None], samples)
         return samples.astype(np.float32)

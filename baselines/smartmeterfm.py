@@ -63,6 +63,16 @@ Profiles:
   batch 64 at lr 1e-3 (100 warm-up steps), weight decay 0, EMA 0.995, 32 Euler steps. Measured on a loaded
   two-core machine with one torch thread, 700 daily profiles at ``T = 96``: 68 ms per step (about 100 s per
   fit) and 8 s for 720 samples.
+* ``test`` - one block of width 32 (2 heads, FFN 64), 200 steps of batch 32 at lr 3e-3, EMA 0.98, 8 Euler
+  steps: about a second for 60 profiles of 24 or 48 steps on one core, every task included, for the contract
+  test. With only 60 profiles the conditional network follows its labels closely, so metadata that do not
+  describe the profiles (e.g. a month label per household of a toy) hurt its imputations.
+
+Randomness comes from the context's named streams: weight initialisation ``MODEL_INIT``, sampling noise
+``MODEL_SAMPLE`` (generation), ``MODEL_IMPUTE`` and ``MODEL_SUPER_RESOLVE``, and the training months paired
+with unconditional draws ``MODEL_SAMPLE_ROWS``. ``save`` / ``load`` keep the EMA network, what rebuilds it
+(profile length, resolution, the training categories) and the training valid masks that unconditional
+sampling draws from.
 
 ``ctx.budget_steps`` ends a fit after that many training steps of this call (resumable from
 ``ctx.checkpoint_dir`` as in the shared loop).
@@ -71,6 +81,8 @@ Profiles:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -81,12 +93,16 @@ import torch.nn.functional as F
 from baselines.energydiff import resolve_fold
 from baselines.flow import (ODE_SAMPLERS, AveragePool, Compose, Mean, ObservedMask, Peak, guided_sample,
                             logit_normal_times, masked_mse, ot_path, ot_velocity)
-from baselines.naive import SAMPLE_STREAM
+from baselines.nn.blocks import build_for_loading, dtype_from_name, dtype_name
+from baselines.nn.sampling import draw_in_batches
 from baselines.nn.transformer import SinusoidalMLP, TransformerBlock, check_fold, fold, sinusoidal_embedding, unfold
+from bench.api import ConstrainedGenerator, Generator, Imputer, Model, Params, SuperResolver
 from bench.context import RunContext
-from bench.data.profileset import ProfileSet
+from bench.data.profileset import ProfileSet, steps_per_day
 from bench.errors import ModelFitError
+from bench.persist import from_safe, to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
 
@@ -187,72 +203,91 @@ def drop_labels(labels: torch.Tensor, vocab: tuple[int, ...], p: float, uniform:
     return torch.where(uniform < p, null, labels)
 
 
-_COMMON = {"label_dropout": 0.1, "t_mean": 0.0, "t_std": 1.0, "guidance_scale": 1.0, "sampler": "euler",
-           "resample_steps": 0, "resample_after": 0.5, "constraint_iterations": 20, "grad_clip": 1.0,
-           "amp": "auto", "sample_batch": 1024}
+@dataclass(frozen=True)
+class SmartMeterFMParams(Params):
+    """SmartMeterFM's hyper-parameters; the defaults are the ``quick`` profile (module docstring)."""
+
+    fold: int | Literal["auto"] = "auto"
+    d_model: int = 64
+    n_layers: int = 3
+    n_heads: int = 4
+    d_ff: int = 256
+    dropout: float = 0.0
+    label_dropout: float = 0.1
+    t_mean: float = 0.0
+    t_std: float = 1.0
+    train_steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    ema_decay: float = 0.995
+    grad_clip: float | None = 1.0
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every: int = 1000
+    sampler: Literal["euler", "heun"] = "euler"
+    sample_steps: int = 32
+    guidance_scale: float = 1.0
+    resample_steps: int = 0
+    resample_after: float = 0.5
+    constraint_iterations: int = 20
+    sample_batch: int = 1024
+    compile: str | None = None
+
+    def __post_init__(self) -> None:
+        fold = self.fold
+        if fold != "auto" and (isinstance(fold, bool) or not isinstance(fold, int) or fold < 1):
+            raise ValueError(f"fold must be a positive integer or 'auto', got {fold!r}")
+        if self.sampler not in ODE_SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(ODE_SAMPLERS)}, got {self.sampler!r}")
+        for name in ("d_model", "n_layers", "n_heads", "d_ff", "train_steps", "batch_size", "sample_steps",
+                     "sample_batch", "constraint_iterations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1), got {self.label_dropout}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not self.t_std > 0:
+            raise ValueError(f"t_std must be positive, got {self.t_std}")
+        if self.resample_steps < 0:
+            raise ValueError(f"resample_steps must be >= 0, got {self.resample_steps}")
 
 
 @register_model("smartmeterfm")
-class SmartMeterFM:
+class SmartMeterFM(Model, Generator, ConstrainedGenerator, Imputer, SuperResolver):
     """SmartMeterFM: conditional flow matching with a folded Transformer; guidance serves imputation and SR."""
 
-    capabilities = frozenset({"generate", "conditional", "constrained", "impute", "super_resolve"})
-    configs = {
-        "quick": {**_COMMON, "fold": "auto", "d_model": 64, "n_layers": 3, "n_heads": 4, "d_ff": 256,
-                  "dropout": 0.0, "train_steps": 1500, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
-                  "warmup_steps": 100, "ema_decay": 0.995, "sample_steps": 32, "checkpoint_every": 1000,
-                  "compile": None},
-        "paper": {**_COMMON, "fold": 8, "d_model": 256, "n_layers": 12, "n_heads": 4, "d_ff": 1024,
-                  "dropout": 0.0, "train_steps": 200_000, "batch_size": 64, "lr": 2e-4, "weight_decay": 0.05,
-                  "warmup_steps": 2000, "ema_decay": 0.9999, "sample_steps": 100, "checkpoint_every": 5000,
-                  "compile": "reduce-overhead"},
+    Params = SmartMeterFMParams
+    profiles = {
+        # a one-block network on 6-12 tokens: fits ~60 profiles and serves every task in about a second
+        "test": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "train_steps": 200, "batch_size": 32,
+                 "lr": 3e-3, "warmup_steps": 20, "ema_decay": 0.98, "sample_steps": 8},
+        "paper": {"fold": 8, "d_model": 256, "n_layers": 12, "d_ff": 1024, "train_steps": 200_000, "lr": 2e-4,
+                  "weight_decay": 0.05, "warmup_steps": 2000, "ema_decay": 0.9999, "sample_steps": 100,
+                  "checkpoint_every": 5000, "compile": "reduce-overhead"},
     }
 
-    def __init__(self, fold: int | str = "auto", d_model: int = 64, n_layers: int = 3, n_heads: int = 4,
-                 d_ff: int = 256, dropout: float = 0.0, label_dropout: float = 0.1, t_mean: float = 0.0,
-                 t_std: float = 1.0, train_steps: int = 2000, batch_size: int = 64, lr: float = 1e-3,
-                 weight_decay: float = 0.0, warmup_steps: int = 100, ema_decay: float = 0.995,
-                 grad_clip: float | None = 1.0, amp: str = "auto", checkpoint_every: int = 1000,
-                 sampler: str = "euler", sample_steps: int = 32, guidance_scale: float = 1.0,
-                 resample_steps: int = 0, resample_after: float = 0.5, constraint_iterations: int = 20,
-                 sample_batch: int = 1024, compile: str | None = None) -> None:
-        if fold != "auto" and (isinstance(fold, bool) or not isinstance(fold, int) or fold < 1):
-            raise ValueError(f"fold must be a positive integer or 'auto', got {fold!r}")
-        if sampler not in ODE_SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(ODE_SAMPLERS)}, got {sampler!r}")
-        for name, value in (("d_model", d_model), ("n_layers", n_layers), ("n_heads", n_heads), ("d_ff", d_ff),
-                            ("train_steps", train_steps), ("batch_size", batch_size),
-                            ("sample_steps", sample_steps), ("sample_batch", sample_batch),
-                            ("constraint_iterations", constraint_iterations)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
-        if not 0.0 <= label_dropout < 1.0:
-            raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        if not t_std > 0:
-            raise ValueError(f"t_std must be positive, got {t_std}")
-        if resample_steps < 0:
-            raise ValueError(f"resample_steps must be >= 0, got {resample_steps}")
-        self.fold = fold
-        self.net_config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "d_ff": d_ff,
-                           "dropout": float(dropout)}
-        self.label_dropout = float(label_dropout)
-        self.t_mean, self.t_std = float(t_mean), float(t_std)
-        self.train_config = TrainConfig(steps=train_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                        betas=(0.9, 0.95), ema_decay=ema_decay, grad_clip=grad_clip,
-                                        warmup_steps=warmup_steps, amp=amp, checkpoint_every=checkpoint_every,
-                                        compile=compile)
-        self.sampler = sampler
-        self.sample_steps = sample_steps
-        self.guidance_scale = float(guidance_scale)
-        self.resample_steps = int(resample_steps)
-        self.resample_after = float(resample_after)
-        self.constraint_iterations = constraint_iterations
-        self.sample_batch = sample_batch
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self._net: nn.Module | None = None
+
+    @property
+    def net_config(self) -> dict:
+        """The velocity network's size arguments (:class:`SmartMeterFMNet`)."""
+        return {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads, "d_ff": self.d_ff,
+                "dropout": float(self.dropout)}
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The shared training loop's settings (AdamW betas (0.9, 0.95), as the public code)."""
+        return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, betas=(0.9, 0.95), ema_decay=self.ema_decay,
+                           grad_clip=self.grad_clip, warmup_steps=self.warmup_steps, amp=self.amp,
+                           checkpoint_every=self.checkpoint_every, compile=self.compile)
 
     # -- labels ---------------------------------------------------------------------------------------------
     @property
@@ -292,7 +327,7 @@ class SmartMeterFM:
     def valid_from_days(self, days: np.ndarray) -> np.ndarray:
         """``[n, T]`` valid masks: the first ``days * steps_per_day`` steps (all steps for daily profiles)."""
         days = np.asarray(days, dtype=float)
-        spd = 1440 // self.resolution_
+        spd = steps_per_day(self.resolution_)
         lengths = np.where(np.isfinite(days), days * spd, self.length_)
         lengths = np.clip(lengths, 1, self.length_)
         return np.arange(self.length_)[None, :] < lengths[:, None]
@@ -346,7 +381,7 @@ class SmartMeterFM:
         packed = np.concatenate([np.where(valid, values, 0.0), valid.astype(np.float32), labels.astype(np.float32)],
                                 axis=1).astype(np.float32)
         self.train_valid_ = valid
-        seed_everything(int(ctx.seed))
+        seed_everything(ctx.int_seed(Stream.MODEL_INIT))
         net = self.build_network(self.length_, self.resolution_)
         trainer = Trainer({"net": net}, None, self.train_config, ctx, ema=("net",))
         self.train_result_ = trainer.fit(packed, self.training_step, stop_after=ctx.budget_steps)
@@ -355,6 +390,28 @@ class SmartMeterFM:
             raise ModelFitError("smartmeterfm: the EMA weights are non-finite")
         self._net = ema.eval()
         self._amp_dtype = trainer.amp_dtype
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    _STATE = ("length_", "resolution_", "period_", "categories_", "train_valid_")
+
+    def get_state(self) -> dict:
+        """The EMA network, what rebuilds it (length, resolution, categories), the training valid masks that
+        unconditional sampling draws from, and the sampling dtype ({} before fit)."""
+        if self._net is None:
+            return {}
+        state = {k: to_safe(getattr(self, k), f"SmartMeterFM.{k}") for k in self._STATE}
+        return {**state, "amp_dtype": dtype_name(self._amp_dtype), "_net": to_safe(self._net, "SmartMeterFM._net")}
+
+    def set_state(self, state: dict) -> None:
+        """Rebuild the network for the saved shape and categories, then load its weights."""
+        if not state:
+            return
+        state = dict(state)
+        self._amp_dtype = dtype_from_name(state.pop("amp_dtype"))
+        self.categories_ = tuple(str(c) for c in from_safe(state.pop("categories_")))
+        length, resolution = int(state["length_"]), int(state["resolution_"])
+        self._net = build_for_loading(lambda: self.build_network(length, resolution)).eval().requires_grad_(False)
+        super().set_state(state)
 
     # -- sampling -------------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -380,31 +437,29 @@ class SmartMeterFM:
         return velocity
 
     def _run(self, labels: np.ndarray, valid: np.ndarray, operator_for, ctx: RunContext,
-             stream: int) -> np.ndarray:
+             stream: Stream) -> np.ndarray:
         """Sample one profile per row of ``labels`` / ``valid`` in batches; ``operator_for(rows)`` gives the
-        measurement of those rows (None: plain ODE sampling with the configured sampler)."""
+        measurement of those rows (None: plain ODE sampling with the configured sampler). Noise comes from
+        ``stream`` of ``ctx``."""
         device = resolve_device(ctx.device)
-        seed = int(ctx.rng(stream).integers(2**62))
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        n = len(labels)
-        out = np.zeros((n, self.length_), dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, n, self.sample_batch):
-                rows = np.arange(start, min(n, start + self.sample_batch))
-                lab = torch.as_tensor(labels[rows], device=device)
-                val = torch.as_tensor(valid[rows], device=device)
-                noise = torch.randn(len(rows), self.length_, generator=generator).to(device)
-                noise = torch.where(val, noise, torch.zeros_like(noise))
-                velocity = self._velocity(device, lab, val, self.guidance_scale)
-                op = operator_for(rows, device)
-                if op is None and self.resample_steps == 0:
-                    x = ODE_SAMPLERS[self.sampler](velocity, noise, self.sample_steps)
-                else:
-                    x = guided_sample(velocity, noise, op, self.sample_steps, self.resample_steps,
-                                      self.resample_after, generator=generator, valid=val)
-                x = torch.where(val, x, torch.zeros_like(x))
-                out[rows] = x.float().cpu().numpy()
-        return out
+        generator = ctx.torch_generator(stream)
+
+        def draw(start: int, size: int) -> torch.Tensor:
+            rows = np.arange(start, start + size)
+            lab = torch.as_tensor(labels[rows], device=device)
+            val = torch.as_tensor(valid[rows], device=device)
+            noise = torch.randn(size, self.length_, generator=generator).to(device)
+            noise = torch.where(val, noise, torch.zeros_like(noise))
+            velocity = self._velocity(device, lab, val, self.guidance_scale)
+            op = operator_for(rows, device)
+            if op is None and self.resample_steps == 0:
+                x = ODE_SAMPLERS[self.sampler](velocity, noise, self.sample_steps)
+            else:
+                x = guided_sample(velocity, noise, op, self.sample_steps, self.resample_steps,
+                                  self.resample_after, generator=generator, valid=val)
+            return torch.where(val, x, torch.zeros_like(x))
+
+        return draw_in_batches(len(labels), self.sample_batch, draw)
 
     def sample(self, n: int, cond: pd.DataFrame | None, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32 profiles (scaled space, 0 on padding).
@@ -419,9 +474,9 @@ class SmartMeterFM:
         n = int(n)
         if cond is None:
             labels = self.encode_labels(None, n)
-            rows = ctx.rng(SAMPLE_STREAM + 10).integers(0, len(self.train_valid_), size=n)
+            rows = ctx.rng(Stream.MODEL_SAMPLE_ROWS).integers(0, len(self.train_valid_), size=n)
             valid = self.train_valid_[rows]
-            return self._run(labels, valid, lambda r, d: None, ctx, SAMPLE_STREAM)
+            return self._run(labels, valid, lambda r, d: None, ctx, Stream.MODEL_SAMPLE)
         if not isinstance(cond, pd.DataFrame):
             raise ValueError(f"smartmeterfm: cond must be None or a DataFrame, got {type(cond).__name__}")
         if len(cond) != n:
@@ -438,7 +493,7 @@ class SmartMeterFM:
         has_peak = peak is not None and np.isfinite(peak).any()
         has_mean = mean is not None and np.isfinite(mean).any()
         if not (has_peak or has_mean):
-            return self._run(labels, valid, lambda r, d: None, ctx, SAMPLE_STREAM)
+            return self._run(labels, valid, lambda r, d: None, ctx, Stream.MODEL_SAMPLE)
 
         def operator_for(rows: np.ndarray, device: torch.device):
             val = torch.as_tensor(valid[rows], device=device)
@@ -449,7 +504,7 @@ class SmartMeterFM:
                 ops.append(Peak(torch.as_tensor(peak[rows], device=device), val))
             return Compose(ops, iterations=self.constraint_iterations if len(ops) > 1 else 1)
 
-        return self._run(labels, valid, operator_for, ctx, SAMPLE_STREAM)
+        return self._run(labels, valid, operator_for, ctx, Stream.MODEL_SAMPLE)
 
     def _repeat(self, meta: pd.DataFrame, n_samples: int, n: int) -> np.ndarray:
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
@@ -479,7 +534,7 @@ class SmartMeterFM:
                                 torch.as_tensor(observed[rows], device=device),
                                 torch.as_tensor(valid[rows], device=device))
 
-        out = self._run(labels, valid, operator_for, ctx, SAMPLE_STREAM + 1).reshape(s, n, length)
+        out = self._run(labels, valid, operator_for, ctx, Stream.MODEL_IMPUTE).reshape(s, n, length)
         # the projection already restores them; copying keeps them bit-identical to the query
         obs = np.asarray(query.observed, dtype=bool)
         out[:, obs] = np.asarray(query.values, dtype=np.float32)[obs]
@@ -499,4 +554,4 @@ class SmartMeterFM:
             return AveragePool(torch.as_tensor(low[rows], device=device), int(query.factor),
                                torch.as_tensor(valid[rows], device=device))
 
-        return self._run(labels, valid, operator_for, ctx, SAMPLE_STREAM + 2).reshape(s, n, length)
+        return self._run(labels, valid, operator_for, ctx, Stream.MODEL_SUPER_RESOLVE).reshape(s, n, length)

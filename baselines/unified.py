@@ -102,12 +102,23 @@ Profiles:
   thread at ``T = 48`` (LCL sample, 5 304 training days): pre-training 47 s (30-45 ms per step depending on the
   machine's load), a day-ahead forecasting fine-tune on 4000 windows of 7 days 40 s, a detection fine-tune on
   4000 profiles with their 7-day histories about 11 s (2 cores), imputing 200 profiles x 10 samples 0.03 s.
+* ``test`` - ``P = 6``, ``d_model = 16``, ``d_k = 4``, one layer, 200 pre-training steps of batch 32 at lr 3e-3;
+  fine-tunes of 100 steps of batch 32 at lr 3e-3 with ``finetune_reg = 0.1`` (so short a fine-tune needs the
+  encoder copy to move), head width 64: about two seconds for 60 profiles of 24 or 48 steps on one core, every
+  workflow included, for the contract test.
+
+Randomness comes from the context's named streams: weight initialisation ``MODEL_INIT``, the heads of the
+fine-tunes ``MODEL_FINETUNE``, the imputation ensemble ``MODEL_IMPUTE``, the forecast ensemble
+``MODEL_FORECAST`` and the diagnostic subset ``MODEL_DIAGNOSTICS``. ``save`` / ``load`` keep the pre-trained
+encoder and recovery head, every fine-tuned (encoder copy, head) pair with the shapes that rebuild it (history
+length, horizon, history days) and the diagnostics.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -115,22 +126,22 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.loadpin import draw_missing, observed_stats, profile_matrices
-from baselines.naive import SAMPLE_STREAM
-from baselines.nn.blocks import check_positive_int, mlp, raise_if_nonfinite, resolve_train_steps
+from baselines.nn.blocks import (build_for_loading, check_positive_int, dtype_from_name, dtype_name, mlp,
+                                 raise_if_nonfinite, resolve_train_steps)
 from baselines.nn.moe import DenseFeedForward, MoEFeedForward, NOISE_KINDS, RoutingStats, balance_loss
+from baselines.nn.sampling import draw_in_batches
 from baselines.nn.transformer import MultiHeadSelfAttention, sinusoidal_embedding
 from baselines.nn.vib import VariationalBottleneck, eq26_penalty, kl_standard_normal
+from bench.api import Detector, Forecaster, Imputer, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
+from bench.persist import from_safe, to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import DetectionExamples, DetectionQuery, ForecastExamples, ForecastQuery, ImputationQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
 
-# rng streams (offsets of ``ctx.rng``) kept apart so that one change leaves the others alone
-_DIAG_STREAM = 11  # the diagnostic subset and its masks
-_FORECAST_STREAM = 12  # forecast sampling
-_FINETUNE_SEED_OFFSET = 1000  # head initialisation of fine-tunes
 DETECT_STD_FLOOR = 0.01  # scaled units (~46 W on LCL): floor of the history std in the detection z-scores
 
 
@@ -292,87 +303,99 @@ def _check_samples(n_samples: object, model: str) -> int:
 
 
 # -- the model ------------------------------------------------------------------------------------------------------
-_COMMON = {"n_patches": 12, "expert_hidden": None, "gate_noise": "softmax", "beta": 0.001, "w_value": 0.1,
-           "w_load": 0.1, "noise_std": 0.1, "mask_min": 0.1, "mask_max": 0.6, "norm_floor": 0.05, "lr": 1e-3,
-           "grad_clip": 1.0, "amp": "auto", "finetune_batch": 64, "finetune_lr": 1e-3, "finetune_reg": 1.0,
-           "freeze_encoder": False, "head_layers": 2, "diag_profiles": 1000, "sample_batch": 2048,
-           "moe": True, "vib": True}
+@dataclass(frozen=True)
+class UnifiedParams(Params):
+    """The unified model's hyper-parameters; the defaults are the ``quick`` profile (module docstring). Exactly
+    one of ``train_steps`` and ``epochs`` is set; ``expert_hidden=None`` means ``4 d_model``."""
+
+    n_patches: int = 12
+    d_model: int = 32
+    d_k: int = 8
+    n_experts: int = 4
+    k: int = 2
+    n_layers: int = 2
+    expert_hidden: int | None = None
+    gate_noise: Literal["softmax", "softplus"] = "softmax"
+    beta: float = 0.001
+    w_value: float = 0.1
+    w_load: float = 0.1
+    noise_std: float = 0.1
+    mask_min: float = 0.1
+    mask_max: float = 0.6
+    norm_floor: float = 0.05
+    train_steps: int | None = 1500
+    epochs: float | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    grad_clip: float | None = 1.0
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every: int = 500
+    finetune_steps: int = 300
+    finetune_batch: int = 64
+    finetune_lr: float = 1e-3
+    finetune_reg: float = 1.0
+    freeze_encoder: bool = False
+    head_hidden: int = 128
+    head_layers: int = 2
+    diag_profiles: int = 1000
+    sample_batch: int = 2048
+    moe: bool = True
+    vib: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_patches", "d_model", "d_k", "n_experts", "k", "n_layers", "batch_size", "finetune_steps",
+                     "finetune_batch", "head_hidden", "diag_profiles", "sample_batch"):
+            check_positive_int(name, getattr(self, name))
+        if self.d_model % self.d_k:
+            raise ValueError(f"d_k={self.d_k} must divide d_model={self.d_model} (heads = d_model / d_k)")
+        if self.k > self.n_experts:
+            raise ValueError(f"k={self.k} must not exceed n_experts={self.n_experts}")
+        if self.expert_hidden is not None:
+            check_positive_int("expert_hidden", self.expert_hidden)
+        if self.gate_noise not in NOISE_KINDS:
+            raise ValueError(f"gate_noise must be one of {NOISE_KINDS}, got {self.gate_noise!r}")
+        if check_positive_int("head_layers", self.head_layers) < 2:
+            raise ValueError(f"head_layers must be at least 2, got {self.head_layers}")
+        for name in ("beta", "w_value", "w_load", "noise_std", "finetune_reg"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.mask_min <= self.mask_max < 1.0:
+            raise ValueError(f"need 0 <= mask_min <= mask_max < 1, got mask_min={self.mask_min!r}, "
+                             f"mask_max={self.mask_max!r}")
+        if not self.norm_floor > 0:
+            raise ValueError(f"norm_floor must be positive, got {self.norm_floor!r}")
+        for name in ("lr", "finetune_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if (self.train_steps is None) == (self.epochs is None):
+            raise ValueError(f"give exactly one of train_steps and epochs (got train_steps={self.train_steps!r}, "
+                             f"epochs={self.epochs!r})")
 
 
 @register_model("unified-plain", moe=False, vib=False)
 @register_model("unified-no-vib", vib=False)
 @register_model("unified-no-moe", moe=False)
 @register_model("unified")
-class UnifiedModel:
+class UnifiedModel(Model, Imputer, Forecaster, Detector):
     """Pre-trained MoE Transformer with a variational bottleneck (Wang et al.), fine-tuned per task."""
 
-    capabilities = frozenset({"impute", "forecast", "detect"})
     # a pre-training model (bench.tasks.common.fitting_set): ``fit`` receives the protocol's pre-training set
     # where it has one (the paper's random 80 % of all profiles), the fine-tunes the task's training part
     pretrains = True
-    configs = {
-        "quick": {**_COMMON, "d_model": 32, "d_k": 8, "n_experts": 4, "k": 2, "n_layers": 2, "train_steps": 1500,
-                  "epochs": None, "batch_size": 64, "checkpoint_every": 500, "finetune_steps": 300,
-                  "head_hidden": 128},
-        "paper": {**_COMMON, "d_model": 16, "d_k": 4, "n_experts": 8, "k": 2, "n_layers": 8, "train_steps": None,
-                  "epochs": 100, "batch_size": 16, "checkpoint_every": 5000, "finetune_steps": 2000,
-                  "head_hidden": 256},
+    Params = UnifiedParams
+    profiles = {
+        # a one-layer, 16-wide encoder on 6 patches and short fine-tunes: about two seconds on one core for ~60
+        # profiles, every workflow included
+        "test": {"n_patches": 6, "d_model": 16, "d_k": 4, "n_layers": 1, "train_steps": 200, "batch_size": 32,
+                 "lr": 3e-3, "finetune_steps": 100, "finetune_batch": 32, "finetune_lr": 3e-3, "finetune_reg": 0.1,
+                 "head_hidden": 64, "diag_profiles": 200},
+        "paper": {"d_model": 16, "d_k": 4, "n_experts": 8, "n_layers": 8, "train_steps": None, "epochs": 100,
+                  "batch_size": 16, "checkpoint_every": 5000, "finetune_steps": 2000, "head_hidden": 256},
     }
 
-    def __init__(self, n_patches: int = 12, d_model: int = 32, d_k: int = 8, n_experts: int = 4, k: int = 2,
-                 n_layers: int = 2, expert_hidden: int | None = None, gate_noise: str = "softmax",
-                 beta: float = 0.001, w_value: float = 0.1, w_load: float = 0.1, noise_std: float = 0.1,
-                 mask_min: float = 0.1, mask_max: float = 0.6, norm_floor: float = 0.05,
-                 train_steps: int | None = 1500, epochs: float | None = None, batch_size: int = 64,
-                 lr: float = 1e-3, grad_clip: float | None = 1.0, amp: str = "auto", checkpoint_every: int = 500,
-                 finetune_steps: int = 300, finetune_batch: int = 64, finetune_lr: float = 1e-3,
-                 finetune_reg: float = 1.0, freeze_encoder: bool = False, head_hidden: int = 128,
-                 head_layers: int = 2, diag_profiles: int = 1000, sample_batch: int = 2048, moe: bool = True,
-                 vib: bool = True) -> None:
-        for name, value in (("n_patches", n_patches), ("d_model", d_model), ("d_k", d_k), ("n_experts", n_experts),
-                            ("k", k), ("n_layers", n_layers), ("batch_size", batch_size),
-                            ("finetune_steps", finetune_steps), ("finetune_batch", finetune_batch),
-                            ("head_hidden", head_hidden), ("diag_profiles", diag_profiles),
-                            ("sample_batch", sample_batch)):
-            check_positive_int(name, value)
-        if d_model % d_k:
-            raise ValueError(f"d_k={d_k} must divide d_model={d_model} (heads = d_model / d_k)")
-        if k > n_experts:
-            raise ValueError(f"k={k} must not exceed n_experts={n_experts}")
-        if expert_hidden is not None:
-            check_positive_int("expert_hidden", expert_hidden)
-        if gate_noise not in NOISE_KINDS:
-            raise ValueError(f"gate_noise must be one of {NOISE_KINDS}, got {gate_noise!r}")
-        if check_positive_int("head_layers", head_layers) < 2:
-            raise ValueError(f"head_layers must be at least 2, got {head_layers}")
-        for name, value in (("beta", beta), ("w_value", w_value), ("w_load", w_load), ("noise_std", noise_std),
-                            ("finetune_reg", finetune_reg)):
-            if isinstance(value, bool) or not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not 0.0 <= mask_min <= mask_max < 1.0:
-            raise ValueError(f"need 0 <= mask_min <= mask_max < 1, got mask_min={mask_min!r}, mask_max={mask_max!r}")
-        if not norm_floor > 0:
-            raise ValueError(f"norm_floor must be positive, got {norm_floor!r}")
-        for name, value in (("lr", lr), ("finetune_lr", finetune_lr)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if (train_steps is None) == (epochs is None):
-            raise ValueError(f"give exactly one of train_steps and epochs (got train_steps={train_steps!r}, "
-                             f"epochs={epochs!r})")
-        self.n_patches, self.d_model, self.d_k, self.n_layers = n_patches, d_model, d_k, n_layers
-        self.n_experts, self.k = n_experts, k
-        self.expert_hidden = expert_hidden if expert_hidden is not None else 4 * d_model
-        self.gate_noise = gate_noise
-        self.beta, self.w_value, self.w_load = float(beta), float(w_value), float(w_load)
-        self.noise_std, self.mask_min, self.mask_max = float(noise_std), float(mask_min), float(mask_max)
-        self.norm_floor = float(norm_floor)
-        self.train_steps, self.epochs, self.batch_size, self.lr = train_steps, epochs, batch_size, float(lr)
-        self.grad_clip, self.amp, self.checkpoint_every = grad_clip, amp, checkpoint_every
-        self.finetune_steps, self.finetune_batch, self.finetune_lr = finetune_steps, finetune_batch, float(finetune_lr)
-        self.finetune_reg, self.freeze_encoder = float(finetune_reg), bool(freeze_encoder)
-        self.head_hidden, self.head_layers = head_hidden, head_layers
-        self.diag_profiles, self.sample_batch = diag_profiles, sample_batch
-        self.moe, self.vib = bool(moe), bool(vib)
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self._encoder: UnifiedEncoder | None = None
         self._recovery: Recovery | None = None
         self._theta_s: list[torch.Tensor] = []
@@ -381,11 +404,16 @@ class UnifiedModel:
         self._diagnostics: dict[str, float] = {}
         self.length_: int | None = None
 
+    @property
+    def expert_width(self) -> int:
+        """The experts' hidden width: ``expert_hidden``, or ``4 d_model`` when that is None."""
+        return self.expert_hidden if self.expert_hidden is not None else 4 * self.d_model
+
     # -- building blocks ------------------------------------------------------------------------------------------
     def build_networks(self, length: int) -> dict[str, nn.Module]:
         """Freshly initialised ``{"encoder", "recovery"}`` for profiles of ``length`` steps."""
         encoder = UnifiedEncoder(length, self.n_patches, self.d_model, self.d_k, self.n_layers, self.n_experts,
-                                 self.k, self.expert_hidden, self.moe, self.vib, self.gate_noise)
+                                 self.k, self.expert_width, self.moe, self.vib, self.gate_noise)
         return {"encoder": encoder, "recovery": Recovery(self.d_model, encoder.d_patch)}
 
     def train_config(self, n_train: int) -> TrainConfig:
@@ -399,6 +427,67 @@ class UnifiedModel:
         return TrainConfig(steps=self.finetune_steps, batch_size=self.finetune_batch, lr=self.finetune_lr,
                            weight_decay=0.0, betas=(0.9, 0.999), grad_clip=self.grad_clip, amp=self.amp,
                            checkpoint_every=0)
+
+    def _forecast_head(self, history_len: int, horizon: int) -> nn.Module:
+        """A fresh forecasting head for histories of ``history_len`` steps (whole windows of ``T``)."""
+        windows = history_len // self.length_
+        in_dim = windows * self.n_patches * self.d_model + 2 * windows + 6
+        return mlp(in_dim, self.head_hidden, horizon, self.head_layers)
+
+    def _detector_head(self, days: int) -> nn.Module:
+        """A fresh detection head: linear without household history, feed-forward with ``days`` history days."""
+        in_dim = self.n_patches * self.d_model + 2
+        return nn.Linear(in_dim, 1) if days == 0 else mlp(in_dim + self.length_, self.head_hidden, 1,
+                                                          self.head_layers)
+
+    # -- persistence -------------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        """Everything prediction needs ({} before fit): the pre-trained encoder and recovery head, every
+        fine-tuned (encoder copy, head) pair with the shapes that rebuild it, the diagnostics and the sampling
+        dtype. ``theta_s`` is the pre-trained encoder itself and is rebuilt from it."""
+        if self._encoder is None:
+            return {}
+        forecasters = [{"history": h, "horizon": k, "encoder": to_safe(enc, "forecaster encoder"),
+                        "head": to_safe(head, "forecaster head")}
+                       for (h, k), (enc, head) in sorted(self._forecasters.items())]
+        detector = None
+        if self._detector is not None:
+            enc, head, days = self._detector
+            detector = {"days": int(days), "encoder": to_safe(enc, "detector encoder"),
+                        "head": to_safe(head, "detector head")}
+        return {"length_": int(self.length_), "amp_dtype": dtype_name(self._amp_dtype),
+                "diagnostics": dict(self._diagnostics), "encoder": to_safe(self._encoder, "UnifiedModel._encoder"),
+                "recovery": to_safe(self._recovery, "UnifiedModel._recovery"), "forecasters": forecasters,
+                "detector": detector}
+
+    def _load_encoder(self, saved: Any) -> UnifiedEncoder:
+        encoder = build_for_loading(lambda: self.build_networks(self.length_)["encoder"])
+        return from_safe(saved, encoder).eval().requires_grad_(False)
+
+    def set_state(self, state: dict) -> None:
+        """Rebuild every network for the saved shapes (profile length, history lengths, horizons, history
+        days), then load its weights."""
+        if not state:
+            return
+        self.length_ = int(state["length_"])
+        self._amp_dtype = dtype_from_name(state["amp_dtype"])
+        self._diagnostics = {str(k): float(v) for k, v in state["diagnostics"].items()}
+        self._encoder = self._load_encoder(state["encoder"])
+        recovery = build_for_loading(lambda: Recovery(self.d_model, self._encoder.d_patch))
+        self._recovery = from_safe(state["recovery"], recovery).eval().requires_grad_(False)
+        self._theta_s = [p.detach().clone() for p in self._encoder.parameters()]
+        self._forecasters = {}
+        for item in state["forecasters"]:
+            key = (int(item["history"]), int(item["horizon"]))
+            head = build_for_loading(lambda: self._forecast_head(*key))
+            self._forecasters[key] = (self._load_encoder(item["encoder"]),
+                                      from_safe(item["head"], head).eval().requires_grad_(False))
+        self._detector = None
+        if state["detector"] is not None:
+            days = int(state["detector"]["days"])
+            head = build_for_loading(lambda: self._detector_head(days))
+            self._detector = (self._load_encoder(state["detector"]["encoder"]),
+                              from_safe(state["detector"]["head"], head).eval().requires_grad_(False), days)
 
     def pretraining_losses(self, encoder: UnifiedEncoder, recovery: Recovery, x: torch.Tensor,
                            valid: torch.Tensor, generator: torch.Generator
@@ -451,7 +540,7 @@ class UnifiedModel:
         patch_length(values.shape[1], self.n_patches)
         data = np.stack([values, valid.astype(np.float32)], axis=1)
         cfg = self.train_config(len(values))
-        seed_everything(int(ctx.seed))
+        seed_everything(ctx.int_seed(Stream.MODEL_INIT))
         trainer = Trainer(self.build_networks(values.shape[1]), None, cfg, ctx)
         self.train_result_ = trainer.fit(data, self.training_step, stop_after=ctx.budget_steps)
         encoder, recovery = trainer.networks["encoder"].eval(), trainer.networks["recovery"].eval()
@@ -467,11 +556,11 @@ class UnifiedModel:
     @torch.no_grad()
     def _measure(self, values: np.ndarray, valid: np.ndarray, ctx: RunContext, steps: int) -> dict[str, float]:
         """Expert utilisation and the pre-training loss terms on a seeded subset, in evaluation mode."""
-        rng = ctx.rng(_DIAG_STREAM)
         n = min(self.diag_profiles, len(values))
-        rows = np.sort(rng.choice(len(values), n, replace=False))
+        # sub-stream 0: the subset; 1: its masks and input noise
+        rows = np.sort(ctx.rng(Stream.MODEL_DIAGNOSTICS, 0).choice(len(values), n, replace=False))
         device = next(self._encoder.parameters()).device
-        generator = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**62)))
+        generator = ctx.torch_generator(Stream.MODEL_DIAGNOSTICS, 1)
         x = torch.as_tensor(values[rows], device=device)
         v = torch.as_tensor(valid[rows], device=device)
         losses, stats = self.pretraining_losses(self._encoder, self._recovery, x, v, generator)
@@ -518,19 +607,22 @@ class UnifiedModel:
         x = np.where(observed, np.nan_to_num(query.values, nan=0.0), 0.0).astype(np.float32)
         device, amp_dtype = self._inference_setup(ctx)
         encoder, recovery = self._encoder.to(device), self._recovery.to(device)
-        generator = torch.Generator(device="cpu").manual_seed(int(ctx.rng(SAMPLE_STREAM).integers(2**62)))
-        hidden, means, stds = [], [], []
+        generator = ctx.torch_generator(Stream.MODEL_IMPUTE)
+
+        def encode(start: int, size: int) -> torch.Tensor:
+            """``[size, P d_model + 2]``: the token states (flattened), then the instance mean and std."""
+            xb = torch.as_tensor(x[start:start + size], device=device)
+            ob = torch.as_tensor(observed[start:start + size], device=device)
+            x_n, mean, std = normalise(xb, ob, self.norm_floor)
+            with autocast(device, amp_dtype):
+                h, _ = encoder.features(x_n, ob)
+            return torch.cat([h.float().reshape(size, -1), mean.float(), std.float()], dim=1)
+
+        # float32 throughout, so the round trip through NumPy is exact
+        packed = torch.as_tensor(draw_in_batches(n, self.sample_batch, encode), device=device)
+        h = packed[:, :-2].reshape(n, self.n_patches, self.d_model)
+        mean, std = packed[:, -2:-1], packed[:, -1:]
         with torch.no_grad():
-            for start in range(0, n, self.sample_batch):
-                xb = torch.as_tensor(x[start:start + self.sample_batch], device=device)
-                ob = torch.as_tensor(observed[start:start + self.sample_batch], device=device)
-                x_n, mean, std = normalise(xb, ob, self.norm_floor)
-                with autocast(device, amp_dtype):
-                    h, _ = encoder.features(x_n, ob)
-                hidden.append(h.float())
-                means.append(mean)
-                stds.append(std)
-            h, mean, std = torch.cat(hidden), torch.cat(means), torch.cat(stds)
             out = np.empty((n_samples, n, t), dtype=np.float32)
             for s in range(n_samples):
                 # one draw of the whole query per member: the ensemble does not depend on the chunking
@@ -608,9 +700,8 @@ class UnifiedModel:
         self._check_history(h_len)
         calendar = query.calendar()
         data = np.concatenate([query.history, examples.target, calendar], axis=1).astype(np.float32)
-        in_dim = (h_len // self.length_) * self.n_patches * self.d_model + 2 * (h_len // self.length_) + 6
-        seed_everything(int(ctx.seed) + _FINETUNE_SEED_OFFSET)
-        head = mlp(in_dim, self.head_hidden, horizon, self.head_layers)
+        seed_everything(ctx.int_seed(Stream.MODEL_FINETUNE))
+        head = self._forecast_head(h_len, horizon)
 
         def loss_fn(encoder: UnifiedEncoder, head_net: nn.Module, batch: torch.Tensor, tr: Trainer) -> torch.Tensor:
             hist, target, cal = batch[:, :h_len], batch[:, h_len:h_len + horizon], batch[:, h_len + horizon:]
@@ -638,18 +729,17 @@ class UnifiedModel:
         encoder, head = encoder.to(device), head.to(device)
         history = torch.as_tensor(np.asarray(query.history, np.float32), device=device)
         calendar = torch.as_tensor(query.calendar(), device=device)
-        generator = torch.Generator(device="cpu").manual_seed(int(ctx.rng(_FORECAST_STREAM).integers(2**62)))
+        generator = ctx.torch_generator(Stream.MODEL_FORECAST)
+
+        def member(start: int, size: int) -> torch.Tensor:
+            sl = slice(start, start + size)
+            with autocast(device, amp_dtype):
+                feats, mean, std = self._window_features(encoder, history[sl], calendar[sl], self.vib, generator)
+                pred = head(feats).float()
+            return pred * std + mean
+
         members = n_samples if self.vib else 1
-        out = np.empty((members, len(query), key[1]), dtype=np.float32)
-        with torch.no_grad():
-            for s in range(members):
-                for start in range(0, len(query), self.sample_batch):
-                    sl = slice(start, start + self.sample_batch)
-                    with autocast(device, amp_dtype):
-                        feats, mean, std = self._window_features(encoder, history[sl], calendar[sl], self.vib,
-                                                                 generator)
-                        pred = head(feats).float()
-                    out[s, sl] = (pred * std + mean).cpu().numpy()
+        out = np.stack([draw_in_batches(len(query), self.sample_batch, member) for _ in range(members)])
         return out if self.vib else out[0]
 
     # -- anomaly detection -------------------------------------------------------------------------------------
@@ -696,9 +786,8 @@ class UnifiedModel:
         days = query.history_days
         history = np.zeros((len(labels), 0)) if query.history is None else np.asarray(query.history)
         data = np.concatenate([values, valid, history, labels[:, None]], axis=1).astype(np.float32)
-        seed_everything(int(ctx.seed) + _FINETUNE_SEED_OFFSET)
-        in_dim = self.n_patches * self.d_model + 2
-        head = nn.Linear(in_dim, 1) if days == 0 else mlp(in_dim + t, self.head_hidden, 1, self.head_layers)
+        seed_everything(ctx.int_seed(Stream.MODEL_FINETUNE))
+        head = self._detector_head(days)
         h_end = 2 * t + days * t
 
         def loss_fn(encoder: UnifiedEncoder, head_net: nn.Module, batch: torch.Tensor, tr: Trainer) -> torch.Tensor:
@@ -730,16 +819,16 @@ class UnifiedModel:
         valid = np.asarray(query.valid, bool)
         values = np.where(valid, np.nan_to_num(query.values, nan=0.0), 0.0).astype(np.float32)
         history = None if query.history is None else np.asarray(query.history, np.float32)
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(values), self.sample_batch):
-                sl = slice(start, start + self.sample_batch)
-                xb = torch.as_tensor(values[sl], device=device)
-                vb = torch.as_tensor(valid[sl], device=device)
-                hb = None if history is None else torch.as_tensor(history[sl], device=device)
-                with autocast(device, amp_dtype):
-                    out.append(head(self._detection_features(encoder, xb, vb, hb)).float().squeeze(1).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
+
+        def score(start: int, size: int) -> torch.Tensor:
+            sl = slice(start, start + size)
+            xb = torch.as_tensor(values[sl], device=device)
+            vb = torch.as_tensor(valid[sl], device=device)
+            hb = None if history is None else torch.as_tensor(history[sl], device=device)
+            with autocast(device, amp_dtype):
+                return head(self._detection_features(encoder, xb, vb, hb)).float().squeeze(1)
+
+        return draw_in_batches(len(values), self.sample_batch, score).astype(np.float64)
 
 
 __all__ = ["UnifiedModel", "UnifiedEncoder", "EncoderBlock", "EncoderOutput", "Recovery", "patch_length", "patchify",

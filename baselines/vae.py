@@ -18,8 +18,8 @@ which is the behaviour the paper reports for this baseline.
 
 Sampling draws ``z ~ N(0, I)`` and returns the decoder output (the Gaussian likelihood's mean, no observation
 noise added, as the paper's code does), from the EMA copy of the decoder (``ema_decay=None`` samples the raw
-weights). Noise comes from a CPU generator seeded by ``ctx.seed``, so a seed gives the same samples on every
-device.
+weights). Noise comes from a CPU generator seeded from the context's ``MODEL_SAMPLE`` stream, so a seed gives the
+same samples on every device; the weights are initialised from its ``MODEL_INIT`` stream.
 
 Anomaly detection (capability ``detect``): a profile's score is a deterministic negative-ELBO estimate under
 the training loss, ``mean_t (x_hat[t] - x[t])^2 + kl_weight * KL(q(z | x) || N(0, I))`` with ``x_hat`` the
@@ -46,26 +46,40 @@ Profiles:
   (the same loss as ``paper``), 3000 steps of batch 64 at lr 1e-3 with gradient clipping at 1, EMA 0.995.
   Measured on two CPU cores with 700 training profiles and 720 samples (fit + sample): 18-21 s at
   ``T = 24`` and 22-26 s at ``T = 96`` (sampling takes milliseconds).
+* ``test`` - width 32, 8 latents, 3 layers each side, KL weight 0.01, 300 steps of batch 32 at lr 3e-3, EMA
+  0.98: well under a second for 60 profiles on one core, for the contract test.
 
 With ``kl_weight = 0.1`` the posterior nearly collapses on smooth daily data (on a toy set of sine-shaped days
 the samples keep about 30 % of the per-step spread); ``kl_weight = 0.01`` keeps most of it and beats the
-``independent-marginals`` reference on MMD. The registered profiles keep the paper's weight.
+``independent-marginals`` reference on MMD. ``quick`` and ``paper`` keep the paper's weight; ``test`` uses
+0.01 so that a few hundred steps learn the day's shape.
+
+``save`` / ``load`` keep the sampling (EMA) encoder and decoder and the profile length that rebuilds them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from baselines.naive import SAMPLE_STREAM, check_sample_request, training_matrix
-from baselines.nn.blocks import check_positive_int, mlp, raise_if_nonfinite, resolve_train_steps
+from baselines.naive import check_sample_request, training_matrix
+from baselines.nn.blocks import (build_for_loading, check_positive_int, dtype_from_name, dtype_name, mlp,
+                                 raise_if_nonfinite, resolve_train_steps)
+from baselines.nn.sampling import draw_in_batches
+from bench.api import Detector, Generator, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.errors import ModelFitError
+from bench.persist import to_safe
 from bench.registry import register_model
+from bench.seeds import Stream
 from bench.tasks.queries import DetectionQuery
 from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, diag(exp(logvar))) || N(0, I))`` per row, summed over the last dimension.
@@ -97,43 +111,55 @@ class Encoder(nn.Module):
         return mu, logvar
 
 
+@dataclass(frozen=True)
+class VAEParams(Params):
+    """The VAE's hyper-parameters; the defaults are the ``quick`` profile (module docstring). Exactly one of
+    ``train_steps`` and ``epochs`` is set."""
+
+    hidden: int = 256
+    latent_dim: int = 32
+    n_layers: int = 5
+    kl_weight: float = 0.1
+    train_steps: int | None = 3000
+    epochs: float | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    ema_decay: float | None = 0.995
+    grad_clip: float | None = 1.0
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every: int = 1000
+    sample_batch: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "latent_dim", "batch_size", "sample_batch"):
+            check_positive_int(name, getattr(self, name))
+        if check_positive_int("n_layers", self.n_layers) < 2:
+            raise ValueError(f"n_layers must be at least 2, got {self.n_layers}")
+        if (self.train_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of train_steps and epochs")
+        if not (np.isfinite(self.kl_weight) and self.kl_weight >= 0):
+            raise ValueError(f"kl_weight must be a finite number >= 0, got {self.kl_weight!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {self.ema_decay!r}")
+
+
 @register_model("vae")
-class VAE:
+class VAE(Model, Generator, Detector):
     """Variational auto-encoder with MLP encoder/decoder (EnergyDiff baseline; samples decode z ~ N(0, I))."""
 
-    capabilities = frozenset({"generate", "detect"})
-    configs = {
-        "quick": {"hidden": 256, "latent_dim": 32, "n_layers": 5, "kl_weight": 0.1, "train_steps": 3000,
-                  "epochs": None, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "grad_clip": 1.0,
-                  "amp": "auto", "checkpoint_every": 1000, "sample_batch": 4096},
-        "paper": {"hidden": 512, "latent_dim": 64, "n_layers": 5, "kl_weight": 0.1, "train_steps": None,
-                  "epochs": 500, "batch_size": 512, "lr": 1e-4, "ema_decay": 0.999, "grad_clip": None,
-                  "amp": "auto", "checkpoint_every": 2000, "sample_batch": 4096},
+    Params = VAEParams
+    profiles = {
+        # a narrow 3-layer network: ~60 profiles fit in well under a second on one core
+        "test": {"hidden": 32, "latent_dim": 8, "n_layers": 3, "kl_weight": 0.01, "train_steps": 300,
+                 "batch_size": 32, "lr": 3e-3, "ema_decay": 0.98},
+        "paper": {"hidden": 512, "latent_dim": 64, "train_steps": None, "epochs": 500, "batch_size": 512,
+                  "lr": 1e-4, "ema_decay": 0.999, "grad_clip": None, "checkpoint_every": 2000},
     }
 
-    def __init__(self, hidden: int = 256, latent_dim: int = 32, n_layers: int = 5, kl_weight: float = 0.1,
-                 train_steps: int | None = 3000, epochs: float | None = None, batch_size: int = 64,
-                 lr: float = 1e-3, ema_decay: float | None = 0.995, grad_clip: float | None = 1.0,
-                 amp: str = "auto", checkpoint_every: int = 1000, sample_batch: int = 4096) -> None:
-        for name, value in (("hidden", hidden), ("latent_dim", latent_dim), ("batch_size", batch_size),
-                            ("sample_batch", sample_batch)):
-            check_positive_int(name, value)
-        if check_positive_int("n_layers", n_layers) < 2:
-            raise ValueError(f"n_layers must be at least 2, got {n_layers}")
-        if (train_steps is None) == (epochs is None):
-            raise ValueError("give exactly one of train_steps and epochs")
-        if not (np.isfinite(kl_weight) and kl_weight >= 0):
-            raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {ema_decay!r}")
-        self.hidden, self.latent_dim, self.n_layers = hidden, latent_dim, n_layers
-        self.kl_weight = float(kl_weight)
-        self.train_steps, self.epochs = train_steps, epochs
-        self.batch_size, self.lr, self.ema_decay = batch_size, float(lr), ema_decay
-        self.grad_clip, self.amp, self.checkpoint_every = grad_clip, amp, checkpoint_every
-        self.sample_batch = sample_batch
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self._decoder: nn.Module | None = None
         self._encoder: nn.Module | None = None
 
@@ -175,7 +201,7 @@ class VAE:
         self._encoder = None
         x = training_matrix(train, "vae").astype(np.float32)
         cfg = self.train_config(len(x))
-        seed_everything(int(ctx.seed))
+        seed_everything(ctx.int_seed(Stream.MODEL_INIT))
         trainer = Trainer(self.build_networks(x.shape[1]), None, cfg, ctx,
                           ema=("encoder", "decoder") if self.ema_decay is not None else ())
         self.train_result_ = trainer.fit(x, self.training_step, stop_after=ctx.budget_steps)
@@ -189,23 +215,40 @@ class VAE:
         self._amp_dtype = trainer.amp_dtype
         self.length_ = x.shape[1]
 
+    # -- persistence ----------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        """The sampling (EMA) encoder and decoder, the profile length and the sampling dtype ({} before fit)."""
+        if self._decoder is None:
+            return {}
+        return {"length_": int(self.length_), "amp_dtype": dtype_name(self._amp_dtype),
+                "_encoder": to_safe(self._encoder, "VAE._encoder"), "_decoder": to_safe(self._decoder, "VAE._decoder")}
+
+    def set_state(self, state: dict) -> None:
+        """Rebuild encoder and decoder for the saved profile length, then load their weights."""
+        if not state:
+            return
+        state = dict(state)
+        self._amp_dtype = dtype_from_name(state.pop("amp_dtype"))
+        nets = build_for_loading(lambda: self.build_networks(int(state["length_"])))
+        self._encoder = nets["encoder"].eval().requires_grad_(False)
+        self._decoder = nets["decoder"].eval().requires_grad_(False)
+        super().set_state(state)
+
     # -- sampling -------------------------------------------------------------------------------------------
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
-        """``[n, T]`` float32 decoder outputs for ``z ~ N(0, I)`` (seeded by ``ctx.seed``)."""
+        """``[n, T]`` float32 decoder outputs for ``z ~ N(0, I)`` (the ``MODEL_SAMPLE`` stream of ``ctx``)."""
         n = check_sample_request(n, cond, self._decoder is not None, "vae")
         device = resolve_device(ctx.device)
         decoder = self._decoder.to(device)
         amp_dtype = self._amp_dtype if device.type == "cuda" else None
-        seed = int(ctx.rng(SAMPLE_STREAM).integers(2**62))
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        out = []
-        with torch.no_grad():
-            for start in range(0, n, self.sample_batch):
-                b = min(self.sample_batch, n - start)
-                z = torch.randn(b, self.latent_dim, generator=generator).to(device)
-                with autocast(device, amp_dtype):
-                    out.append(decoder(z).float().cpu().numpy())
-        return np.concatenate(out, axis=0).astype(np.float32)
+        generator = ctx.torch_generator(Stream.MODEL_SAMPLE)
+
+        def draw(start: int, b: int) -> torch.Tensor:
+            z = torch.randn(b, self.latent_dim, generator=generator).to(device)
+            with autocast(device, amp_dtype):
+                return decoder(z).float()
+
+        return draw_in_batches(n, self.sample_batch, draw)
 
     # -- anomaly scores -------------------------------------------------------------------------------------
     def anomaly_score(self, query: DetectionQuery, ctx: RunContext) -> np.ndarray:
@@ -222,18 +265,20 @@ class VAE:
         amp_dtype = self._amp_dtype if device.type == "cuda" else None
         valid = np.asarray(query.valid, dtype=bool)
         values = np.where(valid, np.asarray(query.values, dtype=np.float32), 0.0).astype(np.float32)
-        out = []
-        with torch.no_grad():
-            for start in range(0, n_prof, self.sample_batch):
-                x = torch.from_numpy(values[start:start + self.sample_batch]).to(device)
-                v = torch.from_numpy(valid[start:start + self.sample_batch]).to(device)
-                with autocast(device, amp_dtype):
-                    mu, logvar = encoder(x)
-                mu, logvar = mu.float(), logvar.float()
-                with autocast(device, amp_dtype):
-                    x_hat = decoder(mu).float()
-                sq = torch.where(v, (x_hat - x) ** 2, torch.zeros_like(x))
-                recon = sq.sum(dim=1) / v.sum(dim=1).clamp(min=1)
-                kl = kl_to_standard_normal(mu, logvar)
-                out.append((recon + self.kl_weight * kl).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+        if n_prof == 0:
+            return np.zeros(0)
+
+        def score(start: int, b: int) -> torch.Tensor:
+            x = torch.from_numpy(values[start:start + b]).to(device)
+            v = torch.from_numpy(valid[start:start + b]).to(device)
+            with autocast(device, amp_dtype):
+                mu, logvar = encoder(x)
+            mu, logvar = mu.float(), logvar.float()
+            with autocast(device, amp_dtype):
+                x_hat = decoder(mu).float()
+            sq = torch.where(v, (x_hat - x) ** 2, torch.zeros_like(x))
+            recon = sq.sum(dim=1) / v.sum(dim=1).clamp(min=1)
+            return recon + self.kl_weight * kl_to_standard_normal(mu, logvar)
+
+        # the scores are float32 sums, so the float32 batches convert to float64 exactly
+        return draw_in_batches(n_prof, self.sample_batch, score).astype(np.float64)

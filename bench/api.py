@@ -192,11 +192,9 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
 
 
 def param_types(params_cls: type) -> dict[str, Any]:
-    """``{field: annotation}`` of a :class:`Params` dataclass, annotations resolved."""
-    import sys
-
-    module = sys.modules.get(params_cls.__module__)
-    hints = typing.get_type_hints(params_cls, globalns=vars(module) if module else None)
+    """``{field: annotation}`` of a :class:`Params` dataclass, annotations resolved (each in the module of the
+    class that declared it, so an inherited field resolves where it was written)."""
+    hints = typing.get_type_hints(params_cls)
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(params_cls)}
 
 

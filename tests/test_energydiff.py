@@ -1,4 +1,5 @@
-"""EnergyDiff: folding, time-of-day encoding, network shapes, learning, checkpoint + resume and determinism."""
+"""EnergyDiff: folding, time-of-day encoding, network shapes, learning, checkpoint + resume, determinism and
+save / load."""
 
 from __future__ import annotations
 
@@ -8,14 +9,20 @@ import pytest
 import torch
 
 from baselines.energydiff import EnergyDiff, EnergyDiffNet, resolve_fold
+from baselines.naive import IndependentMarginals
 from baselines.nn.transformer import FiLM, TokenConv1d, TransformerBlock, fold, sinusoidal_embedding, unfold
+from bench.api import ParamError
 from bench.context import RunContext
 from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
+from bench.tasks.queries import ImputationQuery
 from metrics import mmd_rbf, rbf_bandwidth
 
 TINY = {"fold": 4, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "lr": 2e-3, "warmup_steps": 20,
         "ema_decay": 0.99, "sample_steps": 20, "checkpoint_every": 0}
+
+# one torch thread (see conftest): faster on a shared machine, and the learning checks were calibrated on it
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def make_set(values: np.ndarray, resolution: int = 60) -> ProfileSet:
@@ -33,7 +40,7 @@ def toy_days(n: int, rng: np.random.Generator, length: int = 24) -> np.ndarray:
 
 
 def tiny(**overrides) -> EnergyDiff:
-    return get_model("energydiff").build("quick", {**TINY, **overrides})
+    return EnergyDiff(**{**TINY, **overrides})
 
 
 # -- building blocks ------------------------------------------------------------------------------------------
@@ -114,9 +121,10 @@ def test_network_shapes_and_final_skip():
 
 
 # -- the model ------------------------------------------------------------------------------------------------
-def test_registered_with_both_profiles():
+def test_registered_with_its_profiles():
     spec = get_model("energydiff")
     assert spec.capabilities == frozenset({"generate", "impute"})
+    assert spec.config("quick") == spec.config("quick", {}) and spec.config("quick")["train_steps"] == 1800
     paper = spec.config("paper")
     network = (paper["fold"], paper["n_layers"], paper["d_model"], paper["n_heads"], paper["d_ff"])
     assert network == (8, 12, 512, 8, 2048)
@@ -126,8 +134,12 @@ def test_registered_with_both_profiles():
     model = spec.build("paper")
     net = model.build_network(1440, 1)
     assert net.tokens == 180 and len(net.blocks) == 12
-    with pytest.raises(ValueError):
+    with pytest.raises(ParamError, match="sampler"):
         spec.build("quick", {"sampler": "euler"})
+    with pytest.raises(ParamError, match="divisible"):
+        EnergyDiff(d_model=30, n_heads=4)
+    test = spec.config("test")
+    assert test["n_layers"] < spec.config("quick")["n_layers"] and test["sample_steps"] <= 10
 
 
 def test_energydiff_beats_independent_marginals_on_mmd():
@@ -135,15 +147,15 @@ def test_energydiff_beats_independent_marginals_on_mmd():
     train, held_out = toy_days(300, rng), toy_days(300, rng)
     bandwidth = rbf_bandwidth(held_out)
     ctx = RunContext(seed=0)
-    baseline = get_model("independent-marginals").build()
+    baseline = IndependentMarginals()
     baseline.fit(make_set(train), ctx)
-    mmd_baseline = mmd_rbf(baseline.sample(300, None, ctx), held_out, bandwidth)
+    mmd_baseline = mmd_rbf(held_out, baseline.sample(300, None, ctx), bandwidth=bandwidth)
     model = tiny(train_steps=300)
     model.fit(make_set(train), ctx)
     samples = model.sample(300, None, ctx)
     assert samples.shape == (300, 24) and samples.dtype == np.float32
     assert np.abs(samples).max() <= 1.0  # clip of the data prediction
-    assert mmd_rbf(samples, held_out, bandwidth) < 0.5 * mmd_baseline
+    assert mmd_rbf(held_out, samples, bandwidth=bandwidth) < 0.5 * mmd_baseline
 
 
 def test_checkpoint_resume_through_the_model_equals_an_uninterrupted_fit(tmp_path):
@@ -190,3 +202,22 @@ def test_no_folding_and_sample_contract():
     bad = train.with_values(np.full((32, 24), np.nan, dtype=np.float32))
     with pytest.raises(ValueError, match="non-finite"):
         model.fit(bad, RunContext())
+
+
+def test_save_and_load_give_the_same_samples_and_imputations(tmp_path):
+    train = make_set(toy_days(32, np.random.default_rng(4), length=48), resolution=30)
+    model = tiny(train_steps=10, sample_steps=4, impute_steps=4, impute_resample=2)
+    assert model.get_state() == {}  # nothing fitted, nothing saved
+    model.fit(train, RunContext(seed=1))
+    loaded = EnergyDiff.load(model.save(tmp_path / "energydiff.pt"))
+    assert loaded.params == model.params and loaded.length_ == 48 and loaded.resolution_ == 30
+    ctx = RunContext(seed=7)
+    np.testing.assert_array_equal(loaded.sample(5, None, ctx), model.sample(5, None, ctx))
+    observed = np.random.default_rng(0).random((3, 48)) < 0.5
+    values = train.values[:3]
+    query = ImputationQuery(np.where(observed, values, np.nan).astype(np.float32), observed,
+                            np.ones_like(observed), train.meta.iloc[:3], 30)
+    np.testing.assert_array_equal(loaded.impute(query, 2, ctx), model.impute(query, 2, ctx))
+    # the loaded sampling network is the fitted (EMA) network, weight for weight
+    for a, b in zip(model._net.state_dict().values(), loaded._net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

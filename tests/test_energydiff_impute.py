@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from baselines.diffusion import cosine_schedule, sample_repaint
+from baselines.energydiff import EnergyDiff
 from bench.context import RunContext
 from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 def trained():
     rng = np.random.default_rng(0)
     train, test = sine_days(256, rng), sine_days(24, rng)
-    model = get_model("energydiff").build("quick", {**TINY, "train_steps": 250})
+    model = EnergyDiff(**TINY, train_steps=250)
     model.fit(ProfileSet(values=train, mask=np.ones(train.shape, bool), meta=meta(len(train)), resolution=60,
                          period="day", name="toy"), RunContext(seed=0))
     return model, train, test
@@ -53,9 +54,9 @@ def test_configs_carry_the_imputation_keys():
     assert "impute" in spec.capabilities
     assert spec.config("quick")["impute_steps"] == 50 and spec.config("paper")["impute_steps"] == 100
     assert spec.config("paper")["compile"] == "reduce-overhead"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="impute_sampler"):
         spec.build("quick", {"impute_sampler": "dpm-solver++"})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="impute_steps=2000 exceeds"):
         spec.build("quick", {"impute_steps": 2000})
 
 
@@ -83,7 +84,7 @@ def test_padding_and_bad_queries_raise(trained):
         model.impute(query_of(test, observed, valid), 2, RunContext())
     with pytest.raises(ValueError, match="n_samples"):
         model.impute(query_of(test, observed & valid), 0, RunContext())
-    fresh = get_model("energydiff").build("quick", TINY)
+    fresh = EnergyDiff(**TINY)
     with pytest.raises(RuntimeError, match="fit"):
         fresh.impute(query_of(test, observed), 2, RunContext())
 

@@ -1,4 +1,5 @@
-"""The ``gan`` baseline (EnergyDiff's GAN as its code trains it): settings, networks, loss, learning, failures."""
+"""The ``gan`` baseline (EnergyDiff's GAN as its code trains it): settings, networks, loss, learning, failures,
+save / load."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 import baselines.wgan as wgan_module
 from baselines.gan import GAN, ResidualBlock, ResidualGenerator, generator_lengths
 from baselines.wgan import Critic
+from bench.api import ParamError
 from bench.context import RunContext
 from bench.errors import ModelFitError
 from bench.registry import get_model
@@ -19,9 +21,13 @@ from tests.test_vae_wgan import make_set, toy_days
 
 TINY = {"base": 4, "train_steps": 4, "checkpoint_every": 0}
 
+# one torch thread (see conftest): faster on a shared machine, and the learning checks were calibrated on it
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 def build(overrides: dict | None = None) -> GAN:
-    return get_model("gan").build("quick", overrides)
+    """A ``gan`` with the quick settings (the defaults) and ``overrides``."""
+    return GAN(**(overrides or {}))
 
 
 # -- registry and settings ---------------------------------------------------------------------------------------
@@ -34,6 +40,7 @@ def test_registered_beside_wgan_gp_with_the_codes_paper_settings():
     assert (paper["lr"], tuple(paper["betas"]), paper["batch_size"], paper["epochs"]) == (1e-4, (0.5, 0.9), 512, 500)
     assert paper["ema_decay"] is None and paper["grad_clip"] is None
     assert "gp_weight" not in paper and "spectral_norm" not in paper
+    assert spec.config("quick")["lr"] == 2e-4 and get_model("wgan-gp").config("quick")["lr"] == 1e-3
     model = spec.build("paper")
     assert model.gp_weight == 0.0 and model.spectral_norm
     # in the code every batch is one critic update and the generator steps every fifth batch
@@ -116,12 +123,12 @@ def test_gan_learns_the_shape_of_a_day():
     model = build({"train_steps": 250, "checkpoint_every": 0})
     ctx = RunContext(seed=0)
     model.fit(make_set(train), ctx)
-    gan = mmd_rbf(model.sample(400, None, ctx), held_out, bandwidth)
+    gan = mmd_rbf(held_out, model.sample(400, None, ctx), bandwidth=bandwidth)
     # trivial references: every sample the mean training day, and independent per-step Gaussians with the
     # training mean and standard deviation (no dependence between steps)
-    mean_day = mmd_rbf(np.repeat(train.mean(0, keepdims=True), 400, axis=0), held_out, bandwidth)
+    mean_day = mmd_rbf(held_out, np.repeat(train.mean(0, keepdims=True), 400, axis=0), bandwidth=bandwidth)
     noise = train.mean(0) + train.std(0) * np.random.default_rng(1).standard_normal((400, train.shape[1]))
-    independent = mmd_rbf(noise.astype(np.float32), held_out, bandwidth)
+    independent = mmd_rbf(held_out, noise.astype(np.float32), bandwidth=bandwidth)
     assert gan < 0.5 * min(mean_day, independent)
 
 
@@ -167,9 +174,19 @@ def test_bad_arguments_raise():
             GAN(dropout=bad)
     with pytest.raises(ValueError, match="dropout"):
         Critic(24, dropout=1.5)
-    with pytest.raises(TypeError):
+    with pytest.raises(ParamError, match="no parameter gp_weight"):
         GAN(gp_weight=10.0)
     with pytest.raises(ValueError, match="betas"):
         GAN(betas=(0.5, 1.5))
     with pytest.raises(ValueError, match="exactly one"):
         GAN(train_steps=None, epochs=None)
+
+
+def test_save_and_load_give_the_same_samples(tmp_path):
+    # the residual generator's spectral normalisation keeps power-iteration vectors as buffers: they travel too
+    model = build({**TINY, "train_steps": 3})
+    model.fit(make_set(toy_days(24, np.random.default_rng(6), length=48), 30), RunContext(seed=1))
+    loaded = GAN.load(model.save(tmp_path / "gan.pt"))
+    assert type(loaded) is GAN and loaded.params == model.params
+    ctx = RunContext(seed=4)
+    np.testing.assert_array_equal(loaded.sample(7, None, ctx), model.sample(7, None, ctx))

@@ -1,4 +1,5 @@
-"""SmartMeterFM and the flow-matching utilities: closed forms, operators, guided sampling, masking, learning."""
+"""SmartMeterFM and the flow-matching utilities: closed forms, operators, guided sampling, masking, learning,
+registration and save / load."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import torch
 
 from baselines.flow import (AveragePool, Compose, Mean, ObservedMask, Peak, euler_sample, guided_sample,
                             heun_sample, logit_normal_times, masked_mse, ot_path, ot_velocity)
-from baselines.smartmeterfm import SmartMeterFM, SmartMeterFMNet, aligned_positions, drop_labels
+from baselines.smartmeterfm import SmartMeterFM, aligned_positions, drop_labels
+from bench.api import ParamError
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
+from bench.registry import get_model
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
 from metrics import crps_ensemble
 
@@ -22,7 +25,7 @@ TINY = {"fold": 4, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "lr":
 
 
 def tiny(**overrides) -> SmartMeterFM:
-    return SmartMeterFM(**{**SmartMeterFM.configs["quick"], **TINY, **overrides})
+    return SmartMeterFM(**{**TINY, **overrides})
 
 
 def make_meta(n: int, month=None, weekday=None, days=1, category="all") -> pd.DataFrame:
@@ -289,9 +292,9 @@ def test_imputation_beats_linear_interpolation(toy_model):
     samples = toy_model.impute(query, 8, RunContext(seed=1))
     assert samples.shape == (8, 60, 24)
     assert np.array_equal(samples[:, observed], np.broadcast_to(x[observed], samples[:, observed].shape))
-    crps_model = crps_ensemble(x, samples, ~observed)
+    crps_model = crps_ensemble(x, samples, mask=~observed)
     linear = _linear_fill(np.where(observed, x, 0.0), observed)
-    crps_linear = crps_ensemble(x, np.stack([linear, linear]), ~observed)
+    crps_linear = crps_ensemble(x, np.stack([linear, linear]), mask=~observed)
     print(f"imputation CRPS: model {crps_model:.4f}, linear interpolation {crps_linear:.4f}")
     assert crps_model < 0.7 * crps_linear, (crps_model, crps_linear)
 
@@ -341,3 +344,43 @@ def test_monthly_impute_and_super_resolve_respect_the_valid_mask():
     gen = model.sample(n, meta.assign(target_mean=0.1), RunContext())
     assert (gen[~valid] == 0).all()
     np.testing.assert_allclose(np.where(valid, gen, 0).sum(1) / valid.sum(1), 0.1, atol=1e-5)
+
+
+# -- registration and save / load -------------------------------------------------------------------------------
+def test_registered_with_every_capability_and_its_profiles():
+    spec = get_model("smartmeterfm")
+    assert spec.cls is SmartMeterFM
+    assert spec.capabilities == frozenset({"generate", "conditional", "constrained", "impute", "super_resolve"})
+    quick, paper = spec.config("quick"), spec.config("paper")
+    assert (quick["train_steps"], quick["sample_steps"], quick["fold"]) == (1500, 32, "auto")
+    network = (paper["fold"], paper["d_model"], paper["n_layers"], paper["n_heads"], paper["d_ff"])
+    assert network == (8, 256, 12, 4, 1024)
+    assert (paper["weight_decay"], paper["label_dropout"], paper["compile"]) == (0.05, 0.1, "reduce-overhead")
+    with pytest.raises(ParamError, match="sampler"):
+        SmartMeterFM(sampler="rk4")
+    with pytest.raises(ParamError, match="resample_steps must be >= 0"):
+        SmartMeterFM(resample_steps=-1)
+
+
+def test_save_and_load_give_the_same_outputs_for_every_task(tmp_path):
+    """A monthly model (padding, categories, weekday labels) round-trips: unconditional samples (valid masks
+    drawn from the saved training masks), constrained samples, imputations and super-resolutions."""
+    spd, n = 4, 12
+    rng = np.random.default_rng(8)
+    days = rng.choice([28, 30, 31], n)
+    valid = np.arange(31 * spd)[None, :] < (days * spd)[:, None]
+    x = np.where(valid, rng.uniform(-0.5, 0.5, valid.shape), 0.0).astype(np.float32)
+    meta = make_meta(n, month=rng.integers(1, 13, n), weekday=rng.integers(0, 7, n), days=days,
+                     category=rng.choice(["Std", "ToU"], n))
+    model = tiny(fold=2, train_steps=5, sample_steps=3, guidance_scale=1.5)
+    model.fit(ProfileSet(values=x, mask=valid, meta=meta, resolution=360, period="month"), RunContext(seed=1))
+    loaded = SmartMeterFM.load(model.save(tmp_path / "smartmeterfm.pt"))
+    assert loaded.categories_ == ("Std", "ToU") and loaded.period_ == "month" and loaded.resolution_ == 360
+    ctx = RunContext(seed=5)
+    observed = valid & (rng.random(valid.shape) < 0.5)
+    impute = ImputationQuery(values=np.where(observed, x, np.nan).astype(np.float32), observed=observed,
+                             valid=valid, meta=meta, resolution=360)
+    sr = SuperResolutionQuery(low=x.reshape(n, -1, 2).mean(-1), factor=2, valid=valid, meta=meta, resolution=360)
+    for call in (lambda m: m.sample(n, None, ctx), lambda m: m.sample(n, meta.assign(target_peak=0.4), ctx),
+                 lambda m: m.impute(impute, 2, ctx), lambda m: m.super_resolve(sr, 2, ctx)):
+        np.testing.assert_array_equal(call(loaded), call(model))

@@ -1,5 +1,6 @@
 """The pre-trained MoE + VIB unified model: imputation, fine-tuned forecasting and detection, variants,
-diagnostics, checkpoint resume and determinism, on a toy weekly series (weekday and weekend day shapes)."""
+diagnostics, checkpoint resume, determinism and save / load, on a toy weekly series (weekday and weekend day
+shapes)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def toy():
 
 @pytest.fixture(scope="module")
 def fitted(toy):
-    model = UnifiedModel(**{**UnifiedModel.configs["quick"], **TINY})
+    model = UnifiedModel(**TINY)
     model.fit(toy["train"], RunContext(seed=0))
     return model
 
@@ -114,14 +115,13 @@ def fitted(toy):
 @pytest.fixture(scope="module")
 def fitted_plain(toy):
     """No MoE and no VIB (the paper's "None" ablation), briefly trained."""
-    model = UnifiedModel(**{**UnifiedModel.configs["quick"], **TINY, "train_steps": 60, "finetune_steps": 20,
-                            "moe": False, "vib": False})
+    model = UnifiedModel(**{**TINY, "train_steps": 60, "finetune_steps": 20, "moe": False, "vib": False})
     model.fit(toy["train"], RunContext(seed=0))
     return model
 
 
 def quick_model(**overrides) -> UnifiedModel:
-    return UnifiedModel(**{**UnifiedModel.configs["quick"], **TINY, "train_steps": 30, **overrides})
+    return UnifiedModel(**{**TINY, "train_steps": 30, **overrides})
 
 
 # -- imputation --------------------------------------------------------------------------------------------------
@@ -284,19 +284,19 @@ def test_registered_variants_pin_the_ablation_flags():
         spec = get_model(name)
         assert spec.cls is UnifiedModel
         assert spec.capabilities == frozenset({"impute", "forecast", "detect"})
-        for profile in ("quick", "paper"):
-            assert (spec.configs[profile]["moe"], spec.configs[profile]["vib"]) == (moe, vib)
+        for profile in ("test", "quick", "paper"):
+            assert (spec.config(profile)["moe"], spec.config(profile)["vib"]) == (moe, vib)
         model = spec.build("quick")
         assert (model.moe, model.vib) == (moe, vib)
 
 
 def test_paper_profile_is_table_one():
-    cfg = UnifiedModel.configs["paper"]
+    cfg = get_model("unified").config("paper")
     table_one = {"n_patches": 12, "d_model": 16, "d_k": 4, "n_experts": 8, "k": 2, "n_layers": 8, "beta": 0.001,
                  "w_value": 0.1, "w_load": 0.1, "epochs": 100, "batch_size": 16, "lr": 0.001}
     assert {k: cfg[k] for k in table_one} == table_one
     model = UnifiedModel(**cfg)
-    assert model.expert_hidden == 64
+    assert model.expert_hidden is None and model.expert_width == 64  # 4 d_model (Table I gives no width)
     assert model.train_config(1000).steps == int(np.ceil(100 * 1000 / 16))  # epochs become steps
     assert len(model.build_networks(48)["encoder"].blocks) == 8
 
@@ -357,7 +357,7 @@ def test_same_seed_same_results_other_seed_differs(toy):
 
 
 def test_bad_arguments_raise_value_errors(toy):
-    base = {**UnifiedModel.configs["quick"], **TINY}
+    base = dict(TINY)
     for bad, match in (({"d_k": 5}, "d_k"), ({"k": 5}, "k=5"), ({"mask_max": 1.0}, "mask_max"),
                        ({"epochs": 10}, "exactly one"), ({"beta": -1.0}, "beta"), ({"gate_noise": "x"}, "gate_noise"),
                        ({"n_layers": 0}, "n_layers"), ({"norm_floor": 0.0}, "norm_floor")):
@@ -409,3 +409,31 @@ def test_model_loss_weighs_the_bottleneck_as_eq_26(toy):
     expected = losses["mse"] + 0.001 * 2.0 * losses["kl"] / T + losses["balance"]
     assert float(losses["kl"]) > 0 and float(losses["loss"]) == pytest.approx(float(expected), rel=1e-5)
     assert UnifiedModel.pretrains is True
+
+
+# -- save / load ---------------------------------------------------------------------------------------------------
+def test_save_and_load_keep_the_pretrained_and_every_fine_tuned_network(toy, tmp_path):
+    """Imputation, the forecaster of each (history, horizon) and the detector (with household history) give the
+    same outputs after a round trip, and a loaded model fine-tunes as the original does (theta_s travels)."""
+    model = quick_model(finetune_steps=5)
+    model.fit(toy["train"], RunContext(seed=0))
+    rows = slice(0, 4 * N_DAYS)  # four households
+    examples = ForecastExamples(*day_ahead_windows(toy["train_values"][rows], toy["train_meta"].iloc[rows]))
+    short = ForecastQuery(history=examples.query.history[:, -2 * T:], horizon=6, meta=examples.query.meta,
+                          resolution=60)
+    model.fit_forecast(examples, RunContext(seed=0))
+    model.fit_forecast(ForecastExamples(short, examples.target[:, :6]), RunContext(seed=0))
+    x, history, labels = _levelled_days(np.random.default_rng(9), 40)
+    detect = DetectionQuery(x, np.ones_like(x, bool), pd.DataFrame({"series_id": np.arange(40)}), 60, history=history)
+    model.fit_detector(DetectionExamples(detect, labels), RunContext(seed=0))
+    loaded = UnifiedModel.load(model.save(tmp_path / "unified.pt"))
+    assert sorted(loaded._forecasters) == [(2 * T, 6), (7 * T, T)] and loaded.diagnostics() == model.diagnostics()
+    ctx = RunContext(seed=3)
+    query = block_query(toy["test_values"][:10], toy["test_meta"].iloc[:10], 6, np.random.default_rng(6))
+    np.testing.assert_array_equal(loaded.impute(query, 3, ctx), model.impute(query, 3, ctx))
+    for q in (examples.query, short):
+        np.testing.assert_array_equal(loaded.forecast(q, 2, ctx), model.forecast(q, 2, ctx))
+    np.testing.assert_array_equal(loaded.anomaly_score(detect, ctx), model.anomaly_score(detect, ctx))
+    model.fit_forecast(ForecastExamples(short, examples.target[:, :6]), RunContext(seed=1))
+    loaded.fit_forecast(ForecastExamples(short, examples.target[:, :6]), RunContext(seed=1))
+    np.testing.assert_array_equal(loaded.forecast(short, 2, ctx), model.forecast(short, 2, ctx))

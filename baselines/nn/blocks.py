@@ -4,16 +4,21 @@
 * :func:`resolve_train_steps` - a training length given either in optimiser steps or in epochs.
 * :func:`raise_if_nonfinite` - turns a diverged loss into a :class:`bench.errors.ModelFitError`.
 * :func:`check_positive_int` - argument validation with a message naming the parameter.
+* :func:`dtype_name` / :func:`dtype_from_name` - the autocast dtype of a fitted model as a plain string in
+  model files; :func:`build_for_loading` builds networks for a model file to fill.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable, TypeVar
 
 import torch
 from torch import nn
 
 from bench.errors import ModelFitError
+
+M = TypeVar("M")
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -79,3 +84,34 @@ def raise_if_nonfinite(model: str, step: int, losses: dict[str, torch.Tensor]) -
         shown = ", ".join(f"{k}={[round(x, 4) for x in v.cpu().tolist()]}" if v.numel() > 1
                           else f"{k}={float(v):.4g}" for k, v in flat.items())
         raise ModelFitError(f"{model}: training diverged at step {step} (non-finite loss: {shown})")
+
+
+def dtype_name(dtype: torch.dtype | None) -> str | None:
+    """``torch.bfloat16 -> "bfloat16"`` (None stays None): a dtype as a plain value for a model file."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"expected a torch.dtype or None, got {dtype!r}")
+    return str(dtype).removeprefix("torch.")
+
+
+def dtype_from_name(name: str | None) -> torch.dtype | None:
+    """Inverse of :func:`dtype_name`.
+
+    Raises:
+        ValueError: ``name`` is not the name of a torch floating-point dtype.
+    """
+    if name is None:
+        return None
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"not a torch floating-point dtype: {name!r}")
+    return dtype
+
+
+
+def build_for_loading(build: Callable[[], M]) -> M:
+    """``build()`` for networks whose weights a model file is about to overwrite, without advancing the global
+    torch RNG (their random initialisation is discarded, so loading a model leaves the caller's draws alone)."""
+    with torch.random.fork_rng(devices=[]):
+        return build()
