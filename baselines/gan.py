@@ -54,7 +54,7 @@ The residual generator's spectral normalisation keeps its power-iteration vector
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal  # noqa: F401 - Literal: see below
+from typing import ClassVar
 
 from torch import nn
 from torch.nn import functional as F
@@ -130,8 +130,6 @@ class ResidualGenerator(nn.Module):
         return self.out(self.final(h)).tanh().squeeze(1)
 
 
-# bench.api.param_types resolves every annotation of GANParams, the inherited ones included, in this module's
-# namespace, so the names those annotations use (Literal) must be importable here
 @dataclass(frozen=True)
 class GANParams(AdversarialParams):
     """``gan``'s hyper-parameters: the settings shared with ``wgan-gp`` (with its own learning rate) plus the
