@@ -17,6 +17,7 @@ from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
 from bench.tasks.queries import ImputationQuery
 from metrics import mmd_rbf, rbf_bandwidth
+from tests.conftest import daily_set, sine_days
 
 TINY = {"fold": 4, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "lr": 2e-3, "warmup_steps": 20,
         "ema_decay": 0.99, "sample_steps": 20, "checkpoint_every": 0}
@@ -25,18 +26,8 @@ TINY = {"fold": 4, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "lr":
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def make_set(values: np.ndarray, resolution: int = 60) -> ProfileSet:
-    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
-    return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=meta, resolution=resolution,
-                      period="day", name="toy")
 
 
-def toy_days(n: int, rng: np.random.Generator, length: int = 24) -> np.ndarray:
-    """Smooth daily curves in [-1, 1] with random amplitude and phase (strong dependence between steps)."""
-    t = np.arange(length) / length
-    amp = rng.uniform(0.3, 0.8, (n, 1))
-    shift = rng.uniform(-0.25, 0.25, (n, 1))
-    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
 
 
 def tiny(**overrides) -> EnergyDiff:
@@ -68,7 +59,7 @@ def test_bad_folding_factor_raises():
         resolve_fold("big", 48)
     model = tiny(fold=5)
     with pytest.raises(ValueError, match="divisible"):
-        model.fit(make_set(np.zeros((10, 24), dtype=np.float32)), RunContext())
+        model.fit(daily_set(np.zeros((10, 24), dtype=np.float32)), RunContext())
 
 
 def test_auto_fold_rule():
@@ -144,14 +135,14 @@ def test_registered_with_its_profiles():
 
 def test_energydiff_beats_independent_marginals_on_mmd():
     rng = np.random.default_rng(0)
-    train, held_out = toy_days(300, rng), toy_days(300, rng)
+    train, held_out = sine_days(300, rng), sine_days(300, rng)
     bandwidth = rbf_bandwidth(held_out)
     ctx = RunContext(seed=0)
     baseline = IndependentMarginals()
-    baseline.fit(make_set(train), ctx)
+    baseline.fit(daily_set(train), ctx)
     mmd_baseline = mmd_rbf(held_out, baseline.sample(300, None, ctx), bandwidth=bandwidth)
     model = tiny(train_steps=300)
-    model.fit(make_set(train), ctx)
+    model.fit(daily_set(train), ctx)
     samples = model.sample(300, None, ctx)
     assert samples.shape == (300, 24) and samples.dtype == np.float32
     assert np.abs(samples).max() <= 1.0  # clip of the data prediction
@@ -159,7 +150,7 @@ def test_energydiff_beats_independent_marginals_on_mmd():
 
 
 def test_checkpoint_resume_through_the_model_equals_an_uninterrupted_fit(tmp_path):
-    train = make_set(toy_days(64, np.random.default_rng(1)))
+    train = daily_set(sine_days(64, np.random.default_rng(1)))
     full = tiny(train_steps=40, dropout=0.1)
     full.fit(train, RunContext(seed=3, checkpoint_dir=tmp_path / "full"))
     part = tiny(train_steps=40, dropout=0.1)
@@ -176,7 +167,7 @@ def test_checkpoint_resume_through_the_model_equals_an_uninterrupted_fit(tmp_pat
 
 @pytest.mark.parametrize("sampler", ["dpm-solver++", "ddim", "ancestral"])
 def test_seeded_determinism_for_every_sampler(sampler):
-    train = make_set(toy_days(64, np.random.default_rng(2), length=48), resolution=30)
+    train = daily_set(sine_days(64, np.random.default_rng(2), length=48), resolution=30)
     runs = []
     for seed in (5, 5, 6):
         model = tiny(train_steps=20, sampler=sampler, sample_steps=8, sample_batch=7)
@@ -188,7 +179,7 @@ def test_seeded_determinism_for_every_sampler(sampler):
 
 
 def test_no_folding_and_sample_contract():
-    train = make_set(toy_days(32, np.random.default_rng(3)))
+    train = daily_set(sine_days(32, np.random.default_rng(3)))
     model = tiny(fold=1, train_steps=5, sample_steps=3)
     with pytest.raises(RuntimeError, match="fit"):
         model.sample(2, None, RunContext())
@@ -205,7 +196,7 @@ def test_no_folding_and_sample_contract():
 
 
 def test_save_and_load_give_the_same_samples_and_imputations(tmp_path):
-    train = make_set(toy_days(32, np.random.default_rng(4), length=48), resolution=30)
+    train = daily_set(sine_days(32, np.random.default_rng(4), length=48), resolution=30)
     model = tiny(train_steps=10, sample_steps=4, impute_steps=4, impute_resample=2)
     assert model.get_state() == {}  # nothing fitted, nothing saved
     model.fit(train, RunContext(seed=1))

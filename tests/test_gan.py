@@ -17,7 +17,7 @@ from bench.context import RunContext
 from bench.errors import ModelFitError
 from bench.registry import get_model
 from metrics import mmd_rbf, rbf_bandwidth
-from tests.test_vae_wgan import make_set, toy_days
+from tests.conftest import daily_set, sine_days
 
 TINY = {"base": 4, "train_steps": 4, "checkpoint_every": 0}
 
@@ -101,7 +101,7 @@ def test_training_uses_the_wasserstein_loss_without_a_penalty_and_with_dropout(m
     monkeypatch.setattr(wgan_module, "critic_loss", spy_loss)
     monkeypatch.setattr(wgan_module, "gradient_penalty", lambda *a, **k: penalties.append(1))
     model = build({**TINY, "train_steps": 3, "n_critic": 4})
-    model.fit(make_set(toy_days(32, np.random.default_rng(0))), RunContext(seed=0))
+    model.fit(daily_set(sine_days(32, np.random.default_rng(0))), RunContext(seed=0))
     assert calls == [(0.0, True)] * 12 and penalties == []
     assert all(h["penalty"] == 0.0 for h in model.train_result_.history)
 
@@ -118,11 +118,11 @@ def test_critic_loss_without_penalty_is_the_negative_wasserstein_estimate():
 # -- learning ----------------------------------------------------------------------------------------------------
 def test_gan_learns_the_shape_of_a_day():
     rng = np.random.default_rng(123)
-    train, held_out = toy_days(400, rng), toy_days(400, rng)
+    train, held_out = sine_days(400, rng), sine_days(400, rng)
     bandwidth = rbf_bandwidth(held_out)
     model = build({"train_steps": 250, "checkpoint_every": 0})
     ctx = RunContext(seed=0)
-    model.fit(make_set(train), ctx)
+    model.fit(daily_set(train), ctx)
     gan = mmd_rbf(held_out, model.sample(400, None, ctx), bandwidth=bandwidth)
     # trivial references: every sample the mean training day, and independent per-step Gaussians with the
     # training mean and standard deviation (no dependence between steps)
@@ -134,7 +134,7 @@ def test_gan_learns_the_shape_of_a_day():
 
 # -- determinism, resume, failures -------------------------------------------------------------------------------
 def test_same_seed_same_samples_and_exact_resume(tmp_path):
-    x = make_set(toy_days(48, np.random.default_rng(0)))
+    x = daily_set(sine_days(48, np.random.default_rng(0)))
     overrides = {**TINY, "train_steps": 6}
     full = build(overrides)
     full.fit(x, RunContext(seed=3, checkpoint_dir=tmp_path / "full"))
@@ -162,7 +162,7 @@ def test_nonfinite_loss_fails_the_fit_naming_the_model(monkeypatch):
 
     monkeypatch.setattr(wgan_module, "critic_loss", nan_loss)
     with pytest.raises(ModelFitError, match=r"gan: training diverged at step 0"):
-        build(TINY).fit(make_set(toy_days(16, np.random.default_rng(0))), RunContext())
+        build(TINY).fit(daily_set(sine_days(16, np.random.default_rng(0))), RunContext())
 
 
 def test_bad_arguments_raise():
@@ -185,7 +185,7 @@ def test_bad_arguments_raise():
 def test_save_and_load_give_the_same_samples(tmp_path):
     # the residual generator's spectral normalisation keeps power-iteration vectors as buffers: they travel too
     model = build({**TINY, "train_steps": 3})
-    model.fit(make_set(toy_days(24, np.random.default_rng(6), length=48), 30), RunContext(seed=1))
+    model.fit(daily_set(sine_days(24, np.random.default_rng(6), length=48)), RunContext(seed=1))
     loaded = GAN.load(model.save(tmp_path / "gan.pt"))
     assert type(loaded) is GAN and loaded.params == model.params
     ctx = RunContext(seed=4)

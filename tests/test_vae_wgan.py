@@ -30,6 +30,7 @@ from bench.errors import ModelFitError
 from bench.registry import get_model
 from bench.tasks.queries import DetectionQuery
 from metrics import mmd_rbf, rbf_bandwidth
+from tests.conftest import daily_set, sine_days
 
 TINY_VAE = {"hidden": 32, "latent_dim": 4, "train_steps": 20, "checkpoint_every": 0}
 TINY_GAN = {"base": 4, "train_steps": 4, "checkpoint_every": 0}
@@ -38,18 +39,8 @@ TINY_GAN = {"base": 4, "train_steps": 4, "checkpoint_every": 0}
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def make_set(values: np.ndarray, resolution: int = 60) -> ProfileSet:
-    meta = pd.DataFrame({c: np.zeros(len(values), dtype=int) for c in META_COLUMNS})
-    return ProfileSet(values=values, mask=np.ones(values.shape, dtype=bool), meta=meta, resolution=resolution,
-                      period="day", name="toy")
 
 
-def toy_days(n: int, rng: np.random.Generator, length: int = 24) -> np.ndarray:
-    """Smooth daily curves in [-1, 1] with random amplitude and phase (strong dependence between steps)."""
-    t = np.arange(length) / length
-    amp = rng.uniform(0.3, 0.8, (n, 1))
-    shift = rng.uniform(-0.25, 0.25, (n, 1))
-    return (amp * np.sin(2 * np.pi * (t - shift)) + 0.02 * rng.standard_normal((n, length))).astype(np.float32)
 
 
 MODELS = {"vae": VAE, "wgan-gp": WGANGP}
@@ -114,9 +105,9 @@ def test_training_applies_the_penalty_at_every_critic_update(monkeypatch):
         return real_gp(critic, real, fake, alpha, weight)
 
     monkeypatch.setattr(wgan_module, "gradient_penalty", spy)
-    x = toy_days(32, np.random.default_rng(0))
+    x = sine_days(32, np.random.default_rng(0))
     model = build("wgan-gp", {**TINY_GAN, "train_steps": 3, "n_critic": 4})
-    model.fit(make_set(x), RunContext(seed=0))
+    model.fit(daily_set(x), RunContext(seed=0))
     assert calls == [10.0] * 12
     assert all(h["penalty"] > 0 for h in model.train_result_.history)
 
@@ -216,8 +207,8 @@ def test_paper_profiles_match_the_paper_and_count_epochs():
 # -- learning ----------------------------------------------------------------------------------------------------
 def _toy_split():
     rng = np.random.default_rng(123)
-    train, held_out = toy_days(400, rng), toy_days(400, rng)
-    return make_set(train), held_out, rbf_bandwidth(held_out)
+    train, held_out = sine_days(400, rng), sine_days(400, rng)
+    return daily_set(train), held_out, rbf_bandwidth(held_out)
 
 
 def _mmd_of(model, train, held_out, bandwidth, seed=0):
@@ -249,7 +240,7 @@ def test_vae_learns_the_shape_of_a_day():
 # -- determinism, shapes, resume ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,overrides", [("vae", TINY_VAE), ("wgan-gp", TINY_GAN)])
 def test_same_seed_same_samples(name, overrides):
-    x = make_set(toy_days(64, np.random.default_rng(0)))
+    x = daily_set(sine_days(64, np.random.default_rng(0)))
     runs = []
     for seed in (0, 0, 1):
         model = build(name, overrides)
@@ -264,7 +255,7 @@ def test_same_seed_same_samples(name, overrides):
 @pytest.mark.parametrize("length", [24, 96])
 def test_sample_shapes(name, overrides, length):
     model = build(name, {**overrides, "train_steps": 2})
-    model.fit(make_set(toy_days(40, np.random.default_rng(0), length), 1440 // length), RunContext(seed=0))
+    model.fit(daily_set(sine_days(40, np.random.default_rng(0), length)), RunContext(seed=0))
     out = model.sample(7, None, RunContext(seed=0))
     assert out.shape == (7, length) and out.dtype == np.float32 and np.isfinite(out).all()
     many = model.sample(9, None, RunContext(seed=0))
@@ -273,13 +264,13 @@ def test_sample_shapes(name, overrides, length):
 
 def test_wgan_with_spectral_norm_trains():
     model = build("wgan-gp", {**TINY_GAN, "spectral_norm": True})
-    model.fit(make_set(toy_days(32, np.random.default_rng(0))), RunContext(seed=0))
+    model.fit(daily_set(sine_days(32, np.random.default_rng(0))), RunContext(seed=0))
     assert np.isfinite(model.sample(5, None, RunContext())).all()
 
 
 @pytest.mark.parametrize("name,overrides", [("vae", TINY_VAE), ("wgan-gp", {**TINY_GAN, "train_steps": 8})])
 def test_interrupted_fit_resumes_exactly(tmp_path, name, overrides):
-    x = make_set(toy_days(48, np.random.default_rng(0)))
+    x = daily_set(sine_days(48, np.random.default_rng(0)))
     full = build(name, overrides)
     full.fit(x, RunContext(seed=3, checkpoint_dir=tmp_path / "full"))
     part = build(name, overrides)
@@ -297,7 +288,7 @@ def test_interrupted_fit_resumes_exactly(tmp_path, name, overrides):
 def test_divergence_raises_model_fit_error(name, overrides):
     model = build(name, {**overrides, "lr": 1e6, "train_steps": 30})
     with pytest.raises(ModelFitError, match=rf"{name}: training diverged at step \d+"):
-        model.fit(make_set(toy_days(32, np.random.default_rng(0))), RunContext(seed=0))
+        model.fit(daily_set(sine_days(32, np.random.default_rng(0))), RunContext(seed=0))
 
 
 def test_nan_loss_raises_model_fit_error(monkeypatch):
@@ -308,10 +299,10 @@ def test_nan_loss_raises_model_fit_error(monkeypatch):
 
     monkeypatch.setattr(wgan_module, "critic_loss", nan_loss)
     with pytest.raises(ModelFitError, match="step 0.*critic=.*nan"):
-        build("wgan-gp", TINY_GAN).fit(make_set(toy_days(16, np.random.default_rng(0))), RunContext())
+        build("wgan-gp", TINY_GAN).fit(daily_set(sine_days(16, np.random.default_rng(0))), RunContext())
     monkeypatch.setattr(vae_module, "vae_loss", lambda *a, **k: (torch.tensor(float("inf")),) * 3)
     with pytest.raises(ModelFitError, match="vae: training diverged at step 0"):
-        build("vae", TINY_VAE).fit(make_set(toy_days(16, np.random.default_rng(0))), RunContext())
+        build("vae", TINY_VAE).fit(daily_set(sine_days(16, np.random.default_rng(0))), RunContext())
     with pytest.raises(ModelFitError, match="x=inf"):
         raise_if_nonfinite("m", 5, {"x": torch.tensor(float("inf"))})
 
@@ -321,7 +312,7 @@ def test_bad_arguments_raise():
         model = build(name, overrides)
         with pytest.raises(RuntimeError, match="fit"):
             model.sample(3, None, RunContext())
-        model.fit(make_set(toy_days(16, np.random.default_rng(0))), RunContext())
+        model.fit(daily_set(sine_days(16, np.random.default_rng(0))), RunContext())
         with pytest.raises(ValueError, match="cond"):
             model.sample(3, {"month": 1}, RunContext())
         with pytest.raises(ValueError):
@@ -335,7 +326,7 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="betas"):
         WGANGP(betas=(0.5, 1.5))
     with pytest.raises(ValueError, match="unobserved"):
-        x = make_set(toy_days(16, np.random.default_rng(0)))
+        x = daily_set(sine_days(16, np.random.default_rng(0)))
         x.mask[0, 0] = False
         build("vae", TINY_VAE).fit(x, RunContext())
 
@@ -343,7 +334,7 @@ def test_bad_arguments_raise():
 # -- save / load ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,overrides", [("vae", TINY_VAE), ("wgan-gp", TINY_GAN)])
 def test_save_and_load_give_the_same_outputs(tmp_path, name, overrides):
-    x = make_set(toy_days(32, np.random.default_rng(5), length=48), resolution=30)
+    x = daily_set(sine_days(32, np.random.default_rng(5), length=48), resolution=30)
     model = build(name, overrides)
     model.fit(x, RunContext(seed=2))
     loaded = MODELS[name].load(model.save(tmp_path / "model.pt"))
