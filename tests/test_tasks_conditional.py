@@ -10,7 +10,8 @@ from bench.api import ConditionalGenerator, ConstrainedGenerator, Model, Outcome
 from bench.context import RunContext
 from bench.errors import ModelFitError
 from bench.tasks import conditional
-from tests.test_tasks_imputation_sr import by_key, toy_profiles
+from tests.conftest import rows_by_key
+from tests.test_tasks_imputation_sr import toy_profiles
 
 CFG = {**conditional.DEFAULTS, "n_permutations": 200, "n_bootstrap": 3}
 
@@ -76,8 +77,8 @@ def test_groups_and_expected_rows(data):
 
 def test_same_group_real_passes_and_noise_fails(data):
     ctx = RunContext(seed=0)
-    good = by_key(conditional.score(conditional.run(SameGroupReal(data.real), data, ctx), data, CFG, 0))
-    bad = by_key(conditional.score(conditional.run(Noise(data.real), data, ctx), data, CFG, 0))
+    good = rows_by_key(conditional.score(conditional.run(SameGroupReal(data.real), data, ctx), data, CFG, 0))
+    bad = rows_by_key(conditional.score(conditional.run(Noise(data.real), data, ctx), data, CFG, 0))
     assert good[("conditional", "MMD_p")]["value"] > 0.2
     assert good[("conditional", "MMD_pass")]["value"] == 1.0
     assert bad[("conditional", "MMD_p")]["value"] == pytest.approx(1 / 201)  # the smallest possible p
@@ -103,8 +104,8 @@ def test_conditional_resample_end_to_end(data):
 
 def test_constrained_setting(data):
     ctx = RunContext(seed=0)
-    exact = by_key(conditional.score(conditional.run(Constrained(data.real), data, ctx), data, CFG, 0))
-    off = by_key(conditional.score(conditional.run(Constrained(data.real, 0.1), data, ctx), data, CFG, 0))
+    exact = rows_by_key(conditional.score(conditional.run(Constrained(data.real), data, ctx), data, CFG, 0))
+    off = rows_by_key(conditional.score(conditional.run(Constrained(data.real, 0.1), data, ctx), data, CFG, 0))
     kw_per_unit = (data.scaler.high - data.scaler.low) / 2
     for metric in ("PeakRMSE", "MeanRMSE"):
         assert exact[("constrained", metric)]["status"] == "ok"
@@ -149,7 +150,7 @@ def test_mmd_rows_are_the_registered_metrics_per_group(data):
     from metrics import METRICS
 
     outcome = conditional.run(Noise(data.real), data, RunContext(seed=0))
-    rows = by_key(conditional.score(outcome, data, CFG, seed=3))
+    rows = rows_by_key(conditional.score(outcome, data, CFG, seed=3))
     for metric in ("MMD", "MMD_p", "MMD_pass"):
         fn = METRICS[metric].fn
         kwargs = {"bandwidth": data.bandwidth}
