@@ -101,7 +101,7 @@ from bench.persist import to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery
-from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, autocast, resolve_device, seed_everything
 
 AUTO_MIN_FOLD = 4
 AUTO_MAX_TOKENS = 24
@@ -252,10 +252,7 @@ class EnergyDiff(Model, Generator, Imputer):
     @property
     def train_config(self) -> TrainConfig:
         """The shared training loop's settings."""
-        return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, ema_decay=self.ema_decay, grad_clip=self.grad_clip,
-                           warmup_steps=self.warmup_steps, amp=self.amp, checkpoint_every=self.checkpoint_every,
-                           compile=self.compile)
+        return train_config_from(self.params)
 
     # -- training -------------------------------------------------------------------------------------------
     def build_network(self, length: int, resolution: int) -> EnergyDiffNet:

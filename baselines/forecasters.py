@@ -31,7 +31,7 @@ from bench.persist import UnsafeFileError, from_safe, to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
 from bench.tasks.queries import ForecastExamples, ForecastQuery
-from bench.train import Trainer, TrainConfig, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, resolve_device, seed_everything
 
 N_CALENDAR = 6  # columns of bench.tasks.queries.calendar_features
 FORECAST_BATCH = 4096  # windows per forward pass when forecasting
@@ -272,9 +272,7 @@ class MLPForecaster(Model, Forecaster):
             self._head_steps_per_day[key] = int(head["steps_per_day"])
 
     def _train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, ema_decay=self.ema_decay or 0.0, grad_clip=1.0,
-                           checkpoint_every=0)
+        return train_config_from(self.params, grad_clip=1.0, checkpoint_every=0)
 
     def _network(self, history_steps: int, horizon: int, steps_per_day: int) -> ResidualMLP:
         index = day_mean_index(history_steps, horizon, steps_per_day)

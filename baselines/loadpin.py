@@ -78,7 +78,7 @@ from bench.persist import from_safe, to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery
-from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, autocast, resolve_device, seed_everything
 
 BOTTLENECK_DILATIONS = (2, 4, 8)
 
@@ -298,9 +298,7 @@ def check_gan_training(params: Params) -> None:
 def gan_train_config(params: Params) -> TrainConfig:
     """The shared loop's settings for a GAN baseline's parameters: Adam (weight decay 0) with the given
     ``betas``, the EMA of the generator (decay 0 when ``ema_decay`` is None) and the checkpoint interval."""
-    return TrainConfig(steps=params.train_steps, batch_size=params.batch_size, lr=params.lr, weight_decay=0.0,
-                       betas=tuple(params.betas), ema_decay=params.ema_decay or 0.0, grad_clip=params.grad_clip,
-                       amp=params.amp, checkpoint_every=params.checkpoint_every)
+    return train_config_from(params, weight_decay=0.0)
 
 
 # -- the model ------------------------------------------------------------------------------------------------

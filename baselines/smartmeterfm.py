@@ -104,7 +104,7 @@ from bench.persist import from_safe, to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
-from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, autocast, resolve_device, seed_everything
 
 ATTRIBUTES = ("month", "weekday", "days", "category")
 DAYS_VOCAB = (1, 28, 29, 30, 31)
@@ -284,10 +284,7 @@ class SmartMeterFM(Model, Generator, ConstrainedGenerator, Imputer, SuperResolve
     @property
     def train_config(self) -> TrainConfig:
         """The shared training loop's settings (AdamW betas (0.9, 0.95), as the public code)."""
-        return TrainConfig(steps=self.train_steps, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, betas=(0.9, 0.95), ema_decay=self.ema_decay,
-                           grad_clip=self.grad_clip, warmup_steps=self.warmup_steps, amp=self.amp,
-                           checkpoint_every=self.checkpoint_every, compile=self.compile)
+        return train_config_from(self.params, betas=(0.9, 0.95))
 
     # -- labels ---------------------------------------------------------------------------------------------
     @property

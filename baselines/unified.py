@@ -140,7 +140,7 @@ from bench.persist import from_safe, to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
 from bench.tasks.queries import DetectionExamples, DetectionQuery, ForecastExamples, ForecastQuery, ImputationQuery
-from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, autocast, resolve_device, seed_everything
 
 DETECT_STD_FLOOR = 0.01  # scaled units (~46 W on LCL): floor of the history std in the detection z-scores
 
@@ -419,14 +419,11 @@ class UnifiedModel(Model, Imputer, Forecaster, Detector):
     def train_config(self, n_train: int) -> TrainConfig:
         """Pre-training settings for ``n_train`` profiles (epochs become steps here); Adam = AdamW without decay."""
         steps = resolve_train_steps(self.train_steps, self.epochs, n_train, self.batch_size)
-        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, weight_decay=0.0,
-                           betas=(0.9, 0.999), grad_clip=self.grad_clip, amp=self.amp,
-                           checkpoint_every=self.checkpoint_every)
+        return train_config_from(self.params, steps=steps, weight_decay=0.0, betas=(0.9, 0.999))
 
     def _finetune_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.finetune_steps, batch_size=self.finetune_batch, lr=self.finetune_lr,
-                           weight_decay=0.0, betas=(0.9, 0.999), grad_clip=self.grad_clip, amp=self.amp,
-                           checkpoint_every=0)
+        return train_config_from(self.params, steps=self.finetune_steps, batch_size=self.finetune_batch,
+                                 lr=self.finetune_lr, weight_decay=0.0, betas=(0.9, 0.999), checkpoint_every=0)
 
     def _forecast_head(self, history_len: int, horizon: int) -> nn.Module:
         """A fresh forecasting head for histories of ``history_len`` steps (whole windows of ``T``)."""

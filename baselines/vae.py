@@ -69,7 +69,7 @@ from torch import nn
 from baselines.naive import check_sample_request, training_matrix
 from baselines.nn.blocks import (build_for_loading, check_positive_int, dtype_from_name, dtype_name, mlp,
                                  raise_if_nonfinite, resolve_train_steps)
-from baselines.nn.sampling import draw_in_batches
+from baselines.nn.sampling import decode_gaussian_latents, draw_in_batches
 from bench.api import Detector, Generator, Model, Params
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
@@ -78,7 +78,7 @@ from bench.persist import to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
 from bench.tasks.queries import DetectionQuery
-from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, autocast, resolve_device, seed_everything
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -172,9 +172,7 @@ class VAE(Model, Generator, Detector):
     def train_config(self, n_train: int) -> TrainConfig:
         """The shared-loop settings for ``n_train`` profiles (epochs become steps here)."""
         steps = resolve_train_steps(self.train_steps, self.epochs, n_train, self.batch_size)
-        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, weight_decay=0.0,
-                           betas=(0.9, 0.999), ema_decay=self.ema_decay or 0.0, grad_clip=self.grad_clip,
-                           amp=self.amp, checkpoint_every=self.checkpoint_every)
+        return train_config_from(self.params, steps=steps, weight_decay=0.0, betas=(0.9, 0.999))
 
     def training_step(self, batch: torch.Tensor, it: int, trainer: Trainer) -> dict:
         """One negative-ELBO step on ``batch`` (a ``Trainer.fit`` step function)."""
@@ -238,17 +236,7 @@ class VAE(Model, Generator, Detector):
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32 decoder outputs for ``z ~ N(0, I)`` (the ``MODEL_SAMPLE`` stream of ``ctx``)."""
         n = check_sample_request(n, cond, self._decoder is not None, "vae")
-        device = resolve_device(ctx.device)
-        decoder = self._decoder.to(device)
-        amp_dtype = self._amp_dtype if device.type == "cuda" else None
-        generator = ctx.torch_generator(Stream.MODEL_SAMPLE)
-
-        def draw(start: int, b: int) -> torch.Tensor:
-            z = torch.randn(b, self.latent_dim, generator=generator).to(device)
-            with autocast(device, amp_dtype):
-                return decoder(z).float()
-
-        return draw_in_batches(n, self.sample_batch, draw)
+        return decode_gaussian_latents(self._decoder, n, self.latent_dim, self.sample_batch, ctx, self._amp_dtype)
 
     # -- anomaly scores -------------------------------------------------------------------------------------
     def anomaly_score(self, query: DetectionQuery, ctx: RunContext) -> np.ndarray:

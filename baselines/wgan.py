@@ -76,7 +76,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from baselines.naive import check_sample_request, training_matrix
 from baselines.nn.blocks import (build_for_loading, check_positive_int, dtype_from_name, dtype_name,
                                  raise_if_nonfinite, resolve_train_steps)
-from baselines.nn.sampling import draw_in_batches
+from baselines.nn.sampling import decode_gaussian_latents
 from bench import api
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
@@ -84,7 +84,7 @@ from bench.errors import ModelFitError
 from bench.persist import to_safe
 from bench.registry import register_model
 from bench.seeds import Stream
-from bench.train import Trainer, TrainConfig, autocast, resolve_device, seed_everything
+from bench.train import Trainer, TrainConfig, train_config_from, seed_everything
 
 GEN_UPSAMPLINGS = 4
 CRITIC_DOWNSAMPLINGS = 4
@@ -273,9 +273,7 @@ class WGANGP(api.Model, api.Generator):
         """The shared-loop settings for ``n_train`` profiles (epochs count critic batches; see the docstring)."""
         steps = resolve_train_steps(self.train_steps, self.epochs, n_train, self.batch_size,
                                     batches_per_step=self.n_critic)
-        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, weight_decay=0.0,
-                           betas=self.betas, ema_decay=self.ema_decay or 0.0, grad_clip=self.grad_clip,
-                           amp=self.amp, checkpoint_every=self.checkpoint_every)
+        return train_config_from(self.params, steps=steps, weight_decay=0.0)
 
     def _real_batch(self, trainer: Trainer, size: int) -> torch.Tensor:
         """A batch of training profiles drawn (with replacement, like the loop's) from the checkpointed RNG."""
@@ -360,14 +358,4 @@ class WGANGP(api.Model, api.Generator):
     def sample(self, n: int, cond: object, ctx: RunContext) -> np.ndarray:
         """``[n, T]`` float32 generator outputs for ``z ~ N(0, I)`` (the ``MODEL_SAMPLE`` stream of ``ctx``)."""
         n = check_sample_request(n, cond, self._generator is not None, self.name)
-        device = resolve_device(ctx.device)
-        generator = self._generator.to(device)
-        amp_dtype = self._amp_dtype if device.type == "cuda" else None
-        rng = ctx.torch_generator(Stream.MODEL_SAMPLE)
-
-        def draw(start: int, b: int) -> torch.Tensor:
-            z = torch.randn(b, self.latent_dim, generator=rng).to(device)
-            with autocast(device, amp_dtype):
-                return generator(z).float()
-
-        return draw_in_batches(n, self.sample_batch, draw)
+        return decode_gaussian_latents(self._generator, n, self.latent_dim, self.sample_batch, ctx, self._amp_dtype)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -41,7 +42,8 @@ _CHECKPOINT_KEYS = ("fingerprint", "step", "networks", "optimizers", "ema", "gen
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings shared by deep models (each model's ``configs`` fill them per profile).
+    """Optimisation settings shared by deep models (:func:`train_config_from` fills them from a model's
+    hyper-parameters).
 
     ``amp``: ``"auto"`` (bf16 autocast on CUDA when supported, float32 on CPU, where bf16 changes results
     enough to hurt determinism across machines), ``"bf16"`` (autocast wherever the device supports it) or
@@ -64,6 +66,25 @@ class TrainConfig:
     checkpoint_every: int = 500
     budget_seconds: float | None = None
     compile: str | None = None
+
+
+# a model's hyper-parameter name -> the TrainConfig field it sets
+_TRAIN_FIELDS = {"train_steps": "steps", "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
+                 "betas": "betas", "ema_decay": "ema_decay", "grad_clip": "grad_clip", "warmup_steps": "warmup_steps",
+                 "amp": "amp", "checkpoint_every": "checkpoint_every", "compile": "compile"}
+
+
+def train_config_from(params: object, **fixed: object) -> TrainConfig:
+    """The training loop's settings from a model's hyper-parameter dataclass: every field it shares with
+    :class:`TrainConfig` (``train_steps`` -> ``steps``; an ``ema_decay`` of None = no EMA), then ``fixed``
+    (settings the model does not expose, or steps it derives from epochs) over them."""
+    names = {f.name for f in dataclasses.fields(params)}
+    values = {target: getattr(params, name) for name, target in _TRAIN_FIELDS.items() if name in names}
+    if "ema_decay" in values and values["ema_decay"] is None:
+        values["ema_decay"] = 0.0
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    return TrainConfig(**{**values, **fixed})
 
 
 def resolve_device(name: str) -> torch.device:

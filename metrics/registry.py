@@ -25,7 +25,7 @@ shows has its goal here: the tables rank by :attr:`Metric.goal` and never rank a
 
 from __future__ import annotations
 
-from bench.api import GOALS, NEEDS, Metric  # noqa: F401 - the contract lives in bench.api
+from bench.api import Metric
 from bench.registry import Registry
 from metrics import classification, distribution, energy, marginal, point, probabilistic
 

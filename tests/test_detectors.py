@@ -10,11 +10,10 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.decomposition import PCA
 
-import baselines.detectors  # noqa: F401  (registers the detectors)
 from baselines.detectors import PCADetector, ZScoreDetector, largest_window_mean, window_steps
 from baselines.gmm import GMM
 from bench.context import RunContext
-from bench.data.profileset import META_COLUMNS, ProfileSet
+from bench.data.profileset import ProfileSet
 from bench.registry import get_model
 from bench.tasks import anomaly
 from bench.tasks.queries import DetectionQuery

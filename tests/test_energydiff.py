@@ -4,7 +4,6 @@ save / load."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -13,7 +12,6 @@ from baselines.naive import IndependentMarginals
 from baselines.nn.transformer import FiLM, TokenConv1d, TransformerBlock, fold, sinusoidal_embedding, unfold
 from bench.api import ParamError
 from bench.context import RunContext
-from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
 from bench.tasks.queries import ImputationQuery
 from metrics import mmd_rbf, rbf_bandwidth

@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from baselines.loadpin import InpaintGenerator, LoadPIN, draw_missing, observed_stats
 from baselines.profilesr import ProfileSR, block_means, mean_correct
 from bench.context import RunContext
-from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.registry import get_model
 from bench.tasks.queries import ImputationQuery, SuperResolutionQuery
 from tests.conftest import sine_days, daily_set

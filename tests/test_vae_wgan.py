@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -25,7 +24,6 @@ from baselines.wgan import (
     upsampling_lengths,
 )
 from bench.context import RunContext
-from bench.data.profileset import META_COLUMNS, ProfileSet
 from bench.errors import ModelFitError
 from bench.registry import get_model
 from bench.tasks.queries import DetectionQuery
