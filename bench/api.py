@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
@@ -133,11 +134,14 @@ class ParamError(ValueError):
     """A hyper-parameter value of the wrong type or outside its range; the message is one line."""
 
 
+_UNIONS = (typing.Union, types.UnionType)  # Optional[int] and int | None
+
+
 def _type_name(hint: Any) -> str:
     if hint is type(None):
         return "None"
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+    if origin in _UNIONS:
         return " | ".join(_type_name(a) for a in typing.get_args(hint))
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in typing.get_args(hint))
@@ -155,7 +159,7 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         return value in typing.get_args(hint), value
-    if origin is typing.Union or (origin is not None and type(hint).__name__ == "UnionType"):
+    if origin in _UNIONS:
         for arg in typing.get_args(hint):
             ok, coerced = _coerce(value, arg)
             if ok:

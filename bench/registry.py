@@ -27,10 +27,15 @@ class Registry(Generic[T]):
     """Named entries of one kind, filled by their modules on first use."""
 
     def __init__(self, kind: str, modules: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
-                 entry_point_group: str | None = None) -> None:
+                 entry_point_group: str | None = None,
+                 on_entry_point_class: Callable[[str, type], Any] | None = None) -> None:
+        """``modules``: the modules that register the built-in entries (or a function listing them);
+        ``entry_point_group``: where installed packages add entries; ``on_entry_point_class(name, cls)``
+        registers an entry point whose value is a class rather than a module."""
         self.kind = kind
         self.modules = modules
         self.entry_point_group = entry_point_group
+        self.on_entry_point_class = on_entry_point_class
         self._entries: dict[str, T] = {}
         self._loaded = False
         self._loading = False
@@ -54,13 +59,11 @@ class Registry(Generic[T]):
             if self.entry_point_group:
                 for ep in entry_points(group=self.entry_point_group):
                     loaded = ep.load()
-                    if isinstance(loaded, type) and self._on_entry_point is not None:
-                        self._on_entry_point(ep.name, loaded)
+                    if isinstance(loaded, type) and self.on_entry_point_class is not None:
+                        self.on_entry_point_class(ep.name, loaded)
             self._loaded = True
         finally:
             self._loading = False
-
-    _on_entry_point: Callable[[str, type], Any] | None = None
 
     def get(self, name: str) -> T:
         """The entry registered as ``name``; a ``KeyError`` listing the known names otherwise."""
@@ -161,7 +164,6 @@ class ModelSpec:
         return self.cls(**self.config(profile, overrides))
 
 
-MODELS: Registry[ModelSpec] = Registry("model", builtin_model_modules, ENTRY_POINT_GROUP)
 
 
 def model_spec(name: str, cls: type, fixed: dict | None = None) -> ModelSpec:
@@ -214,7 +216,8 @@ def _register_entry_point_class(name: str, cls: type) -> None:
         MODELS.register(name, model_spec(name, cls))
 
 
-MODELS._on_entry_point = _register_entry_point_class
+MODELS: Registry[ModelSpec] = Registry("model", builtin_model_modules, ENTRY_POINT_GROUP,
+                                       on_entry_point_class=_register_entry_point_class)
 
 
 def get_model(name: str) -> ModelSpec:
