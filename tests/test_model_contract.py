@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench.api import Generator, Imputer, Model, ParamError, Params
+from bench.extras import MissingExtraError
 from bench.registry import MODELS, get_model, list_models, model_spec
 from tests.model_contract import check_model
 
@@ -23,7 +24,10 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 @pytest.mark.parametrize("name", [spec.name for spec in list_models()])
 def test_every_registered_model_meets_the_contract(name, tmp_path):
-    check_model(get_model(name), tmp_path)
+    try:
+        check_model(get_model(name), tmp_path)
+    except MissingExtraError as err:  # CI installs every extra; elsewhere a missing library is named, not failed
+        pytest.skip(str(err))
 
 
 def test_every_model_has_a_test_profile_and_typed_parameters():
