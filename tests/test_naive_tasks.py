@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines.naive_tasks import ConditionalResample, HoldUpsample, LastWeek, LinearInterp, LinearUpsample
+from baselines.naive_tasks import (ConditionalResample, CubicUpsample, HoldUpsample, LastWeek, LinearInterp,
+                                   LinearUpsample)
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.registry import get_model
@@ -44,6 +45,7 @@ def fitted(model, length=8):
 def test_registered():
     for name, caps in [("linear-interp", {"impute"}), ("last-week", {"impute"}),
                        ("hold-upsample", {"super_resolve"}), ("linear-upsample", {"super_resolve"}),
+                       ("cubic-upsample", {"super_resolve"}),
                        ("conditional-resample", {"generate", "conditional"})]:
         spec = get_model(name)
         assert spec.capabilities == caps
@@ -92,7 +94,7 @@ def test_upsamplers_keep_block_means_with_padding(factor):
     low = rng.uniform(-1, 1, (3, length // factor)).astype(np.float32)
     low[~valid[:, ::factor]] = 0.0
     query = SuperResolutionQuery(low, factor, valid, meta(3), 15)
-    for model in (HoldUpsample(), LinearUpsample()):
+    for model in (HoldUpsample(), LinearUpsample(), CubicUpsample()):
         out = model.super_resolve(query, 2, CTX)
         assert out.shape == (2, 3, length)
         assert (out[:, ~valid] == 0).all()
@@ -110,6 +112,23 @@ def test_linear_upsample_exact_on_ramp_interior():
     np.testing.assert_allclose(out[4:-4], fine[0, 4:-4], atol=1e-6)
     hold = HoldUpsample().super_resolve(SuperResolutionQuery(low, 4, np.ones((1, 32), bool), meta(1), 15), 1, CTX)
     assert np.abs(out - fine[0]).mean() < np.abs(hold[0, 0] - fine[0]).mean()
+
+
+def test_cubic_upsample_is_scipy_pchip_plus_the_block_mean_shift():
+    from scipy.interpolate import PchipInterpolator
+
+    fine = np.sin(np.linspace(0, 3, 48))[None] + 0.2 * np.linspace(0, 1, 48)[None] ** 2
+    low = fine.reshape(1, 12, 4).mean(axis=2).astype(np.float32)
+    query = SuperResolutionQuery(low, 4, np.ones((1, 48), bool), meta(1), 15)
+    out = CubicUpsample().super_resolve(query, 1, CTX)[0, 0]
+    centres = np.arange(12) * 4 + 1.5
+    curve = PchipInterpolator(centres, low[0].astype(np.float64))(np.clip(np.arange(48), centres[0], centres[-1]))
+    shift = low[0] - curve.reshape(12, 4).mean(axis=1)
+    np.testing.assert_allclose(out, (curve.reshape(12, 4) + shift[:, None]).ravel(), atol=1e-6)
+    # on a smooth curve the cubic beats the straight lines, which beat the steps
+    errors = [np.abs(m.super_resolve(query, 1, CTX)[0, 0] - fine[0]).mean()
+              for m in (CubicUpsample(), LinearUpsample(), HoldUpsample())]
+    assert errors[0] < errors[1] < errors[2]
 
 
 def test_conditional_resample_matches_month_and_category_and_pads():
@@ -150,7 +169,7 @@ def test_imputers_and_upsamplers_round_trip(tmp_path):
         np.testing.assert_array_equal(loaded._mean, model._mean)
         np.testing.assert_array_equal(loaded.impute(query, 2, CTX), model.impute(query, 2, CTX))
     sr = SuperResolutionQuery(values.reshape(2, 6, 4).mean(axis=2), 4, np.ones((2, 24), bool), meta(2), 15)
-    for cls in (HoldUpsample, LinearUpsample):
+    for cls in (HoldUpsample, LinearUpsample, CubicUpsample):
         model = cls()
         model.fit(profiles(values), CTX)
         np.testing.assert_array_equal(round_trip(model, tmp_path).super_resolve(sr, 2, CTX),
