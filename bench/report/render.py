@@ -133,6 +133,15 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         summary = tables.rank_summary(task_tables)
         summary.to_csv(run_dir / "rank_summary.csv")
         md += ["## rank summary", "", tables.rank_summary_markdown(summary), ""]
+    from bench.report.claims import check_claims, claims_markdown
+
+    verdicts = check_claims(rows)
+    if verdicts:
+        pd.DataFrame([v.__dict__ for v in verdicts]).to_csv(run_dir / "claims.csv", index=False)
+        md += ["## claims of the papers, checked on this run", "",
+               "Each headline claim (`bench/report/claims.csv`) as a check on this run's means, in every "
+               "dataset / resolution / setting group that has the models it names.", "",
+               claims_markdown(verdicts), ""]
     comparison = published_comparison(config, rows)
     if not comparison.empty:
         from bench.report.agreement import agreement_markdown, rank_agreement
