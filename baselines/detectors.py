@@ -58,19 +58,26 @@ def window_steps(window_hours: float, resolution: int) -> int:
     return max(1, int(round(60.0 * float(window_hours) / int(resolution))))
 
 
+def window_means(values: np.ndarray, valid: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(means [N, T - w + 1], has_valid [N, T - w + 1])``: the mean of ``values`` over the valid steps of
+    every window of ``w = min(width, T)`` consecutive steps (0 where a window has no valid step)."""
+    n, length = values.shape
+    width = max(1, min(int(width), length))
+    zero = np.zeros((n, 1))
+    sums = np.concatenate([zero, np.cumsum(np.where(valid, values, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([zero, np.cumsum(valid, axis=1, dtype=np.float64)], axis=1)
+    window_sum = sums[:, width:] - sums[:, :-width]
+    window_count = np.rint(counts[:, width:] - counts[:, :-width])
+    has = window_count > 0
+    return np.where(has, window_sum / np.maximum(window_count, 1.0), 0.0), has
+
+
 def largest_window_mean(z: np.ndarray, valid: np.ndarray, width: int) -> np.ndarray:
     """``[N]`` largest ``|mean of z over the valid steps of a window|`` over every window of ``width``
     consecutive steps (``width`` clipped to the profile length); windows without a valid step are skipped,
     and a profile with no valid step scores 0."""
-    n, length = z.shape
-    width = max(1, min(int(width), length))
-    zero = np.zeros((n, 1))
-    sums = np.concatenate([zero, np.cumsum(np.where(valid, z, 0.0), axis=1)], axis=1)
-    counts = np.concatenate([zero, np.cumsum(valid, axis=1, dtype=np.float64)], axis=1)
-    window_sum = sums[:, width:] - sums[:, :-width]
-    window_count = np.rint(counts[:, width:] - counts[:, :-width])
-    means = np.abs(window_sum) / np.maximum(window_count, 1.0)
-    return np.where(window_count > 0, means, 0.0).max(axis=1, initial=0.0)
+    means, has = window_means(z, valid, width)
+    return np.where(has, np.abs(means), 0.0).max(axis=1, initial=0.0)
 
 
 @dataclass(frozen=True)

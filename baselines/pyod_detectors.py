@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from baselines.detectors import largest_window_mean, window_steps
+from baselines.detectors import largest_window_mean, window_means, window_steps
 from baselines.nn.blocks import check_positive_int
 from bench.api import Detector, Model, Params
 from bench.context import RunContext
@@ -351,20 +351,6 @@ BASE_FEATURES = ("mean", "std", "min", "max", "q10", "q25", "q50", "q75", "q90",
 HISTORY_FEATURES = ("hist_z_mean", "hist_z_window", "hist_log_level_ratio", "hist_window_log_ratio_max",
                     "hist_window_log_ratio_min", "hist_log_std_ratio")
 """Feature names :func:`day_features` appends for a query with history."""
-
-
-def window_means(values: np.ndarray, valid: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(means [N, T - w + 1], has_valid [N, T - w + 1])``: the mean of ``values`` over the valid steps of
-    every window of ``w = min(width, T)`` consecutive steps (0 where a window has no valid step)."""
-    n, length = values.shape
-    width = max(1, min(int(width), length))
-    zero = np.zeros((n, 1))
-    sums = np.concatenate([zero, np.cumsum(np.where(valid, values, 0.0), axis=1)], axis=1)
-    counts = np.concatenate([zero, np.cumsum(valid, axis=1, dtype=np.float64)], axis=1)
-    window_sum = sums[:, width:] - sums[:, :-width]
-    window_count = np.rint(counts[:, width:] - counts[:, :-width])
-    has = window_count > 0
-    return np.where(has, window_sum / np.maximum(window_count, 1.0), 0.0), has
 
 
 def _masked_extreme(values: np.ndarray, has: np.ndarray, largest: bool) -> np.ndarray:
