@@ -42,10 +42,16 @@ def _training_values(train: ProfileSet, model: str) -> tuple[np.ndarray, np.ndar
     return np.where(train.mask, values, 0.0), np.asarray(train.mask, dtype=bool)
 
 
-def _query_values(query: DetectionQuery, length: int | None, model: str) -> np.ndarray:
-    """Query values as float64 with non-valid steps 0, after checking the fit and the profile length."""
+def query_matrix(query: DetectionQuery, length: int | None, model: str, fitted_by: str = "fit") -> np.ndarray:
+    """``[N, T]`` float64 query profiles with non-valid steps 0, after checking the model is fitted (``length``
+    not None) and the profile length matches.
+
+    Raises:
+        RuntimeError: the model is not fitted (``fitted_by`` names the method to call).
+        ValueError: the query's profiles have another length than the fitted ones.
+    """
     if length is None:
-        raise RuntimeError(f"{model}: call fit() before anomaly_score()")
+        raise RuntimeError(f"{model}: call {fitted_by}() before anomaly_score()")
     if query.values.shape[1] != length:
         raise ValueError(f"{model}: query profiles have {query.values.shape[1]} steps, the model was fitted on "
                          f"{length}")
@@ -125,7 +131,7 @@ class ZScoreDetector(Model, Detector):
         """``(mean, std)``, each broadcastable to ``[N, T]``: per time of day over the query's history days
         (std floored), or the fitted population statistics when the query has no history."""
         if query.history is None:
-            _query_values(query, None if self.mean_ is None else len(self.mean_), "zscore-detector")
+            query_matrix(query, None if self.mean_ is None else len(self.mean_), "zscore-detector")
             return self.mean_, self.std_
         n, length = query.values.shape
         history = np.asarray(query.history, dtype=np.float64).reshape(n, query.history_days, length)
@@ -185,6 +191,6 @@ class PCADetector(Model, Detector):
 
     def anomaly_score(self, query: DetectionQuery, ctx: RunContext) -> np.ndarray:
         """``[N]`` mean over valid steps of the squared reconstruction error (0 with no valid step)."""
-        values = _query_values(query, None if self.mean_ is None else len(self.mean_), "pca-detector")
+        values = query_matrix(query, None if self.mean_ is None else len(self.mean_), "pca-detector")
         err = np.where(query.valid, (values - self.reconstruct(values)) ** 2, 0.0)
         return err.sum(axis=1) / np.maximum(query.valid.sum(axis=1), 1)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from baselines.detectors import largest_window_mean, window_means, window_steps
+from baselines.detectors import largest_window_mean, query_matrix, window_means, window_steps
 from baselines.nn.blocks import check_positive_int
 from bench.api import Detector, Model, Params
 from bench.context import RunContext
@@ -54,22 +54,6 @@ def training_matrix(train: ProfileSet, model: str) -> np.ndarray:
     if not np.isfinite(values[mask]).all():
         raise ModelFitError(f"{model}: training set {train.name!r} holds non-finite values")
     return np.where(mask, values, np.float32(0.0))
-
-
-def query_matrix(query: DetectionQuery, length: int | None, model: str, fitted_by: str = "fit") -> np.ndarray:
-    """``[N, T]`` float64 query profiles with non-valid steps 0, after checking the model is fitted (``length``
-    not None) and the profile length matches.
-
-    Raises:
-        RuntimeError: the model is not fitted (``fitted_by`` names the method to call).
-        ValueError: the query's profiles have another length than the fitted ones.
-    """
-    if length is None:
-        raise RuntimeError(f"{model}: call {fitted_by}() before anomaly_score()")
-    if query.values.shape[1] != length:
-        raise ValueError(f"{model}: query profiles have {query.values.shape[1]} steps, the model was fitted on "
-                         f"{length}")
-    return np.where(query.valid, np.asarray(query.values, dtype=np.float64), 0.0)
 
 
 def _check_scores(scores: Any, n: int, model: str) -> np.ndarray:
