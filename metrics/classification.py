@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from metrics.errors import MetricInputError, check_values
+from metrics.errors import MetricInputError, check_values, select_masked
 
 
 def _select(real: np.ndarray, pred: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -28,11 +28,7 @@ def _select(real: np.ndarray, pred: np.ndarray, mask: np.ndarray | None) -> tupl
     if real.shape != pred.shape:
         raise MetricInputError(f"real and pred differ in length: {real.size} vs {pred.size}")
     if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != real.shape:
-            raise MetricInputError(f"mask must be a boolean array of shape {real.shape}, got {mask.dtype} "
-                                   f"{mask.shape}")
-        real, pred = real[mask], pred[mask]
+        real, pred = select_masked(real, pred, mask)
     return real, pred
 
 

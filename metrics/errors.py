@@ -81,3 +81,12 @@ def check_no_mask(mask, metric: str) -> None:
     if mask is not None:
         raise MetricInputError(f"{metric} compares two sets of whole profiles and takes no mask (got one of "
                                f"shape {np.shape(mask)}); select the profiles or time steps before calling it")
+
+
+def select_masked(real: np.ndarray, pred: np.ndarray, mask: object) -> tuple[np.ndarray, np.ndarray]:
+    """``(real[mask], pred[mask])`` after checking ``mask`` is a boolean array of ``real``'s shape."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != real.shape:
+        raise MetricInputError(f"mask must be a boolean array of shape {real.shape}, got {mask.dtype} "
+                               f"{mask.shape}")
+    return real[mask], pred[mask]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.errors import MetricInputError, check_result, check_values
+from metrics.errors import MetricInputError, check_result, check_values, select_masked
 
 MAPE_EPS = 1e-3
 """Default MAPE threshold: true values with ``|y| < MAPE_EPS`` are left out (1 W when loads are in kW)."""
@@ -26,11 +26,7 @@ def _scored(real: np.ndarray, pred: np.ndarray, mask: np.ndarray | None) -> tupl
     if real.shape != pred.shape:
         raise MetricInputError(f"real and pred differ in shape: {real.shape} vs {pred.shape}")
     if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != real.shape:
-            raise MetricInputError(f"mask must be a boolean array of shape {real.shape}, got {mask.dtype} "
-                                   f"{mask.shape}")
-        real, pred = real[mask], pred[mask]
+        real, pred = select_masked(real, pred, mask)
     else:
         real, pred = real.ravel(), pred.ravel()
     if real.size == 0:
