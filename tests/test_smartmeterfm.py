@@ -3,6 +3,8 @@ registration and save / load."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -10,8 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from baselines.flow import (AveragePool, Compose, Mean, ObservedMask, Peak, euler_sample, guided_sample,
-                            heun_sample, logit_normal_times, masked_mse, ot_path, ot_velocity)
+from baselines.flow import (AveragePool, Compose, EndpointGuidance, Mean, ObservedMask, Peak, euler_sample,
+                            guided_sample, heun_sample, logit_normal_times, masked_mse, ot_path, ot_velocity,
+                            smooth_max_weights)
 from baselines.smartmeterfm import SmartMeterFM, aligned_positions, drop_labels
 from bench.api import ParamError
 from bench.context import RunContext
@@ -308,12 +311,57 @@ def test_conditional_samples_follow_the_month(toy_model):
     assert means[0] < means[1] < means[2], means
     expected = [0.35 * (m - 6.5) / 5.5 for m in months]
     assert np.abs(np.array(means) - expected).max() < 0.1, (means, expected)
-    # constrained: peak and mean are met
-    cond = make_meta(20, month=np.full(20, 6)).assign(target_peak=0.5, target_mean=np.nan)
-    peaks = toy_model.sample(20, cond, RunContext(seed=3)).max(axis=1)
-    np.testing.assert_allclose(peaks, 0.5, atol=1e-6)
     unconditional = toy_model.sample(50, None, RunContext(seed=4))
     assert unconditional.shape == (50, 24) and np.isfinite(unconditional).all()
+
+
+def _with(model: SmartMeterFM, **changes) -> SmartMeterFM:
+    """The same fitted model with other sampling parameters."""
+    other = copy.copy(model)
+    other.params = dataclasses.replace(model.params, **changes)
+    for name, value in changes.items():
+        setattr(other, name, value)
+    return other
+
+
+def test_constrained_generation_is_guided_towards_the_targets_not_projected(toy_model):
+    targets = np.linspace(0.2, 0.8, 40), np.linspace(-0.3, 0.1, 40)
+    cond = make_meta(40, month=np.full(40, 6))
+    constrained = cond.assign(target_peak=targets[0], target_mean=targets[1])
+
+    def rmse(samples: np.ndarray) -> tuple[float, float]:
+        return tuple(float(np.sqrt(((stat - target) ** 2).mean()))
+                     for stat, target in zip((samples.max(1), samples.mean(1)), targets))
+
+    free = rmse(toy_model.sample(40, cond, RunContext(seed=3)))
+    guided = rmse(toy_model.sample(40, constrained, RunContext(seed=3)))
+    stronger = rmse(_with(toy_model, guidance_iterations=3).sample(40, constrained, RunContext(seed=3)))
+    projected = rmse(_with(toy_model, constraint_mode="projection").sample(40, constrained, RunContext(seed=3)))
+    print(f"peak / mean RMSE: unguided {free}, guided {guided}, 3 iterations {stronger}, projected {projected}")
+    # guidance moves the samples most of the way, more iterations further, and never exactly (not projected)
+    for f, g, s in zip(free, guided, stronger):
+        assert g < 0.4 * f and s < 0.5 * g and s > 1e-5, (f, g, s)
+    # the projection reference meets both targets by construction
+    assert max(projected) < 1e-5, projected
+
+
+def test_guidance_steps_are_damped_gauss_newton_steps():
+    x = torch.tensor([[0.0, 1.0, 0.5, 0.2], [0.3, 0.3, 0.3, 0.3]])
+    valid = torch.tensor([[True, True, True, False], [True] * 4])
+    mean = Mean(torch.tensor([1.0, float("nan")]), valid)
+    # the mean is linear: a full step meets it, half a step halves the residual; a NaN target leaves x alone
+    full = EndpointGuidance([mean], strength=1.0).refine(x)
+    half = EndpointGuidance([mean], strength=0.5).refine(x)
+    assert float(full[0, :3].mean()) == pytest.approx(1.0) and float(half[0, :3].mean()) == pytest.approx(0.75)
+    assert full[0, 3] == 0 and torch.equal(full[1], x[1])
+    # the peak moves the steps by their smooth-maximum weight: a small tau moves the largest step almost alone
+    peak = EndpointGuidance([Peak(torch.tensor([2.0, 0.5]), valid)], strength=1.0, tau=1e-3).refine(x)
+    torch.testing.assert_close(peak[0], torch.tensor([0.0, 2.0, 0.5, 0.0]))
+    weights = smooth_max_weights(x, valid, 0.5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    torch.testing.assert_close(weights[0, :3], torch.softmax(x[0, :3] / 0.5, 0))
+    with pytest.raises(ValueError, match="strength"):
+        EndpointGuidance([mean], strength=0.0)
 
 
 # -- monthly profiles: impute and super-resolve ---------------------------------------------------------------
@@ -341,7 +389,7 @@ def test_monthly_impute_and_super_resolve_respect_the_valid_mask():
     block_valid = valid.reshape(n, -1, 2).all(-1)
     np.testing.assert_allclose(sr.reshape(2, n, -1, 2).mean(-1)[:, block_valid],
                                np.broadcast_to(low[block_valid], (2, int(block_valid.sum()))), atol=1e-5)
-    gen = model.sample(n, meta.assign(target_mean=0.1), RunContext())
+    gen = _with(model, constraint_mode="projection").sample(n, meta.assign(target_mean=0.1), RunContext())
     assert (gen[~valid] == 0).all()
     np.testing.assert_allclose(np.where(valid, gen, 0).sum(1) / valid.sum(1), 0.1, atol=1e-5)
 
