@@ -10,6 +10,9 @@
   its mean equals the coarse value exactly.
 * ``conditional-resample`` (generate, conditional): training profiles drawn with the requested month (and
   category).
+* ``constrained-resample`` (generate, conditional, constrained): as ``conditional-resample``; under
+  ``target_peak`` / ``target_mean`` it returns, from the same pool, the training profile whose peak and mean
+  lie nearest the targets (retrieval: the reference a constrained generator must beat).
 
 Every method works in the task's scaled space and returns 0 on padding steps.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.api import ConditionalGenerator, Generator, Imputer, Model, SuperResolver
+from bench.api import ConditionalGenerator, ConstrainedGenerator, Generator, Imputer, Model, SuperResolver
 from bench.context import RunContext
 from bench.data.profileset import MINUTES_PER_DAY, ProfileSet
 from bench.registry import register_model
@@ -239,6 +242,46 @@ class ConditionalResample(Model, Generator, ConditionalGenerator):
                              f"{len(cond)} rows and columns {list(cond.columns)}")
         rows = np.array([pool[rng.integers(0, len(pool))] for pool in self._pools(cond)])
         out = values[rows].copy()
+        if "days" in cond.columns and self._period == "month":
+            steps = np.arange(out.shape[1])
+            out[steps[None, :] >= (cond["days"].to_numpy()[:, None] * self._steps_per_day)] = 0.0
+        return out
+
+
+@register_model("constrained-resample")
+class ConstrainedResample(ConditionalResample, ConstrainedGenerator):
+    """Nearest training profile to the numerical targets among those with the requested month and category.
+
+    Rows of ``cond`` without a finite ``target_peak`` / ``target_mean`` are drawn as ``conditional-resample``
+    draws them; for the others, the pool member minimising ``(peak - target_peak)^2 + (mean - target_mean)^2``
+    (over the finite targets; peaks and means over the valid steps) is returned, the first on a tie.
+    """
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._valid: np.ndarray | None = None  # the training profiles' valid steps, for their peaks and means
+
+    def fit(self, train: ProfileSet, ctx: RunContext) -> None:
+        """As ``conditional-resample``, keeping the valid-step mask too."""
+        super().fit(train, ctx)
+        self._valid = np.asarray(train.mask, dtype=bool)
+
+    def sample(self, n: int, cond: pd.DataFrame | None, ctx: RunContext) -> np.ndarray:
+        """``[n, T]`` float32 (see the class docstring)."""
+        out = super().sample(n, cond, ctx)
+        targets = [c for c in ("target_peak", "target_mean") if cond is not None and c in cond.columns]
+        if not targets:
+            return out
+        valid = self._valid
+        count = np.maximum(valid.sum(axis=1), 1)
+        stats = {"target_peak": np.where(valid, self._values, -np.inf).max(axis=1),
+                 "target_mean": np.where(valid, self._values, 0.0).sum(axis=1) / count}
+        wanted = {c: pd.to_numeric(cond[c], errors="coerce").to_numpy(dtype=np.float64) for c in targets}
+        for i, pool in enumerate(self._pools(cond.reset_index(drop=True))):
+            finite = [c for c in targets if np.isfinite(wanted[c][i])]
+            if finite:
+                distance = sum((stats[c][pool] - wanted[c][i]) ** 2 for c in finite)
+                out[i] = self._values[pool[int(np.argmin(distance))]]
         if "days" in cond.columns and self._period == "month":
             steps = np.arange(out.shape[1])
             out[steps[None, :] >= (cond["days"].to_numpy()[:, None] * self._steps_per_day)] = 0.0

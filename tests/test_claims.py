@@ -49,6 +49,20 @@ def test_factor_best_other_number_and_goal():
                        p).status == "holds"
 
 
+def test_excluded_references_are_not_competitors():
+    r = rows("conditional", "PeakRMSE", {"a": (0.2, 0.0), "a-projected": (0.0, 0.0), "b": (0.3, 0.0)},
+             setting="constrained")
+    base = {"task": "conditional", "metric": "PeakRMSE", "setting": "constrained"}
+    assert check_claim(claim(**base, op="<", right="best-other"), r).status == "does not hold in 1 of 1"
+    verdict = check_claim(claim(**base, op="<", right="best-other", exclude="*-projected"), r)
+    assert verdict.status == "holds" and "(b)" in verdict.numbers
+    assert check_claim(claim(**base, op="best", right="", exclude="*-projected"), r).status == "holds"
+    # every other model excluded: nothing to compare with
+    assert check_claim(claim(**base, op="best", right="", exclude="*-projected b"), r).status == "not run"
+    # the shipped file may leave the column out
+    assert "exclude" in load_claims().columns
+
+
 def test_not_run_noise_and_report():
     r = rows("generation", "KL", {"a": (0.100, 0.01), "b": (0.105, 0.01)})
     verdict = check_claim(claim(left="zzz"), r)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines.naive_tasks import (ConditionalResample, CubicUpsample, HoldUpsample, LastWeek, LinearInterp,
-                                   LinearUpsample)
+from baselines.naive_tasks import (ConditionalResample, ConstrainedResample, CubicUpsample, HoldUpsample, LastWeek,
+                                   LinearInterp, LinearUpsample)
 from bench.context import RunContext
 from bench.data.profileset import ProfileSet
 from bench.registry import get_model
@@ -46,7 +46,8 @@ def test_registered():
     for name, caps in [("linear-interp", {"impute"}), ("last-week", {"impute"}),
                        ("hold-upsample", {"super_resolve"}), ("linear-upsample", {"super_resolve"}),
                        ("cubic-upsample", {"super_resolve"}),
-                       ("conditional-resample", {"generate", "conditional"})]:
+                       ("conditional-resample", {"generate", "conditional"}),
+                       ("constrained-resample", {"generate", "conditional", "constrained"})]:
         spec = get_model(name)
         assert spec.capabilities == caps
         # references that copy or interpolate their input: the contract test does not ask them to learn
@@ -191,3 +192,18 @@ def test_conditional_resample_round_trip_keeps_pools_and_padding(tmp_path):
         np.testing.assert_array_equal(loaded.sample(4, None, ctx), model.sample(4, None, ctx))
     with pytest.raises(RuntimeError, match="fit"):
         round_trip(ConditionalResample(), tmp_path).sample(2, None, CTX)
+
+
+def test_constrained_resample_returns_the_pool_profile_nearest_the_targets():
+    # month 1: three flat days at 0.1, 0.5, 0.9 and one with a 2.0 spike; month 2: one day at -0.5
+    values = np.array([[0.1] * 4, [0.5] * 4, [0.9] * 4, [0.0, 0.0, 0.0, 2.0], [-0.5] * 4], dtype=np.float32)
+    model = ConstrainedResample()
+    model.fit(profiles(values, months=[1, 1, 1, 1, 2]), CTX)
+    cond = meta(4).assign(month=[1, 1, 1, 2], target_peak=[0.45, 1.9, np.nan, 0.9], target_mean=[np.nan, 0.4, 0.95, np.nan])
+    out = model.sample(4, cond, CTX)
+    # nearest peak 0.5; peak 1.9 and mean 0.4 -> the spike (1.9-2)^2+(0.4-0.5)^2 beats 0.9's (1.0^2+0.5^2);
+    # mean 0.95 -> 0.9; month 2 has one day, whatever the target
+    np.testing.assert_array_equal(out, values[[1, 3, 2, 4]])
+    # without targets it is conditional-resample
+    plain = meta(3).assign(month=[1, 2, 1])
+    np.testing.assert_array_equal(model.sample(3, plain, CTX), ConditionalResample.sample(model, 3, plain, CTX))

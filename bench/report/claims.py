@@ -4,7 +4,9 @@
 evidence, and the check: in every (dataset, resolution, setting) group of ``task`` whose setting matches
 ``setting`` (a glob; ``*`` = any), the ``left`` model's mean ``metric`` must stand in relation ``op`` to
 ``factor`` x ``right``, where ``right`` is a model, a number, or ``best-other`` (the best mean of every other
-model, by the metric's goal); ``op`` ``best`` asks ``left`` to have the best mean of the group. A claim holds
+model, by the metric's goal); ``op`` ``best`` asks ``left`` to have the best mean of the group. ``exclude``
+(optional; space-separated globs) names models left out of ``best`` / ``best-other``: references that meet a
+target by construction, such as a projection, are not competitors. A claim holds
 when the check passes in every group where it could be evaluated, does not hold when it fails in one (the
 groups are named), and is "not run" when the run has no group with the models it names. Means are compared as
 the papers compare them; where the decision is inside the bootstrap noise (\\|a - b\\| <= sqrt(s^2 + t^2)) the
@@ -24,6 +26,7 @@ import pandas as pd
 CLAIMS_CSV = Path(__file__).with_name("claims.csv")
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 COLUMNS = ("id", "paper", "claim", "evidence", "task", "metric", "setting", "left", "op", "right", "factor")
+OPTIONAL_COLUMNS = {"exclude": ""}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ def load_claims(path: str | Path | None = None) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}")
+    for column, default in OPTIONAL_COLUMNS.items():
+        if column not in frame.columns:
+            frame[column] = default
     for line, row in zip(frame.index + 2, frame.itertuples(index=False)):
         where = f"{path}, line {line} ({row.id})"
         if row.op not in (*OPS, "best"):
@@ -90,6 +96,8 @@ def check_claim(claim, rows: pd.DataFrame) -> Verdict:
             continue
         a, s = by_model.loc[claim.left, "value"], by_model.loc[claim.left, "std"]
         others = by_model.drop(index=claim.left)
+        excluded = (getattr(claim, "exclude", "") or "").split()
+        others = others[[not any(fnmatch.fnmatchcase(m, g) for g in excluded) for m in others.index]]
         if claim.op == "best" or claim.right == "best-other":
             if others.empty:
                 continue
