@@ -12,6 +12,11 @@ none). The model returns ``n_samples`` fine profiles per query; scores use the v
 * ``RMSE``: of the ensemble median (lower is better).
 
 Values are paired-bootstrap means ± std as in :mod:`bench.tasks.imputation`.
+
+**Per customer category** (SmartMeterFM reports super-resolution per category): when the evaluation profiles
+hold at least two categories (LCL tariff or ACORN group, CER customer type, WPuQ kind) with ``min_category``
+profiles or more each, every setting is also scored on each such category alone, as the setting
+``"<setting>, category=<name>"`` (with ``by_category = false`` it is not).
 """
 
 from __future__ import annotations
@@ -38,8 +43,26 @@ DEFAULTS = {
     "max_queries": 200,
     "n_bootstrap": 10,
     "bootstrap_frac": 0.5,
+    "by_category": True,
+    "min_category": 10,
     **SPLIT_DEFAULTS,
 }
+CATEGORY_SEPARATOR = ", category="
+
+
+def category_groups(meta, cfg: dict) -> list[tuple[str, np.ndarray]]:
+    """``(category, row indices)`` of every category with at least ``min_category`` rows, sorted by name;
+    empty unless ``by_category`` is set and at least two categories qualify (one category is the pooled
+    table already)."""
+    if not cfg.get("by_category", False):
+        return []
+    minimum = int(cfg.get("min_category", 10))
+    if minimum < 1:
+        raise ValueError(f"min_category must be a positive number of profiles, got {cfg['min_category']!r}")
+    categories = meta["category"].astype(str).to_numpy()
+    groups = [(name, np.flatnonzero(categories == name)) for name in sorted(set(categories))]
+    groups = [(name, rows) for name, rows in groups if len(rows) >= minimum]
+    return groups if len(groups) >= 2 else []
 
 
 def setting_specs(cfg: dict, resolution: int) -> list[tuple[str, int]]:
@@ -133,24 +156,28 @@ def _metric(spec, truth: np.ndarray, ens: np.ndarray, median: np.ndarray, valid:
 
 def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
     """Per setting and metric, the paired-bootstrap mean ± std over the valid steps, in kW (reads ``status``,
-    ``note`` and ``samples``): ensemble metrics score the ensemble, point metrics its median."""
+    ``note`` and ``samples``): ensemble metrics score the ensemble, point metrics its median; then the same per
+    customer category (:func:`category_groups`)."""
     from metrics import METRICS
 
-    pairs = [(s, m) for s in data.settings for m in METRIC_NAMES]
+    keep = data.real.mask.any(axis=1)
+    groups = [("", np.arange(int(keep.sum())))] + [
+        (CATEGORY_SEPARATOR + name, rows) for name, rows in category_groups(data.real.meta[keep], cfg)]
+    pairs = [(s + suffix, m) for suffix, _ in groups for s in data.settings for m in METRIC_NAMES]
     if outcome.status != "ok":
         return failed_rows(pairs, outcome.status, outcome.note)
-    keep = data.real.mask.any(axis=1)
     valid = data.real.mask[keep]
     truth = data.scaler.inverse(data.real.values[keep]).astype(np.float64)
     rows = []
-    for index, setting in enumerate(data.settings):
-        ens = data.scaler.inverse(outcome.samples[index][:, keep]).astype(np.float64)
-        median = np.median(ens, axis=0)
-        for metric in METRIC_NAMES:
-            fn = _metric(METRICS[metric], truth, ens, median, valid)
-            mean, std = paired_bootstrap(fn, len(truth), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
-            rows.append({"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok",
-                         "note": ""})
+    for suffix, members in groups:
+        for index, setting in enumerate(data.settings):
+            ens = data.scaler.inverse(outcome.samples[index][:, keep][:, members]).astype(np.float64)
+            median = np.median(ens, axis=0)
+            for metric in METRIC_NAMES:
+                fn = _metric(METRICS[metric], truth[members], ens, median, valid[members])
+                mean, std = paired_bootstrap(fn, len(members), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+                rows.append({"setting": setting + suffix, "metric": metric, "value": mean, "std": std,
+                             "status": "ok", "note": f"{len(members)} profiles" if suffix else ""})
     return rows
 
 
