@@ -90,8 +90,10 @@ def run_cell(suite: Suite, ref: Cell, cache: CellCache, memo: CellMemo, counts: 
         "resolution": res, "period": ds.period, "data_fingerprint": profiles.fingerprint(),
         "model": model_name, "seed": seed, "profile": suite.profile,
     }
+    # the label names rows only: it stays out of the descriptor, which is part of the cell's cache key
+    labelled = {"task_label": task_spec.label} if task_spec.label else {}
     if task.capability not in spec.capabilities:
-        return {**descriptor, "key": None, "status": "n/a", "data_notes": dict(profiles.notes)}
+        return {**descriptor, **labelled, "key": None, "status": "n/a", "data_notes": dict(profiles.notes)}
     # keyed by task position, not name: a suite may list one task twice with different configs
     memo_key = (d, res, ref.task, seed)
     if memo_key not in memo.prepared:
@@ -115,7 +117,7 @@ def run_cell(suite: Suite, ref: Cell, cache: CellCache, memo: CellMemo, counts: 
     if suffixes:
         key = _cell(base, suffixes, spec, overrides, task, data, cfg, cache, use_cache, counts,
                     device=device, progress=progress, log=log)
-    entry = {**descriptor, "model_config": model_cfg, "key": key, "real_array": f"real-{data.fingerprint()}",
+    entry = {**descriptor, **labelled, "model_config": model_cfg, "key": key, "real_array": f"real-{data.fingerprint()}",
              "split_rule": data.split_rule, "data_notes": dict(profiles.notes)}
     if isinstance(getattr(data, "observed", None), np.ndarray):
         entry["observed_array"] = _observed_name(data, cfg)

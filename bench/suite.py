@@ -39,6 +39,9 @@ class TaskSpec:
     models: tuple[str, ...]
     config: dict = field(default_factory=dict)
     model_overrides: dict = field(default_factory=dict)
+    # prefixed to every setting of the task's rows (e.g. "N_e=8"): one task listed several times with different
+    # model parameters (a sensitivity sweep) then gives rows that tables keep apart; not part of any cache key
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ def load_suite(name_or_path: str) -> Suite:
         for d in _require(raw, "datasets", where))
     tasks = tuple(
         TaskSpec(name=_require(t, "name", where), models=tuple(_require(t, "models", where)),
-                 config=t.get("config", {}), model_overrides=t.get("model_overrides", {}))
+                 config=t.get("config", {}), model_overrides=t.get("model_overrides", {}),
+                 label=str(t.get("label", "")))
         for t in _require(raw, "tasks", where))
     protocol = dict(raw.get("protocol", {}))
     deviations = protocol.pop("deviations", [])

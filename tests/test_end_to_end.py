@@ -214,3 +214,42 @@ def test_imputation_figures_use_their_own_suites_masks(lcl_sample_dir, tmp_path)
         expected = [f"lcl-60min-imputation-random-{f}pct.png" for f in ((10,) if name == "one" else (10, 30, 50))]
         assert pngs == expected
     assert runs["one"] != runs["three"]
+
+
+def test_labelled_copies_of_a_task_form_a_sweep(lcl_sample_dir, tmp_path):
+    """One task listed twice with different model parameters and labels: rows kept apart by the label, one
+    cell per parameter value, and the label stays out of the cache key (an unlabelled copy is served from
+    the cache)."""
+    suite = tmp_path / "sweep.toml"
+    suite.write_text(f'''
+name = "sweep"
+seeds = [0]
+[[datasets]]
+name = "lcl"
+resolutions = [60]
+data_dir = "{lcl_sample_dir}"
+[[tasks]]
+name = "generation"
+label = "n=1"
+models = ["gmm"]
+model_overrides = {{ gmm = {{ n_components = 1 }} }}
+[[tasks]]
+name = "generation"
+label = "n=3"
+models = ["gmm"]
+model_overrides = {{ gmm = {{ n_components = 3 }} }}
+[[tasks]]
+name = "generation"
+models = ["gmm"]
+model_overrides = {{ gmm = {{ n_components = 3 }} }}
+''')
+    cache = tmp_path / "cache"
+    summary = run_suite(override(load_suite(suite), options={"households": 4}), out_dir=tmp_path / "run",
+                        cache_dir=cache, progress=False, log=lambda *a: None)
+    rows = pd.read_csv(tmp_path / "run" / "results.csv", keep_default_na=False)
+    assert set(rows["setting"]) == {"n=1", "n=3", ""}
+    kl = rows[rows["metric"] == "KL"].set_index("setting")["value"]
+    assert kl["n=1"] != kl["n=3"] and kl["n=3"] == kl[""]  # the same cell, labelled or not
+    assert summary.computed == 2 and summary.cached == 1
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert [c.get("task_label") for c in config["cells"]] == ["n=1", "n=3", None]

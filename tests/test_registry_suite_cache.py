@@ -202,3 +202,20 @@ def test_dataset_labels_name_the_rows_and_keep_the_loader(tmp_path):
            "model": "gmm", "seed": 0, "metric": "KS", "value": 0.1, "std": 0.0, "status": "ok", "note": ""}
     frame = published_comparison({"suite": suite.to_dict()}, pd.DataFrame([row]))
     assert len(frame) == 1 and frame["table"].iloc[0] == "Table II"
+
+
+def test_sensitivity_suite_varies_one_parameter_at_a_time():
+    from bench.suite import check_suite
+
+    suite = load_suite("unified_sensitivity")
+    check_suite(suite)
+    labels = [t.label for t in suite.tasks]
+    assert len(labels) == len(set(labels)) == 16
+    defaults = {"n_experts": 4, "k": 2, "n_patches": 12, "beta": 0.001}
+    for task in suite.tasks:
+        (changed,) = task.model_overrides["unified"].items()
+        name, value = changed
+        assert name in defaults and task.models == ("unified",), task
+        # the label names the swept value (the patch dimension of a 48-step day for n_patches)
+        shown = 48 // value if name == "n_patches" else value
+        assert task.label.split("=")[1] == f"{shown:g}", task.label

@@ -102,6 +102,8 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
           ""]
     tex = []
     task_tables = {}
+    # a labelled task (a sweep point) renames its settings, so the paper's column groups no longer apply
+    labelled = {cell["task"] for cell in config.get("cells", []) if cell.get("task_label")}
     for task, task_rows in rows.groupby("task", sort=False):
         metrics = list(dict.fromkeys(task_rows["metric"]))
         goals = metric_goals(metrics)
@@ -123,7 +125,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         tex.append(tables.to_latex(table, caption))
         tables.to_csv(table, run_dir / f"table_{task}.csv")
-        wide = paper_layout(task, task_rows, goals)
+        wide = None if task in labelled else paper_layout(task, task_rows, goals)
         if wide is not None:
             wide_table, wide_caption = wide
             md += [f"### {task} in the paper's layout", "", tables.to_markdown(wide_table, wide_caption), ""]
@@ -396,14 +398,19 @@ def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
     records = []
     for cell in cells_meta:
         base = {k: cell[k] for k in ("suite", "task", "dataset", "resolution", "model", "seed")}
+        label = cell.get("task_label", "")
+
+        def setting(name: str) -> str:
+            return f"{label}, {name}" if label and name else (label or name)
+
         if cell["key"] is None:
-            records += [{**base, "setting": setting, "metric": m, "value": np.nan, "std": np.nan, "status": "n/a",
-                         "note": "model lacks this capability"}
-                        for setting, m in expected_rows(cell["task"], cell["task_config"], cell["resolution"])]
+            records += [{**base, "setting": setting(name), "metric": m, "value": np.nan, "std": np.nan,
+                         "status": "n/a", "note": "model lacks this capability"}
+                        for name, m in expected_rows(cell["task"], cell["task_config"], cell["resolution"])]
             continue
         if not cache.has(cell["key"]):
             raise FileNotFoundError(f"cell {cell['key']} ({cell['model']} on {cell['dataset']} @ "
                                     f"{cell['resolution']} min) is not in the cache {cache.root}; rerun the suite")
         for row in cache.load(cell["key"])["rows"]:
-            records.append({**base, "setting": "", **row})
+            records.append({**base, **row, "setting": setting(row.get("setting", ""))})
     return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
