@@ -19,6 +19,10 @@ from bench.report.published import (
 )
 
 
+QUALITY_TABLES = ("Table II", "Table III", "Table IV", "Table V", "Table VI", "Table VII")
+"""EnergyDiff's tables of generation quality (Tables VIII and IX give computation cost)."""
+
+
 @pytest.fixture(scope="module")
 def published() -> pd.DataFrame:
     return load_published()
@@ -43,16 +47,28 @@ def test_csv_loads_with_the_expected_rows_per_table(published):
         ("energydiff", "Table II"): (120, 115), ("energydiff", "Table III"): (60, 60),
         ("energydiff", "Table IV"): (120, 115), ("energydiff", "Table V"): (120, 100),
         ("energydiff", "Table VI"): (120, 120), ("energydiff", "Table VII"): (120, 100),
+        # 6 models x (training time, sampling time, convergence) at 1 min and 1 h; 2 foldings x 4 columns
+        ("energydiff", "Table VIII"): (36, 36), ("energydiff", "Table IX"): (8, 8),
         ("unified", "Table II"): (48, 48),
+        # numbers of the text: Table II restated (4), Fig. 5 (2 ratios x RMSE, MAPE), Fig. 6 (5 values and the
+        # std of a MAPE whose mean is not printed), Fig. 7 (2 training times)
+        ("unified", "Table II (text)"): (4, 4), ("unified", "Fig. 5 (text)"): (4, 4),
+        ("unified", "Fig. 6 (text)"): (6, 5), ("unified", "Fig. 7 (text)"): (2, 2),
     }
     assert {k: (int(r.rows), int(r.numbers)) for k, r in counts.iterrows()} == expected
-    # every EnergyDiff number carries its bootstrap std; the unified paper prints none
-    ed = published[published["paper"] == "energydiff"]
+    # every number of EnergyDiff's quality tables carries its bootstrap std; the unified paper prints none, its
+    # text gives one std (of a MAPE whose mean it does not give)
+    ed = published[(published["paper"] == "energydiff") & published["table"].isin(QUALITY_TABLES)]
     assert (ed["value"].notna() == ed["std"].notna()).all()
-    assert published.loc[published["paper"] == "unified", "std"].isna().all()
+    unified = published[published["paper"] == "unified"]
+    with_std = unified[unified["std"].notna()]
+    assert len(with_std) == 1 and with_std["note"].str.contains("standard deviation of MAPE").all()
+    assert with_std["std"].iloc[0] == pytest.approx(0.0195, abs=1e-12) and with_std["value"].isna().all()
     missing = published[published["value"].isna()]
-    assert (missing["paper_model"] == "t-Copula").all()
-    assert missing["note"].str.contains("not converged").all()
+    assert len(missing) == 51
+    t_copula = missing[missing["paper_model"] == "t-Copula"]
+    assert len(t_copula) == 50 and t_copula["note"].str.contains("not converged").all()
+    assert (missing.drop(t_copula.index)["table"] == "Fig. 6 (text)").all()
 
 
 def test_spot_checks_against_the_printed_tables(published):
@@ -81,11 +97,13 @@ def test_spot_checks_against_the_printed_tables(published):
         ("anomaly", "ramping", "B2", "Recall"): 0.7566,
     }
     for (task, setting, model, metric), value in unified.items():
-        row = _one(published, paper="unified", task=task, setting=setting, paper_model=model, metric=metric)
+        row = _one(published, paper="unified", table="Table II", task=task, setting=setting, paper_model=model,
+                   metric=metric)
         assert row["value"] == pytest.approx(value, abs=1e-12), (task, setting, model, metric)
         assert row["dataset"] == "cer+lcl" and row["resolution"] == 30
     mape = published[published["metric"] == "MAPE"]
-    assert len(mape) == 8 and (mape["value"] < 1).all() and mape["unit"].str.contains("percent").all()
+    assert len(mape) == 12 and mape["unit"].str.contains("percent").all()
+    assert (mape["value"].dropna() < 1).all() and (mape["std"].dropna() < 1).all()
 
 
 def test_t_copula_did_not_converge_at_one_minute_in_table_ii(published):
@@ -105,17 +123,21 @@ def test_names_are_meterbench_names(published):
         base, _ = split_model_name(name)  # raises on an unknown post-processing suffix
         assert base in registered, name
     ours = published[published["model"] != ""]
-    assert set(ours["model"]) == {"gmm", "t-copula", "vae", "gan", "energydiff", "energydiff+C", "unified"}
+    assert set(ours["model"]) == {"gmm", "t-copula", "vae", "gan", "energydiff", "energydiff+C", "unified",
+                                  "unified-plain", "unified-no-moe", "unified-no-vib"}
     assert set(published.loc[published["task"] == "forecasting", "setting"]) <= set(forecasting.SETTINGS)
     assert set(published.loc[published["task"] == "anomaly", "setting"]) <= set(ATTACK_KINDS)
-    assert set(published.loc[published["task"] == "generation", "metric"]) == {"MMD_paper", "GFD", "KL", "WD",
-                                                                              "KS"}
+    quality = published["table"].isin(QUALITY_TABLES) & (published["paper"] == "energydiff")
+    assert set(published.loc[quality, "metric"]) == {"MMD_paper", "GFD", "KL", "WD", "KS"}
+    cost = published["table"].isin(["Table VIII", "Table IX"]) & (published["paper"] == "energydiff")
+    assert set(published.loc[cost, "metric"]) == {"fit_seconds", "sample_seconds", "converged_fraction",
+                                                  "forward_ms", "backward_ms", "total_ms", "peak_gpu_gib"}
 
 
 def test_the_papers_gan_is_meterbench_gan_and_wgan_gp_has_no_counterpart(published):
     # EnergyDiff's GAN is trained without a gradient penalty (spectral-norm critic), as meterbench's gan
     gan = published[published["paper_model"] == "GAN"]
-    assert len(gan) == 110 and (gan["model"] == "gan").all()
+    assert len(gan) == 110 + 6 and (gan["model"] == "gan").all()  # Tables II-VII and VIII
     assert "wgan-gp" not in set(published["model"])
     assert gan["note"].str.contains("no gradient penalty").all()
 
@@ -131,6 +153,157 @@ def test_lcl_note_says_what_the_paper_used_and_nothing_about_a_run(published):
     source = TABLE_SOURCES[("energydiff", "Table III")]
     assert source.loader_options == {} and "paper's code" in source.description
     assert len(published_for(published[published["dataset"] == "lcl"], "lcl")) == 60
+
+
+def test_table_viii_spot_checks_and_units(published):
+    t8 = published[(published["paper"] == "energydiff") & (published["table"] == "Table VIII")]
+    assert set(t8["page"]) == {"Sec. V-D"} and set(t8["task"]) == {"generation"}
+    # (resolution, paper model, metric) -> value: times stored in seconds, convergence as a fraction
+    printed = {
+        (1, "t-Copula", "fit_seconds"): 15 * 60, (1, "t-Copula", "sample_seconds"): 5 * 60,
+        (1, "t-Copula", "converged_fraction"): 0.20, (60, "t-Copula", "converged_fraction"): 0.6667,
+        (1, "GAN", "fit_seconds"): 3 * 3600, (60, "GAN", "converged_fraction"): 0.8333,
+        (1, "E.Diff. (1000)", "sample_seconds"): 70 * 60, (1, "E.Diff. (100)", "sample_seconds"): 8 * 60,
+        (60, "E.Diff. (100)", "sample_seconds"): 30, (60, "VAE", "fit_seconds"): 20 * 60,
+        (60, "GMM", "fit_seconds"): 60,
+    }
+    for (res, model, metric), value in printed.items():
+        row = _one(t8, resolution=res, paper_model=model, metric=metric)
+        assert row["value"] == pytest.approx(value, abs=1e-12), (res, model, metric)
+    assert set(t8["model"]) == {"gmm", "t-copula", "vae", "gan", "energydiff"}
+    assert (t8.loc[t8["paper_model"].str.startswith("E.Diff."), "model"] == "energydiff").all()
+    times = t8[t8["metric"].str.endswith("_seconds")]
+    assert times["unit"].str.match(r"^s( \(printed in (min|h)\))?$").all()
+    for _, row in times.iterrows():  # the unit says what was printed; the note repeats the printed number
+        printed_unit = "s" if row["unit"] == "s" else row["unit"].split()[-1].rstrip(")")
+        factor = {"s": 1, "min": 60, "h": 3600}[printed_unit]
+        number = row["value"] / factor
+        assert f"printed {'<' if 'upper bound' in row['note'] else ''}{number:g} {printed_unit}" in row["note"]
+    # "<10 s" is a bound: stored as 10 with a note saying so (there is no bound column)
+    bounds = t8[t8["note"].str.contains("upper bound")]
+    assert len(bounds) == 6 and (bounds["metric"] == "sample_seconds").all() and (bounds["value"] == 10).all()
+    assert set(bounds["paper_model"]) == {"GMM", "VAE", "GAN"}
+    converged = t8[t8["metric"] == "converged_fraction"]
+    assert converged["unit"].eq("fraction (printed in percent)").all() and converged["value"].between(0, 1).all()
+
+
+def test_table_viii_pools_the_datasets_of_tables_ii_to_vii(published):
+    """The convergence column is the share of the quality tables at that resolution in which the model printed
+    numbers (t-Copula's *** cells), and the dataset name lists those tables' datasets."""
+    quality = published[(published["paper"] == "energydiff") & published["table"].isin(QUALITY_TABLES)]
+    t8 = published[(published["paper"] == "energydiff") & (published["table"] == "Table VIII")]
+    for res in (1, 60):
+        tables = quality[quality["resolution"] == res]
+        datasets = set(t8.loc[t8["resolution"] == res, "dataset"])
+        assert len(datasets) == 1
+        assert set(datasets.pop().split("+")) == set(tables["dataset"]), res
+        for model in ("GMM", "t-Copula", "VAE", "E.Diff."):
+            per_table = tables[tables["paper_model"] == model].groupby("table")["value"].apply(
+                lambda v: bool(v.notna().all()))
+            share = per_table.mean()
+            names = [model] if model != "E.Diff." else ["E.Diff. (1000)", "E.Diff. (100)"]
+            for name in names:
+                row = _one(t8, resolution=res, paper_model=name, metric="converged_fraction")
+                assert row["value"] == pytest.approx(share, abs=1e-4), (res, name, share)
+
+
+def test_table_ix_spot_checks_and_sums(published):
+    t9 = published[(published["paper"] == "energydiff") & (published["table"] == "Table IX")]
+    assert set(t9["dataset"]) == {"wpuq"} and set(t9["resolution"]) == {1} and set(t9["model"]) == {"energydiff"}
+    assert published_for(t9, "wpuq", kind="heatpump").equals(t9.reset_index(drop=True))
+    assert published_for(t9, "wpuq", kind="transformer").empty
+    cell = {(r["paper_model"], r["metric"]): (r["value"], r["std"]) for _, r in t9.iterrows()}
+    assert cell[("No Folding", "forward_ms")] == pytest.approx((511.41, 28.28))
+    assert cell[("r=8", "backward_ms")] == pytest.approx((157.17, 5.92))
+    assert cell[("r=8", "total_ms")] == pytest.approx((565.00, 6.34))
+    assert cell[("No Folding", "peak_gpu_gib")][0] == pytest.approx(28.76)
+    assert math.isnan(cell[("r=8", "peak_gpu_gib")][1])
+    # unfolded, forward + backward is the printed total; the text's "more than 34 %" saved follows the totals
+    no_fold = cell[("No Folding", "forward_ms")][0] + cell[("No Folding", "backward_ms")][0]
+    assert no_fold == pytest.approx(cell[("No Folding", "total_ms")][0], abs=0.005)
+    assert 1 - cell[("r=8", "total_ms")][0] / cell[("No Folding", "total_ms")][0] > 0.34
+    # folded, the printed parts sum to 568.07, not the printed 565.00: stored as printed, the note says so
+    assert "568.07" in _one(t9, paper_model="r=8", metric="total_ms")["note"]
+
+
+def test_unified_text_numbers_against_the_paper(published):
+    from bench.tasks.imputation import setting_specs
+
+    unified = published[published["paper"] == "unified"]
+    # (table, task, setting, paper model, metric) -> value as the text prints it (percent stored as a fraction)
+    text = {
+        ("Table II (text)", "forecasting", "day-ahead", "Proposed", "RMSE"): 0.18,
+        ("Table II (text)", "forecasting", "day-ahead", "Proposed", "MAPE"): 0.099,
+        ("Table II (text)", "anomaly", "scaling", "Proposed", "Accuracy"): 0.84,
+        ("Table II (text)", "anomaly", "scaling", "Proposed", "Precision"): 0.92,
+        ("Fig. 5 (text)", "imputation", "random-10%", "Proposed", "RMSE"): 0.3,
+        ("Fig. 5 (text)", "imputation", "random-20%", "Proposed", "RMSE"): 0.4,
+        ("Fig. 5 (text)", "imputation", "random-10%", "Proposed", "MAPE"): 0.128,
+        ("Fig. 5 (text)", "imputation", "random-20%", "Proposed", "MAPE"): 0.146,
+        ("Fig. 6 (text)", "imputation", "", "None", "RMSE"): 0.65,
+        ("Fig. 6 (text)", "imputation", "", "Plus B", "RMSE"): 0.30,
+        ("Fig. 6 (text)", "imputation", "", "Plus B", "MAE"): 0.22,
+        ("Fig. 6 (text)", "imputation", "", "Plus A", "MAE"): 0.32,
+        ("Fig. 6 (text)", "imputation", "", "Proposed", "RMSE"): 0.40,
+        ("Fig. 7 (text)", "imputation", "", "Proposed (smallest d_P of Fig. 7)", "train_seconds_per_100"): 4.5,
+        ("Fig. 7 (text)", "imputation", "", "Proposed (largest d_P of Fig. 7)", "train_seconds_per_100"): 2,
+    }
+    for (table, task, setting, model, metric), value in text.items():
+        row = _one(unified, table=table, task=task, setting=setting, paper_model=model, metric=metric)
+        assert row["value"] == pytest.approx(value, abs=1e-12), (table, setting, model, metric)
+        assert row["dataset"] == "cer+lcl" and row["resolution"] == 30
+    pages = unified.groupby("table")["page"].agg(set).to_dict()
+    assert pages == {"Table II": {"Sec. IV-B"}, "Table II (text)": {"Sec. IV-B"}, "Fig. 5 (text)": {"Sec. IV-B"},
+                     "Fig. 6 (text)": {"Sec. IV-C"}, "Fig. 7 (text)": {"Sec. IV-D"}}
+    # the text's rounding of Table II agrees with the table, and those rows stay out of the comparison
+    restated = unified[unified["table"] == "Table II (text)"]
+    assert (restated["model"] == "").all()
+    for _, row in restated.iterrows():
+        exact = _one(unified, table="Table II", task=row["task"], setting=row["setting"], paper_model="Proposed",
+                     metric=row["metric"])["value"]
+        digits = 3 if row["metric"] == "MAPE" else 2  # 9.9 % of a fraction is three decimals
+        assert round(exact, digits) == pytest.approx(row["value"], abs=1e-12), row["metric"]
+    # imputation settings are meterbench's names; the figures of unstated missing ratio have none
+    imputation = unified[unified["task"] == "imputation"]
+    ratios = {name for name, _, _ in setting_specs({"patterns": ["random"], "fractions_missing": [0.1, 0.2]})}
+    assert set(imputation.loc[imputation["table"] == "Fig. 5 (text)", "setting"]) == ratios
+    assert set(imputation.loc[imputation["table"] != "Fig. 5 (text)", "setting"]) == {""}
+    ablation = imputation[imputation["table"] == "Fig. 6 (text)"]
+    assert dict(zip(ablation["paper_model"], ablation["model"])) == {
+        "None": "unified-plain", "Plus A": "unified-no-moe", "Plus B": "unified-no-vib", "Proposed": "unified"}
+    # "within 0.3 kW", "exceeds 0.32 kW", "less than 2 seconds": bounds, stored as the number with a note
+    bounds = unified[unified["note"].str.contains("upper bound|lower bound")]
+    assert sorted(zip(bounds["table"], bounds["value"])) == [("Fig. 5 (text)", 0.3), ("Fig. 5 (text)", 0.4),
+                                                             ("Fig. 6 (text)", 0.32), ("Fig. 7 (text)", 2.0)]
+
+
+def test_cost_numbers_and_unstated_settings_never_meet_a_result_row(published):
+    from bench.report.published import EXTRA_METRICS
+    from bench.suite import load_suite
+    from bench.tasks import expected_rows, get_task, list_tasks
+    from metrics.registry import METRICS
+
+    assert not set(EXTRA_METRICS) & set(METRICS.names())  # a cost name never shadows a scored metric
+    assert len(published[published["metric"].isin(list(EXTRA_METRICS))]) == 36 + 8 + 2
+    for task in list_tasks():  # no task scores a cost name, so compare() cannot match one
+        for res in (1, 30, 60):
+            assert not {m for _, m in expected_rows(task.name, task.defaults, res)} & set(EXTRA_METRICS)
+    # every row the unified suite scores, for every model it runs: the figure numbers of unstated missing
+    # ratio (setting "") and the text's restatements of Table II (no model) meet none of them, Fig. 5 meets
+    # the unified model's 10 % and 20 % cells, and no cell meets two tables
+    suite = load_suite("unified")
+    records = []
+    for spec in suite.tasks:
+        cfg = {**get_task(spec.name).defaults, **spec.config}
+        for setting, metric in expected_rows(spec.name, cfg, 30):
+            records += [(spec.name, "lcl", 30, setting, model, metric, 0.5, 0.01, "ok", 0) for model in spec.models]
+    out = compare(_rows(records), published, datasets={"lcl": "cer+lcl"})
+    assert out.groupby("table").size().to_dict() == {"Table II": 12, "Fig. 5 (text)": 4}
+    fig5 = out[out["table"] == "Fig. 5 (text)"]
+    assert set(zip(fig5["setting"], fig5["metric"])) == {(f"random-{p}%", m) for p in (10, 20)
+                                                         for m in ("RMSE", "MAPE")}
+    assert (fig5["model"] == "unified").all()
+    assert fig5["paper_note"].str.contains("the paper does not say how the missing steps are placed").all()
 
 
 # ---------------------------------------------------------------- validation

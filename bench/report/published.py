@@ -1,9 +1,11 @@
 """The source papers' published numbers (``published.csv``) and a side-by-side comparison with meterbench.
 
 ``published.csv`` holds one row per number printed in the result tables of the EnergyDiff paper (Tables
-II-VII, unconditional generation) and of the unified-model paper (Table II, forecasting and anomaly
-detection), transcribed as printed, with meterbench's names for task, dataset, setting, model and metric. The
-SmartMeterFM summary prints no result table, so that paper has no rows yet. Columns:
+II-VII, unconditional generation; Tables VIII-IX, computation cost) and of the unified-model paper (Table II,
+forecasting and anomaly detection), and per number its text states for a figure (table ``"Fig. 5 (text)"``:
+imputation, Figs. 6-7: ablation and sensitivity) or restates from a table (``"Table II (text)"``), transcribed
+as printed, with meterbench's names for task, dataset, setting, model and metric. The SmartMeterFM summary
+prints no result table, so that paper has no rows yet. Columns:
 
 ``paper, table, page, task, dataset, resolution, setting, model, paper_model, metric, value, std, unit, note``
 
@@ -16,7 +18,12 @@ SmartMeterFM summary prints no result table, so that paper has no rows yet. Colu
 * ``value`` is empty where the paper prints no number (``***``: the model did not converge); the ``note``
   then says why; ``std`` is the printed ± (empty where none is printed);
 * MAPE is stored as a fraction (the papers print percent; ``unit`` says so), the EnergyDiff MMD under the
-  metric name ``MMD_paper`` (the estimator of its code, see :mod:`metrics.registry`).
+  metric name ``MMD_paper`` (the estimator of its code, see :mod:`metrics.registry`);
+* cost numbers, which meterbench records per cell but does not score, use the names of :data:`EXTRA_METRICS`
+  (times in seconds whatever the printed unit, which ``unit`` gives); no result row carries these names, so
+  :func:`compare` never matches them;
+* a bound (the text's "within 0.3 kW", the table's "<10 s") is stored as the number, and the ``note`` says
+  that it is a bound; there is no column for it.
 
 Typical use on the tidy rows of a run::
 
@@ -45,8 +52,20 @@ PAPER_TITLES = {
     "smartmeterfm": "SmartMeterFM: Unifying Smart Meter Data Generative Tasks Using Flow Matching Models",
     "unified": "A Unified Model for Smart Meter Data Applications (Wang et al.)",
 }
-# datasets the papers used that meterbench has no loader for under one name
-EXTRA_DATASETS = ("cer+lcl",)
+# datasets the papers used that meterbench has no loader for under one name (EnergyDiff's Table VIII pools every
+# dataset of its Tables II-VII at a resolution: WPuQ and CoSSMic at 1 min, LCL as well at 1 h)
+EXTRA_DATASETS = ("cer+lcl", "wpuq+cossmic", "wpuq+lcl+cossmic")
+EXTRA_METRICS: dict[str, str] = {
+    "fit_seconds": "wall time of training (fitting) one model, in seconds",
+    "sample_seconds": "wall time of generating the samples (EnergyDiff: 4000 profiles), in seconds",
+    "converged_fraction": "share of the pooled datasets on which the model converged, a fraction",
+    "forward_ms": "one forward pass of a training batch, in milliseconds",
+    "backward_ms": "one backward pass of a training batch, in milliseconds",
+    "total_ms": "one forward and one backward pass of a training batch, in milliseconds",
+    "peak_gpu_gib": "peak GPU memory of a training step, in GiB",
+    "train_seconds_per_100": "training time of one round per 100 samples (the unified paper's Fig. 7), in seconds",
+}
+"""Names for the papers' computation-cost numbers, which are no scored metric of :mod:`metrics.registry`."""
 KEY = ("paper", "table", "task", "dataset", "resolution", "setting", "paper_model", "metric")
 """The columns that identify one published number."""
 JOIN_KEY = ("task", "dataset", "resolution", "setting", "model", "metric")
@@ -96,6 +115,10 @@ TABLE_SOURCES: dict[tuple[str, str], TableSource] = {
     ("energydiff", "Table V"): TableSource("CoSSMic residential PV", {"feed": "pv", "kind": "residential"}),
     ("energydiff", "Table VI"): TableSource("WPuQ transformer-level electricity", {"kind": "transformer"}),
     ("energydiff", "Table VII"): TableSource("WPuQ transformer-level PV", {"kind": "pv"}),
+    # Table VIII pools every dataset of Tables II-VII at 1 min and 1 h (dataset wpuq+cossmic / wpuq+lcl+cossmic)
+    ("energydiff", "Table VIII"): TableSource("all EnergyDiff datasets at 1 min and 1 h (computation cost)", None),
+    ("energydiff", "Table IX"): TableSource("WPuQ household heat pumps at 1 min (one EnergyDiff training step)",
+                                            {"kind": "heatpump"}),
     ("unified", "Table II"): TableSource("CER + LCL daily profiles (30 min)", {}),
 }
 
@@ -109,7 +132,7 @@ def _known_tasks() -> tuple[str, ...]:
 def _known_metrics() -> tuple[str, ...]:
     from metrics.registry import METRICS
 
-    return tuple(METRICS.names())
+    return (*METRICS.names(), *EXTRA_METRICS)
 
 
 def _known_datasets() -> tuple[str, ...]:
@@ -144,7 +167,8 @@ def validate_published(frame: pd.DataFrame, where: str = "published numbers") ->
 
     Raises:
         ValueError: naming ``where``, the row and the column: a missing column, an unknown paper, task, dataset
-            or metric, a non-numeric value or std, a negative std, a resolution that is not a positive whole
+            (meterbench's or :data:`EXTRA_DATASETS`) or metric (meterbench's or :data:`EXTRA_METRICS`), a
+            non-numeric value or std, a negative std, a resolution that is not a positive whole
             number of minutes, an empty value without a note saying why, an empty table or page, or two rows
             with the same :data:`KEY`.
     """
