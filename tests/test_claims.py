@@ -82,3 +82,21 @@ def test_bad_claims_file_is_a_clear_error(tmp_path):
     frame.assign(op="<", metric="nope").to_csv(path, index=False)
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
         load_claims(path)
+
+
+def test_every_model_a_claim_names_is_registered():
+    from bench.postprocess import split_model_name
+    from bench.registry import MODELS
+
+    frame = load_claims()
+    named = set(frame["left"]) | {r for r in frame["right"] if r and r != "best-other" and not _is_number(r)}
+    unknown = sorted(m for m in named if split_model_name(m)[0] not in MODELS)
+    assert not unknown, unknown
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
