@@ -15,7 +15,8 @@ import markdown
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1500px;
        padding: 0 1rem; color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.6rem 0 1.2rem; font-size: 0.85rem; }
+table { border-collapse: collapse; margin: 0.6rem 0 1.2rem; font-size: 0.85rem;
+        display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.45rem; }
 th { background: #f3f3f3; position: sticky; top: 0; }
 tr:nth-child(even) td { background: #fafafa; }
