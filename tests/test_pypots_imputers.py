@@ -206,3 +206,19 @@ def test_pypots_is_imported_only_inside_methods():
     names = [alias.name for node in top for alias in node.names] + \
             [node.module or "" for node in top if isinstance(node, ast.ImportFrom)]
     assert not [n for n in names if n.split(".")[0] == "pypots"], names
+
+
+def test_brits_trains_on_profiles_with_hidden_steps():
+    """BRITS's objective has no masking of its own: it learns on a fixed random share of hidden steps."""
+    from bench.context import RunContext
+    from bench.registry import get_model
+
+    model = get_model("brits").build("test")
+    x = np.arange(2000, dtype=np.float32).reshape(40, 50, 1)
+    hidden = np.isnan(model.training_input(x, RunContext(seed=0)))
+    assert abs(hidden.mean() - 0.2) < 0.03
+    again = np.isnan(model.training_input(x, RunContext(seed=0)))
+    assert np.array_equal(hidden, again)
+    assert not np.isnan(get_model("brits").build("test", {"train_missing": 0.0}).training_input(x, RunContext())).any()
+    with pytest.raises(ParamError, match="train_missing"):
+        get_model("brits").build("test", {"train_missing": 1.0})
