@@ -100,3 +100,9 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_a_metric_with_no_ok_row_is_not_run():
+    r = rows("conditional", "PeakRMSE", {"a": (0.2, 0.0)}, setting="constrained").assign(status="n/a")
+    assert check_claim(claim(task="conditional", metric="PeakRMSE", setting="constrained", op="best", right=""),
+                       r).status == "not run"

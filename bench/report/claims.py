@@ -21,6 +21,7 @@ import operator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 CLAIMS_CSV = Path(__file__).with_name("claims.csv")
@@ -86,7 +87,9 @@ def check_claim(claim, rows: pd.DataFrame) -> Verdict:
     goal = METRICS[claim.metric].goal
     sign = -1.0 if goal == "higher" else 1.0
     ok = rows[(rows["task"] == claim.task) & (rows["metric"] == claim.metric) & (rows["status"] == "ok")]
-    ok = ok[ok["setting"].fillna("").astype(str).map(lambda s: fnmatch.fnmatchcase(s, claim.setting or "*"))]
+    # a boolean array, so that an empty selection stays a frame with its columns
+    matches = [fnmatch.fnmatchcase(s, claim.setting or "*") for s in ok["setting"].fillna("").astype(str)]
+    ok = ok[np.array(matches, dtype=bool)]
     factor = float(claim.factor)
     checked, failed, noisy = [], [], False
     for (dataset, resolution, setting), group in ok.groupby(["dataset", "resolution", "setting"], sort=False,
