@@ -326,7 +326,9 @@ class GMM(Model, Generator, Imputer, SuperResolver, Detector):
             k = min(self.n_pca, length, n)
             pca = PCA(n_components=k, svd_solver="full", random_state=seed).fit(x)
             z = pca.transform(x)
-            self.pca_components_, self.pca_mean_ = pca.components_, pca.mean_
+            # C order, as a saved model loads it: the same memory layout gives the same round-off after save/load
+            self.pca_components_ = np.ascontiguousarray(pca.components_)
+            self.pca_mean_ = np.ascontiguousarray(pca.mean_)
             if k < length:
                 # probabilistic-PCA noise: the mean discarded eigenvalue (used by the conditional models)
                 self.residual_var_ = float(max(pca.noise_variance_, 0.0))

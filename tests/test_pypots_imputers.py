@@ -79,7 +79,10 @@ def _reference(name: str, train_values: np.ndarray, query: ImputationQuery, ctx:
                           d_diffusion_embedding=c["d_diffusion_embedding"], n_diffusion_steps=c["n_diffusion_steps"],
                           target_strategy=c["target_strategy"], schedule=c["schedule"], beta_start=c["beta_start"],
                           beta_end=c["beta_end"], **common)
-    net.fit({"X": train_values[:, :, None].astype(np.float32)})
+    x_train = train_values[:, :, None].astype(np.float32)
+    if name == "brits":  # a random share of the training steps hidden, each independently, from the fit stream
+        x_train = np.where(ctx.rng(Stream.MODEL_FIT, 1).random(x_train.shape) < c["train_missing"], np.nan, x_train)
+    net.fit({"X": x_train.astype(np.float32)})
     x = query.values[:, :, None]
     if name == "csdi":
         lib["set_random_seed"](ctx.int_seed(Stream.MODEL_IMPUTE, bits=31))
