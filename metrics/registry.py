@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from bench.api import Metric
 from bench.registry import Registry
-from metrics import classification, distribution, energy, marginal, point, probabilistic
+from metrics import classification, distribution, energy, marginal, point, privacy, probabilistic
 
 METRICS: Registry[Metric] = Registry("metric")
 """Every named metric, by name (``METRICS["KL"].goal``); an unknown name is a ``KeyError`` listing the known."""
@@ -65,6 +65,13 @@ for _metric in (
            "KL(generated || real) per time step (199 bins over each step's joint range), averaged"),
     Metric("WD_step", marginal.wasserstein_per_step, "lower", "1-Wasserstein distance per time step, averaged"),
     Metric("KS_step", marginal.ks_per_step, "lower", "KS statistic per time step, averaged", (0.0, 1.0)),
+    # privacy of generated profiles (not ranked: a diagnostic beside quality)
+    Metric("DCR_ratio", privacy.dcr_ratio, "ignore",
+           "median distance of generated profiles to their closest training profile over that of real held-out "
+           "ones (1 = like unseen data, 0 = copies)", (0.0, float("inf"))),
+    Metric("Memorised", privacy.memorisation_rate, "ignore",
+           "share of generated profiles closer to the training set than the 5 % quantile of held-out profiles "
+           "(0.05 = like unseen data, 1 = copies)", (0.0, 1.0)),
     # ensembles
     Metric("CRPS", probabilistic.crps_ensemble, "lower", "mean ensemble CRPS (fair estimator) over scored entries",
            needs="ensemble"),

@@ -6,13 +6,21 @@ None = as many as the evaluation set, validation + test, holds), and compare gen
 scaled space with MMD, Gaussian Fréchet distance and pooled marginal KL / Wasserstein / KS, each as
 mean ± std over bootstrap repeats (half of each side drawn without replacement, from the seed's
 generation-bootstrap stream).
+
+Privacy (``privacy = true``, the default): the distance of each generated profile to its closest training
+profile against the same distance for the real held-out profiles (:mod:`metrics.privacy`), as ``DCR_ratio``
+(median generated / median held-out; 1 = as far from the training set as unseen data, 0 = copies) and
+``Memorised`` (share of generated profiles closer than the 5 % quantile of the held-out distances), each
+mean ± std over the same kind of subsamples. Neither is ranked (their goal is ``ignore``): a model that copies
+is flagged instead, in the row's note, when a one-sided binomial test rejects "memorises no more often than
+unseen data would" at ``memorisation_alpha``.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +39,9 @@ DEFAULTS = {
     "n_bootstrap": 10,
     "bootstrap_frac": 0.5,
     "n_generate": None,  # profiles drawn per cell; None = as many as the evaluation profiles
+    "privacy": True,
+    "memorisation_quantile": 0.05,
+    "memorisation_alpha": 0.01,
     **SPLIT_DEFAULTS,  # max_eval keeps MMD and GFD cheap on large datasets
 }
 
@@ -45,9 +56,18 @@ class TaskData:
     bandwidth: float
     split_rule: str
     n_generate: int
+    _holdout_dcr: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def fingerprint(self) -> str:
         return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
+
+    def holdout_dcr(self) -> np.ndarray:
+        """Distances of the real held-out profiles to their closest training profile (computed once)."""
+        from metrics.privacy import distance_to_closest_record
+
+        if self._holdout_dcr is None:
+            self._holdout_dcr = distance_to_closest_record(self.real.values, self.train.values)
+        return self._holdout_dcr
 
 
 def prepare(profiles: ProfileSet, cfg: dict, seed: int) -> TaskData:
@@ -122,8 +142,45 @@ def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
         mean, std = bootstrap(_metric_fn(spec, data.bandwidth), data.real.values, outcome.samples,
                               n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=boot_seed)
         rows.append({"metric": spec.name, "value": float(mean), "std": float(std), "status": "ok", "note": ""})
+    if cfg.get("privacy", True):
+        rows += privacy_rows(outcome, data, cfg, boot_seed)
     return rows
 
 
+PRIVACY_METRICS = ("DCR_ratio", "Memorised")
+
+
+def privacy_rows(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) -> list[dict]:
+    """``DCR_ratio`` and ``Memorised`` rows (module docstring); the note of ``Memorised`` says "memorising"
+    when the binomial test rejects at ``memorisation_alpha``."""
+    from metrics import bootstrap
+    from metrics.privacy import (dcr_ratio_from_distances, distance_to_closest_record, memorisation_p_value,
+                                 memorisation_rate_from_distances)
+
+    if outcome.status != "ok":
+        return [{"metric": m, "value": np.nan, "std": np.nan, "status": outcome.status, "note": outcome.note}
+                for m in PRIVACY_METRICS]
+    quantile, alpha = float(cfg["memorisation_quantile"]), float(cfg["memorisation_alpha"])
+    held_out = data.holdout_dcr()[:, None]
+    generated = distance_to_closest_record(outcome.samples, data.train.values)[:, None]
+    fns = {"DCR_ratio": lambda r, g: dcr_ratio_from_distances(r[:, 0], g[:, 0]),
+           "Memorised": lambda r, g: memorisation_rate_from_distances(r[:, 0], g[:, 0], quantile)}
+    p_value = memorisation_p_value(held_out[:, 0], generated[:, 0], quantile)
+    verdict = "memorising" if p_value < alpha else "not memorising"
+    rows = []
+    for name, fn in fns.items():
+        mean, std = bootstrap(fn, held_out, generated, n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"],
+                              seed=boot_seed)
+        note = f"{verdict} (binomial p = {p_value:.2g} against {quantile:g})" if name == "Memorised" else ""
+        rows.append({"metric": name, "value": float(mean), "std": float(std), "status": "ok", "note": note})
+    return rows
+
+
+def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
+    """The configured metrics, then the privacy rows when ``privacy`` is on."""
+    privacy = PRIVACY_METRICS if cfg.get("privacy", True) else ()
+    return [("", m) for m in (*cfg.get("metrics", []), *privacy)]
+
+
 TASK = register_task(Task(name="generation", capability="generate", defaults=DEFAULTS, prepare=prepare, run=run,
-                          score=score, source=__file__))
+                          score=score, expected_rows=expected_rows, source=__file__))

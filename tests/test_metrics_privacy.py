@@ -1,0 +1,74 @@
+"""Privacy metrics against scipy's distances and closed cases; the generation task flags a copying model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from scipy.stats import binom
+
+from metrics import MetricInputError
+from metrics.privacy import (dcr_ratio, distance_to_closest_record, memorisation_p_value, memorisation_rate,
+                             memorisation_rate_from_distances)
+
+
+def test_distance_to_closest_record_is_scipys_nearest_euclidean_distance_per_step():
+    rng = np.random.default_rng(0)
+    query, reference = rng.normal(size=(70, 12)), rng.normal(size=(130, 12))
+    expected = cdist(query, reference).min(axis=1) / np.sqrt(12)
+    np.testing.assert_allclose(distance_to_closest_record(query, reference, batch=16), expected, rtol=1e-10)
+    # copies are at exactly 0, also for large values where the expanded form loses digits
+    big = 1e4 + rng.normal(size=(20, 12))
+    assert (distance_to_closest_record(big[:5], big) == 0.0).all()
+
+
+def test_copies_unseen_data_and_ratio():
+    rng = np.random.default_rng(1)
+    train, held_out, fresh = rng.normal(size=(400, 16)), rng.normal(size=(300, 16)), rng.normal(size=(300, 16))
+    assert dcr_ratio(held_out, train[:300], train=train) == 0.0
+    assert memorisation_rate(held_out, train[:300], train=train) == 1.0
+    # data from the same distribution as the held-out set: ratio near 1, rate near the quantile
+    assert dcr_ratio(held_out, fresh, train=train) == pytest.approx(1.0, abs=0.08)
+    assert memorisation_rate(held_out, fresh, train=train) == pytest.approx(0.05, abs=0.03)
+    # profiles further away than unseen data
+    assert dcr_ratio(held_out, 3 * fresh, train=train) > 2
+
+
+def test_memorisation_p_value_is_the_binomial_tail():
+    held_out = np.linspace(1.0, 2.0, 101)  # 5 % quantile = 1.05
+    generated = np.r_[np.zeros(12), np.full(88, 1.5)]  # 12 of 100 below it
+    assert memorisation_rate_from_distances(held_out, generated) == pytest.approx(0.12)
+    # P(X >= 12) for X ~ Binomial(100, 0.05)
+    assert memorisation_p_value(held_out, generated) == pytest.approx(binom.sf(11, 100, 0.05), rel=1e-9)
+    assert memorisation_p_value(held_out, np.full(100, 1.5)) == pytest.approx(1.0)
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(MetricInputError, match="steps"):
+        distance_to_closest_record(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(MetricInputError, match="quantile"):
+        memorisation_rate_from_distances(np.ones(3), np.ones(3), quantile=1.0)
+    with pytest.raises(MetricInputError):
+        distance_to_closest_record(np.full((2, 3), np.nan), np.zeros((2, 3)))
+
+
+def test_generation_task_flags_the_copying_reference_only():
+    from baselines.naive import IndependentMarginals, ResampleTrain
+    from bench.context import RunContext
+    from bench.tasks import generation
+    from tests.model_contract import tiny_profiles
+
+    cfg = {**generation.DEFAULTS, "split": "pooled", "fractions": [0.5, 0.25, 0.25], "n_bootstrap": 3}
+    data = generation.prepare(tiny_profiles(n_households=10, n_days=40), cfg, seed=0)
+    rows = {}
+    for model in (ResampleTrain(), IndependentMarginals()):
+        outcome = generation.run(model, data, RunContext(seed=0))
+        rows[type(model).__name__] = {r["metric"]: r for r in generation.score(outcome, data, cfg, seed=0)}
+    copy, marginals = rows["ResampleTrain"], rows["IndependentMarginals"]
+    assert copy["Memorised"]["value"] == 1.0 and copy["DCR_ratio"]["value"] == 0.0
+    assert copy["Memorised"]["note"].startswith("memorising")
+    assert marginals["Memorised"]["note"].startswith("not memorising"), marginals["Memorised"]
+    assert marginals["DCR_ratio"]["value"] > 0.8
+    assert list(copy) == [metric for _, metric in generation.expected_rows(cfg)]
+    off = generation.score(outcome, data, {**cfg, "privacy": False}, seed=0)
+    assert {r["metric"] for r in off} == set(cfg["metrics"])
