@@ -23,6 +23,7 @@ from bench.executors import Job, JobReport, dataset_identity
 from bench.postprocess import SOURCES as POSTPROCESS_SOURCES, apply, split_model_name
 from bench.provenance import environment
 from bench.registry import get_model
+from bench.resources import measure_peak_memory, model_size
 from bench.report.render import render_run
 from bench.suite import Suite, check_suite, suite_from_dict
 from bench.tasks import get_task
@@ -251,13 +252,17 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
         ctx = RunContext(seed=base["seed"], device=device, profile=base["profile"], progress=progress,
                          checkpoint_dir=cache.checkpoint_dir(fit_key(base, spec, data)))
         model = spec.build(base["profile"], overrides)
-        outcome = task.run(model, data, ctx)
+        with measure_peak_memory(device) as memory:
+            outcome = task.run(model, data, ctx)
         outcome.diagnostics = model_diagnostics(model)
+        cost = {**memory, "model_numbers": model_size(model) if outcome.status == "ok" else None}
     rows = task.score(outcome, data, cfg, base["seed"])
     result = {"rows": rows, "status": outcome.status, "note": outcome.note, "diagnostics": outcome.diagnostics,
               "seconds": time.perf_counter() - t0, "fit_seconds": outcome.fit_seconds,
               "sample_seconds": outcome.sample_seconds,
               "scaler": {"low": data.scaler.low, "high": data.scaler.high}}
+    if not suffixes:
+        result["cost"] = cost
     # samples are stored in the model's scaled space; plots map them back to kW with the scaler
     cache.save(key, result, outcome.samples)
     counts["computed"] += 1

@@ -101,7 +101,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]
     tex = []
-    task_tables = {}
+    task_tables, cost_figures = {}, []
     # a labelled task (a sweep point) renames its settings, so the paper's column groups no longer apply
     labelled = {cell["task"] for cell in config.get("cells", []) if cell.get("task_label")}
     for task, task_rows in rows.groupby("task", sort=False):
@@ -135,6 +135,8 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         summary = tables.rank_summary(task_tables)
         summary.to_csv(run_dir / "rank_summary.csv")
         md += ["## rank summary", "", tables.rank_summary_markdown(summary), ""]
+        cost_lines, cost_figures = _cost_section(config["cells"], cache, summary, run_dir)
+        md += cost_lines
     from bench.report.claims import check_claims, claims_markdown
 
     verdicts = check_claims(rows)
@@ -159,7 +161,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     if not diagnostics.empty:
         diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
         md += ["## model diagnostics", "", *diagnostics_markdown(diagnostics), ""]
-    figures = _render_plots(config["cells"], cache, run_dir / "plots", plots)
+    figures = _render_plots(config["cells"], cache, run_dir / "plots", plots) + cost_figures
     if figures:
         md += [FIGURES_HEADING, ""]
         for heading, items in figures:
@@ -174,6 +176,21 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
 
     write_html("\n".join(md), run_dir / "report.html", title=f"meterbench: suite {config['suite']['name']}")
     return rows
+
+
+def _cost_section(cells: list[dict], cache: CellCache, ranks: pd.DataFrame, run_dir: Path
+                  ) -> tuple[list[str], list[tuple[str, list]]]:
+    """The "cost" section (:mod:`bench.report.cost`): its markdown lines (also ``cost.csv``) and the Pareto
+    figure as a figures-section entry."""
+    from bench.report.cost import collect_costs, cost_markdown, cost_summary, plot_pareto
+
+    summary = cost_summary(collect_costs(cells, cache), ranks)
+    if summary.empty:
+        return [], []
+    summary.to_csv(run_dir / "cost.csv", index=False)
+    figure = plot_pareto(summary, run_dir / "plots" / "pareto.png")
+    caption = "quality (mean normalised rank) against seconds (fit + sample) per task; the Pareto front in blue"
+    return ["## cost", "", cost_markdown(summary), ""], ([("cost", [(caption, figure)])] if figure else [])
 
 
 def paper_layout(task: str, task_rows: pd.DataFrame, goals: dict[str, str]):
