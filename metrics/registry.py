@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from bench.api import Metric
 from bench.registry import Registry
-from metrics import classification, distribution, energy, marginal, point, privacy, probabilistic
+from metrics import classification, distribution, energy, marginal, point, privacy, probabilistic, utility
 
 METRICS: Registry[Metric] = Registry("metric")
 """Every named metric, by name (``METRICS["KL"].goal``); an unknown name is a ``KeyError`` listing the known."""
@@ -72,6 +72,10 @@ for _metric in (
     Metric("Memorised", privacy.memorisation_rate, "ignore",
            "share of generated profiles closer to the training set than the 5 % quantile of held-out profiles "
            "(0.05 = like unseen data, 1 = copies)", (0.0, 1.0)),
+    Metric("TSTR", utility.tstr_ratio, "lower",
+           "train on synthetic, test on real: MAE of a fixed ridge forecaster (evening from the rest of the day) "
+           "trained on generated profiles over the same trained on real ones (about 1 = as useful)",
+           (0.0, float("inf"))),
     # ensembles
     Metric("CRPS", probabilistic.crps_ensemble, "lower", "mean ensemble CRPS (fair estimator) over scored entries",
            needs="ensemble"),

@@ -14,6 +14,11 @@ profile against the same distance for the real held-out profiles (:mod:`metrics.
 mean ± std over the same kind of subsamples. Neither is ranked (their goal is ``ignore``): a model that copies
 is flagged instead, in the row's note, when a one-sided binomial test rejects "memorises no more often than
 unseen data would" at ``memorisation_alpha``.
+
+Downstream utility (``tstr = true``, the default): train on synthetic, test on real (:mod:`metrics.utility`): a
+fixed ridge forecaster of the last quarter of the day from the rest, fitted on the generated profiles and on the
+real training profiles, scored on the real evaluation profiles; ``TSTR`` = the ratio of their MAEs (about 1 =
+as useful as real data; lower is better), mean ± std over subsamples of the evaluation profiles.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ DEFAULTS = {
     "bootstrap_frac": 0.5,
     "n_generate": None,  # profiles drawn per cell; None = as many as the evaluation profiles
     "privacy": True,
+    "tstr": True,
     "memorisation_quantile": 0.05,
     "memorisation_alpha": 0.01,
     **SPLIT_DEFAULTS,  # max_eval keeps MMD and GFD cheap on large datasets
@@ -57,6 +63,7 @@ class TaskData:
     split_rule: str
     n_generate: int
     _holdout_dcr: np.ndarray | None = field(default=None, init=False, repr=False)
+    _real_forecast_errors: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def fingerprint(self) -> str:
         return f"{self.train.fingerprint()}-{self.real.fingerprint()}"
@@ -144,7 +151,26 @@ def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
         rows.append({"metric": spec.name, "value": float(mean), "std": float(std), "status": "ok", "note": ""})
     if cfg.get("privacy", True):
         rows += privacy_rows(outcome, data, cfg, boot_seed)
+    if cfg.get("tstr", True):
+        rows.append(tstr_row(outcome, data, cfg, boot_seed))
     return rows
+
+
+def tstr_row(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) -> dict:
+    """The ``TSTR`` row: the fixed forecaster trained on generated vs real training profiles, tested on the
+    real evaluation profiles; mean ± std of the MAE ratio over subsamples of the test profiles."""
+    from metrics import bootstrap
+    from metrics.utility import forecast_errors, tstr_ratio_from_errors
+
+    if outcome.status != "ok":
+        return {"metric": "TSTR", "value": np.nan, "std": np.nan, "status": outcome.status, "note": outcome.note}
+    if data._real_forecast_errors is None:
+        data._real_forecast_errors = forecast_errors(data.train.values, data.real.values)
+    pairs = np.stack([forecast_errors(outcome.samples, data.real.values), data._real_forecast_errors], axis=1)
+    # paired: the same test profiles score both forecasters in every subsample
+    mean, std = bootstrap(lambda real, _: tstr_ratio_from_errors(real[:, 0], real[:, 1]), pairs, pairs,
+                          n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=boot_seed)
+    return {"metric": "TSTR", "value": float(mean), "std": float(std), "status": "ok", "note": ""}
 
 
 PRIVACY_METRICS = ("DCR_ratio", "Memorised")
@@ -177,9 +203,10 @@ def privacy_rows(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) ->
 
 
 def expected_rows(cfg: dict, resolution: int | None = None) -> list[tuple[str, str]]:
-    """The configured metrics, then the privacy rows when ``privacy`` is on."""
+    """The configured metrics, then the privacy rows and the TSTR row where they are on."""
     privacy = PRIVACY_METRICS if cfg.get("privacy", True) else ()
-    return [("", m) for m in (*cfg.get("metrics", []), *privacy)]
+    tstr = ("TSTR",) if cfg.get("tstr", True) else ()
+    return [("", m) for m in (*cfg.get("metrics", []), *privacy, *tstr)]
 
 
 TASK = register_task(Task(name="generation", capability="generate", defaults=DEFAULTS, prepare=prepare, run=run,

@@ -1,4 +1,5 @@
-"""Privacy metrics against scipy's distances and closed cases; the generation task flags a copying model."""
+"""Privacy and downstream-utility metrics against scipy, scikit-learn and closed cases; the generation task
+flags a copying model and scores TSTR."""
 
 from __future__ import annotations
 
@@ -70,5 +71,40 @@ def test_generation_task_flags_the_copying_reference_only():
     assert marginals["Memorised"]["note"].startswith("not memorising"), marginals["Memorised"]
     assert marginals["DCR_ratio"]["value"] > 0.8
     assert list(copy) == [metric for _, metric in generation.expected_rows(cfg)]
-    off = generation.score(outcome, data, {**cfg, "privacy": False}, seed=0)
+    off = generation.score(outcome, data, {**cfg, "privacy": False, "tstr": False}, seed=0)
     assert {r["metric"] for r in off} == set(cfg["metrics"])
+
+
+def test_tstr_ratio_against_a_direct_ridge_fit():
+    from sklearn.linear_model import Ridge
+
+    from metrics.utility import forecast_errors, tstr_ratio
+
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 2 * np.pi, 24)
+    days = lambda n, noise: np.sin(t) * rng.uniform(0.5, 1.5, (n, 1)) + noise * rng.normal(size=(n, 24))
+    train, test = days(200, 0.05), days(100, 0.05)
+    errors = forecast_errors(train, test)
+    direct = np.abs(Ridge(alpha=1.0).fit(train[:, :18], train[:, 18:]).predict(test[:, :18]) - test[:, 18:]).mean(1)
+    np.testing.assert_allclose(errors, direct, rtol=1e-10)
+    # the training profiles themselves: exactly 1; pure noise: much worse
+    assert tstr_ratio(test, train, train=train) == pytest.approx(1.0)
+    assert tstr_ratio(test, rng.normal(size=(200, 24)), train=train) > 3
+
+
+def test_generation_task_tstr_of_the_copying_reference_is_about_one():
+    from baselines.naive import IndependentMarginals, ResampleTrain
+    from bench.context import RunContext
+    from bench.tasks import generation
+    from tests.model_contract import tiny_profiles
+
+    cfg = {**generation.DEFAULTS, "split": "pooled", "fractions": [0.5, 0.25, 0.25], "n_bootstrap": 3}
+    data = generation.prepare(tiny_profiles(n_households=10, n_days=40), cfg, seed=0)
+    tstr = {}
+    for model in (ResampleTrain(), IndependentMarginals()):
+        rows = generation.score(generation.run(model, data, RunContext(seed=0)), data, cfg, seed=0)
+        tstr[type(model).__name__] = next(r for r in rows if r["metric"] == "TSTR")
+    # replayed training days train (nearly) the same forecaster: ratio about 1 by construction
+    assert tstr["ResampleTrain"]["value"] == pytest.approx(1.0, abs=0.05)
+    # independent steps carry no link between the day and its evening: a worse forecaster
+    assert tstr["IndependentMarginals"]["value"] > 1.2

@@ -1,0 +1,52 @@
+"""Downstream utility of generated profiles: train on synthetic, test on real (TSTR).
+
+A fixed forecaster, ridge regression (scikit-learn's ``Ridge``, ``alpha`` fixed) from the first
+``1 - horizon_frac`` of a daily profile to its last ``horizon_frac`` (the evening from the rest of the day at the
+default quarter), is fitted once on generated profiles and once on the real training profiles; both predict the
+same real test profiles. The TSTR ratio is ``MAE(trained on generated) / MAE(trained on real)``: about 1 when the
+synthetic data serve the job as well as the real data, above 1 when they serve it worse. Replaying the training
+profiles (``resample-train``) gives about 1 by construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metrics.errors import MetricInputError, check_values
+
+
+def _split(profiles: np.ndarray, horizon_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    profiles = check_values(np.asarray(profiles, dtype=np.float64), "profiles")
+    if profiles.ndim != 2 or len(profiles) < 2:
+        raise MetricInputError(f"profiles must be [N >= 2, T], got shape {profiles.shape}")
+    horizon = int(round(horizon_frac * profiles.shape[1]))
+    if not 1 <= horizon < profiles.shape[1]:
+        raise MetricInputError(f"horizon_frac={horizon_frac} leaves no input or no target in {profiles.shape[1]} steps")
+    return profiles[:, :-horizon], profiles[:, -horizon:]
+
+
+def forecast_errors(train: np.ndarray, test: np.ndarray, *, horizon_frac: float = 0.25,
+                    alpha: float = 1.0) -> np.ndarray:
+    """``[N_test]`` mean absolute errors of the fixed ridge forecaster fitted on ``train``, per test profile."""
+    from sklearn.linear_model import Ridge
+
+    x_train, y_train = _split(train, horizon_frac)
+    x_test, y_test = _split(test, horizon_frac)
+    model = Ridge(alpha=alpha).fit(x_train, y_train)
+    return np.abs(model.predict(x_test) - y_test).mean(axis=1)
+
+
+def tstr_ratio_from_errors(synthetic_errors: np.ndarray, real_errors: np.ndarray) -> float:
+    """``mean(synthetic_errors) / mean(real_errors)`` on the same test profiles."""
+    real_mae = float(np.mean(real_errors))
+    if real_mae == 0.0:
+        return 1.0 if float(np.mean(synthetic_errors)) == 0.0 else float("inf")
+    return float(np.mean(synthetic_errors)) / real_mae
+
+
+def tstr_ratio(real: np.ndarray, pred: np.ndarray, *, train: np.ndarray, horizon_frac: float = 0.25,
+               alpha: float = 1.0, mask=None) -> float:
+    """TSTR ratio (module docstring): ``real`` the real test profiles, ``pred`` the generated ones, ``train``
+    the real training profiles."""
+    return tstr_ratio_from_errors(forecast_errors(pred, real, horizon_frac=horizon_frac, alpha=alpha),
+                                  forecast_errors(train, real, horizon_frac=horizon_frac, alpha=alpha))
