@@ -101,7 +101,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]
     tex = []
-    task_tables, cost_figures = {}, []
+    task_tables, extra_figures = {}, []  # the CD diagrams and the Pareto plot
     # a labelled task (a sweep point) renames its settings, so the paper's column groups no longer apply
     labelled = {cell["task"] for cell in config.get("cells", []) if cell.get("task_label")}
     for task, task_rows in rows.groupby("task", sort=False):
@@ -123,6 +123,10 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         unranked = [m for m in metrics if goals[m] == "ignore"]
         caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
+        significance = _significance(task, task_rows, goals, run_dir)
+        if significance is not None:
+            md += [significance[0], ""]
+            extra_figures += significance[1]
         tex.append(tables.to_latex(table, caption))
         tables.to_csv(table, run_dir / f"table_{task}.csv")
         wide = None if task in labelled else paper_layout(task, task_rows, goals)
@@ -137,6 +141,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         md += ["## rank summary", "", tables.rank_summary_markdown(summary), ""]
         cost_lines, cost_figures = _cost_section(config["cells"], cache, summary, run_dir)
         md += cost_lines
+        extra_figures += cost_figures
     from bench.report.claims import check_claims, claims_markdown
 
     verdicts = check_claims(rows)
@@ -161,7 +166,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     if not diagnostics.empty:
         diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
         md += ["## model diagnostics", "", *diagnostics_markdown(diagnostics), ""]
-    figures = _render_plots(config["cells"], cache, run_dir / "plots", plots) + cost_figures
+    figures = _render_plots(config["cells"], cache, run_dir / "plots", plots) + extra_figures
     if figures:
         md += [FIGURES_HEADING, ""]
         for heading, items in figures:
@@ -176,6 +181,22 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
 
     write_html("\n".join(md), run_dir / "report.html", title=f"meterbench: suite {config['suite']['name']}")
     return rows
+
+
+def _significance(task: str, task_rows: pd.DataFrame, goals: dict[str, str], run_dir: Path
+                  ) -> tuple[str, list[tuple[str, list]]] | None:
+    """Friedman's test and the CD diagram of ``task`` (:mod:`bench.report.significance`): a paragraph and the
+    diagram as a figures-section entry; None when the task has too few blocks or models."""
+    from bench.report.significance import friedman, friedman_markdown, plot_cd
+
+    tested = friedman(task, task_rows, goals)
+    if tested is None:
+        return None
+    result, ranked = tested
+    figure = plot_cd(ranked, run_dir / "plots" / f"cd-{task}.png", f"{task}: mean ranks, Nemenyi CD {result.cd:.2f}")
+    shown = figure.relative_to(run_dir).as_posix() if figure else None
+    caption = f"critical-difference diagram of {task} (Friedman p = {result.pvalue:.3g})"
+    return friedman_markdown(result, shown), ([(task, [(caption, figure)])] if figure else [])
 
 
 def _cost_section(cells: list[dict], cache: CellCache, ranks: pd.DataFrame, run_dir: Path
