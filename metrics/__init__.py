@@ -3,8 +3,9 @@
 Modules: ``distribution`` (MMD, its permutation test, Gaussian Fréchet distance), ``marginal`` (KL,
 Wasserstein, KS; pooled and per time step), ``probabilistic`` (CRPS, interval coverage), ``energy`` (peak-load
 errors, peak and mean RMSE), ``point`` (RMSE, MSE, MAE, MAPE), ``classification`` (accuracy, precision, recall,
-F1, AUROC), ``bootstrap`` (repeated-subsample mean ± std, ddof = 1) and ``registry`` (:data:`METRICS`: every
-named metric with its goal, range and what it needs, as the tables use them).
+F1, AUROC), ``privacy`` (distance to the closest training record, memorisation), ``utility`` (train on
+synthetic, test on real), ``bootstrap`` (repeated-subsample mean ± std, ddof = 1) and ``registry``
+(:data:`METRICS`: every named metric with its goal, range and what it needs, as the tables use them).
 
 Every metric function has one signature, ``fn(real, pred, *, mask=None, ...)``: the real data first, the
 model's output second (generated profiles, an ensemble, a point prediction, labels or scores), then keyword
@@ -34,6 +35,7 @@ from metrics.marginal import (
     wasserstein_pooled,
 )
 from metrics.point import mae, mape, mse, rmse
+from metrics.privacy import dcr_ratio, distance_to_closest_record, memorisation_rate
 from metrics.probabilistic import (
     coverage_error,
     crps_between_ensembles,
@@ -42,6 +44,7 @@ from metrics.probabilistic import (
     interval_coverage,
 )
 from metrics.registry import GENERATION_METRICS, METRICS, Metric, goal, register_metric
+from metrics.utility import tstr_ratio
 
 __all__ = [
     "GENERATION_METRICS",
@@ -56,6 +59,8 @@ __all__ = [
     "crps_between_ensembles",
     "crps_ensemble",
     "crps_sets",
+    "dcr_ratio",
+    "distance_to_closest_record",
     "goal",
     "f1",
     "frechet_distance",
@@ -67,6 +72,7 @@ __all__ = [
     "mae",
     "mape",
     "mean_rmse",
+    "memorisation_rate",
     "mmd_p_value",
     "mmd_pass",
     "mmd_permutation_test",
@@ -82,6 +88,7 @@ __all__ = [
     "recall",
     "register_metric",
     "rmse",
+    "tstr_ratio",
     "wasserstein_per_step",
     "wasserstein_pooled",
 ]

@@ -78,14 +78,23 @@ def memorisation_rate_from_distances(real_dcr: np.ndarray, gen_dcr: np.ndarray,
     return float(np.mean((gen_dcr < threshold) | (gen_dcr == 0.0)))
 
 
-def dcr_ratio(real: np.ndarray, pred: np.ndarray, *, train: np.ndarray, mask=None) -> float:
-    """Median DCR of ``pred`` over median DCR of ``real`` (held-out), both to ``train`` (module docstring)."""
+def _train(train: np.ndarray | None) -> np.ndarray:
+    if train is None:
+        raise MetricInputError("privacy metrics need the training profiles: pass train=")
+    return train
+
+
+def dcr_ratio(real: np.ndarray, pred: np.ndarray, *, mask=None, train: np.ndarray | None = None) -> float:
+    """Median DCR of ``pred`` over median DCR of ``real`` (held-out), both to ``train`` (module docstring;
+    ``mask`` is accepted for the one metric signature and must be None)."""
+    train = _train(train)
     return dcr_ratio_from_distances(distance_to_closest_record(real, train), distance_to_closest_record(pred, train))
 
 
-def memorisation_rate(real: np.ndarray, pred: np.ndarray, *, train: np.ndarray,
-                      quantile: float = DEFAULT_QUANTILE, mask=None) -> float:
+def memorisation_rate(real: np.ndarray, pred: np.ndarray, *, mask=None, train: np.ndarray | None = None,
+                      quantile: float = DEFAULT_QUANTILE) -> float:
     """Share of ``pred`` closer to ``train`` than the ``quantile`` quantile of held-out DCRs (module docstring)."""
+    train = _train(train)
     return memorisation_rate_from_distances(distance_to_closest_record(real, train),
                                             distance_to_closest_record(pred, train), quantile)
 

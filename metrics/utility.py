@@ -44,9 +44,11 @@ def tstr_ratio_from_errors(synthetic_errors: np.ndarray, real_errors: np.ndarray
     return float(np.mean(synthetic_errors)) / real_mae
 
 
-def tstr_ratio(real: np.ndarray, pred: np.ndarray, *, train: np.ndarray, horizon_frac: float = 0.25,
-               alpha: float = 1.0, mask=None) -> float:
+def tstr_ratio(real: np.ndarray, pred: np.ndarray, *, mask=None, train: np.ndarray | None = None,
+               horizon_frac: float = 0.25, alpha: float = 1.0) -> float:
     """TSTR ratio (module docstring): ``real`` the real test profiles, ``pred`` the generated ones, ``train``
     the real training profiles."""
+    if train is None:
+        raise MetricInputError("the TSTR ratio needs the real training profiles: pass train=")
     return tstr_ratio_from_errors(forecast_errors(pred, real, horizon_frac=horizon_frac, alpha=alpha),
                                   forecast_errors(train, real, horizon_frac=horizon_frac, alpha=alpha))

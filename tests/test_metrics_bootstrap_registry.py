@@ -11,6 +11,7 @@ import pytest
 
 import metrics
 from metrics import GENERATION_METRICS, METRICS, MetricInputError, Metric, bootstrap, goal
+from metrics import privacy, utility
 
 
 def test_bootstrap_is_seeded_and_matches_its_documented_draws():
@@ -102,6 +103,9 @@ REGISTRY = {
     "KL_step": (metrics.kl_per_step, "lower", (0.0, math.inf), "samples"),
     "WD_step": (metrics.wasserstein_per_step, "lower", (0.0, math.inf), "samples"),
     "KS_step": (metrics.ks_per_step, "lower", (0.0, 1.0), "samples"),
+    "DCR_ratio": (privacy.dcr_ratio, "ignore", (0.0, math.inf), "samples"),
+    "Memorised": (privacy.memorisation_rate, "ignore", (0.0, 1.0), "samples"),
+    "TSTR": (utility.tstr_ratio, "lower", (0.0, math.inf), "samples"),
     "CRPS": (metrics.crps_ensemble, "lower", (0.0, math.inf), "ensemble"),
     "Cov90": (metrics.interval_coverage, "ignore", (0.0, 1.0), "ensemble"),
     "CovErr90": (metrics.coverage_error, "lower", (0.0, 0.9), "ensemble"),
@@ -150,6 +154,14 @@ HAND_CASES = {
                 0.5 * math.log(3)),
     "WD_step": (lambda f: f(np.array([[1.0, 3.0], [1.0, 3.0]]), np.zeros((2, 2))), 2.0),
     "KS_step": (lambda f: f(np.array([[0.0, 1.0], [0.0, 1.0]]), np.zeros((2, 2))), 0.5),
+    # held-out 2 from the training record 0, generated 1 from it: 1 / 2
+    "DCR_ratio": (lambda f: f(np.array([[2.0]]), np.array([[1.0]]), train=np.zeros((1, 1))), 0.5),
+    # held-out distances 1..4 (5 % quantile 1.15): the generated 0 is below, the generated 5 is not
+    "Memorised": (lambda f: f(np.array([[1.0], [2.0], [3.0], [4.0]]), np.array([[0.0], [5.0]]),
+                              train=np.zeros((1, 1))), 0.5),
+    # the generated profiles are the training ones: the same forecaster, ratio 1
+    "TSTR": (lambda f: f(np.array([[1.0, 2.0], [2.0, 4.0]]), np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]),
+                         train=np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]), horizon_frac=0.5), 1.0),
     # members {1, 3} at 0: mean |x - y| = 2, fair spread term 4 / (2 * 2 * 1) = 1
     "CRPS": (lambda f: f(np.zeros((1, 1)), np.array([[[1.0]], [[3.0]]])), 1.0),
     # linear 90 % interval of 0..9 is [0.45, 8.55]: two of four inside

@@ -51,7 +51,8 @@ def test_registered_task():
     assert isinstance(task, Task) and task is generation.TASK
     assert task.capability == "generate" and task.defaults is generation.DEFAULTS
     assert task.prepare is generation.prepare and task.run is generation.run and task.score is generation.score
-    assert task.expected_rows(CFG) == [("", m) for m in CFG["metrics"]]
+    assert task.expected_rows(CFG) == [("", m) for m in (*CFG["metrics"], "DCR_ratio", "Memorised", "TSTR")]
+    assert task.expected_rows({**CFG, "privacy": False, "tstr": False}) == [("", m) for m in CFG["metrics"]]
     assert task.source == generation.__file__ and task.protocol_notes == ()
 
 
@@ -67,7 +68,7 @@ def test_failures(data):
         outcome = generation.run(Shifted(fail=fail), data, RunContext(seed=0))
         assert outcome.status == "failed" and note in outcome.note and outcome.samples is None
         rows = generation.score(outcome, data, CFG, 0)
-        assert [r["metric"] for r in rows] == CFG["metrics"]
+        assert [r["metric"] for r in rows] == [m for _, m in generation.expected_rows(CFG)]
         assert all(r["status"] == "failed" and np.isnan(r["value"]) and note in r["note"] for r in rows)
     with pytest.raises(RuntimeError, match="shape"):
         generation.run(Shifted(fail="shape"), data, RunContext(seed=0))
