@@ -31,7 +31,10 @@ def test_run_then_cached_rerun_then_report(lcl_sample_dir, tmp_path, capsys):
         assert (run / name).is_file(), name
     rows = pd.read_csv(run / "results.csv")
     assert set(rows["model"]) == set(MODELS.split(","))
-    assert set(rows["metric"]) == {"MMD", "GFD", "KL", "WD", "KS"}
+    assert set(rows["metric"]) == {"MMD", "GFD", "KL", "WD", "KS", "DCR_ratio", "Memorised", "TSTR"}
+    # replaying training days is flagged as memorising; a model of the marginals is not
+    notes = rows[rows["metric"] == "Memorised"].set_index("model")["note"]
+    assert notes["resample-train"].startswith("memorising") and notes["independent-marginals"].startswith("not ")
     assert (rows["status"] == "ok").all()
     config = json.loads((run / "config.json").read_text())
     assert all(c["data_fingerprint"] and c["key"] for c in config["cells"])
@@ -51,6 +54,9 @@ def test_run_then_cached_rerun_then_report(lcl_sample_dir, tmp_path, capsys):
     for name in ("report.html", "rank_summary.csv", "plots/lcl-60min-pca.png"):
         assert (run / name).is_file(), name
     assert "## rank summary" in table and "![lcl, 60-minute" in table
+    assert "## cost" in table and "Friedman test" in table and (run / "cost.csv").is_file()
+    for name in ("pareto", "cd-generation", "privacy"):
+        assert (run / f"plots/{name}.png").is_file(), name
     page = (run / "report.html").read_text()
     assert page.count("<table>") >= 2 and 'src="plots/lcl-60min-pca.png"' in page
 

@@ -566,3 +566,33 @@ def plot_ensemble_examples(truth: np.ndarray, ensembles: Mapping[str, np.ndarray
                 ax.legend(fontsize="x-small")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+
+def plot_privacy(rows, path: str | Path) -> Path | None:
+    """Memorisation rate against DCR ratio per model, one panel per (dataset, resolution), from a run's tidy
+    ``DCR_ratio`` / ``Memorised`` rows (a DataFrame); models the binomial test flags as memorising in red, the
+    point of unseen real data (ratio 1, rate 0.05) marked. None when the rows hold neither metric."""
+    ok = rows[rows["metric"].isin(["DCR_ratio", "Memorised"]) & (rows["status"] == "ok")]
+    if ok.empty:
+        return None
+    wide = ok.pivot_table(index=["dataset", "resolution", "model"], columns="metric", values="value",
+                          aggfunc="mean").dropna()
+    if wide.empty or not {"DCR_ratio", "Memorised"} <= set(wide.columns):
+        return None
+    notes = ok[ok["metric"] == "Memorised"].groupby(["dataset", "resolution", "model"])["note"].first()
+    panels = list(dict.fromkeys((d, r) for d, r, _ in wide.index))
+    fig, axes = _figure(len(panels), (4.4, 3.6))
+    for ax, (dataset, resolution) in zip(axes, panels):
+        part = wide.loc[(dataset, resolution)]
+        flagged = [str(notes.get((dataset, resolution, m), "")).startswith("memorising") for m in part.index]
+        ax.scatter(part["DCR_ratio"], part["Memorised"], c=["tab:red" if f else "tab:blue" for f in flagged], s=26)
+        for name, x, y in zip(part.index, part["DCR_ratio"], part["Memorised"]):
+            ax.annotate(str(name), (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
+        ax.scatter([1.0], [0.05], marker="x", color="black")
+        ax.annotate("unseen real data", (1.0, 0.05), fontsize=7, xytext=(3, -9), textcoords="offset points")
+        ax.set_xlabel("DCR ratio (generated / held-out)")
+        ax.set_ylabel("memorisation rate (red: flagged)")
+        ax.set_title(f"{dataset} @ {resolution} min", fontsize=9)
+        ax.set_ylim(-0.03, 1.03)
+    return _save(fig, path)

@@ -123,6 +123,11 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         unranked = [m for m in metrics if goals[m] == "ignore"]
         caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
+        if task == "generation":
+            privacy = plots.plot_privacy(task_rows, run_dir / "plots" / "privacy.png")
+            if privacy is not None:
+                extra_figures.append(("privacy", [("memorisation rate against the DCR ratio per model; red = "
+                                                   "flagged as memorising its training set", privacy)]))
         significance = _significance(task, task_rows, goals, run_dir)
         if significance is not None:
             md += [significance[0], ""]
