@@ -124,6 +124,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
         caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         if task == "generation":
+            md += _memorisation_lines(task_rows)
             privacy = plots.plot_privacy(task_rows, run_dir / "plots" / "privacy.png")
             if privacy is not None:
                 extra_figures.append(("privacy", [("memorisation rate against the DCR ratio per model; red = "
@@ -186,6 +187,19 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
 
     write_html("\n".join(md), run_dir / "report.html", title=f"meterbench: suite {config['suite']['name']}")
     return rows
+
+
+def _memorisation_lines(task_rows: pd.DataFrame) -> list[str]:
+    """One line naming the models the memorisation test flags (see :mod:`bench.tasks.generation`), if any
+    model was tested."""
+    tested = task_rows[(task_rows["metric"] == "Memorised") & (task_rows["status"] == "ok")]
+    if tested.empty:
+        return []
+    flagged = tested[tested["note"].fillna("").str.startswith("memorising")]
+    names = ", ".join(f"`{m}` ({d} @ {r} min)" for m, d, r in
+                      flagged[["model", "dataset", "resolution"]].drop_duplicates().itertuples(index=False))
+    return [f"Memorisation (distance to the closest training profile against held-out real profiles, one-sided "
+            f"binomial test): {'flagged as memorising: ' + names if names else 'no model flagged'}.", ""]
 
 
 def _significance(task: str, task_rows: pd.DataFrame, goals: dict[str, str], run_dir: Path
