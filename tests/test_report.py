@@ -403,3 +403,17 @@ def test_rank_agreement_leaves_out_single_model_groups():
     out = rank_agreement(frame, {"MAE": "lower"})
     assert out.empty and "kendall_tau" in out.columns
     assert "No group has two models" in agreement_markdown(out)
+
+
+def test_models_identical_in_every_cell_are_shown_once():
+    from bench.report.render import drop_identical_models
+
+    base = {"task": "t", "dataset": "d", "resolution": 60, "setting": "", "seed": 0, "status": "ok", "note": ""}
+    rows = pd.DataFrame([{**base, "model": m, "metric": k, "value": v, "std": 0.1}
+                         for m, values in {"gmm": (1.0, 2.0), "gmm-pca": (1.0, 2.0), "vae": (1.0, 2.5)}.items()
+                         for k, v in zip(("MMD", "KL"), values)])
+    kept, duplicates = drop_identical_models(rows)
+    assert duplicates == {"gmm-pca": "gmm"} and set(kept["model"]) == {"gmm", "vae"}
+    # one differing std keeps both
+    rows.loc[(rows.model == "gmm-pca") & (rows.metric == "KL"), "std"] = 0.2
+    assert drop_identical_models(rows)[1] == {}

@@ -105,6 +105,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     # a labelled task (a sweep point) renames its settings, so the paper's column groups no longer apply
     labelled = {cell["task"] for cell in config.get("cells", []) if cell.get("task_label")}
     for task, task_rows in rows.groupby("task", sort=False):
+        task_rows, duplicates = drop_identical_models(task_rows)
         metrics = list(dict.fromkeys(task_rows["metric"]))
         goals = metric_goals(metrics)
         with_setting = task_rows["setting"].fillna("").astype(str).str.len().gt(0).any()
@@ -122,6 +123,8 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
             caption += f"; {word} is better for {', '.join(named)}" if named else ""
         unranked = [m for m in metrics if goals[m] == "ignore"]
         caption += f"; {', '.join(unranked)} not ranked" if unranked else ""
+        caption += "".join(f"; `{copy}` is identical to `{kept}` in every cell and shown once (as `{kept}`)"
+                           for copy, kept in duplicates.items())
         md += [f"## {task}", "", tables.to_markdown(table, caption), ""]
         if task == "generation":
             md += _memorisation_lines(task_rows)
@@ -187,6 +190,21 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
 
     write_html("\n".join(md), run_dir / "report.html", title=f"meterbench: suite {config['suite']['name']}")
     return rows
+
+
+def drop_identical_models(task_rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``task_rows`` without models whose every row (setting, metric, value, std, status) equals an earlier
+    model's, e.g. ``gmm-pca`` when the profile has no more steps than its PCA keeps, so that one result is not
+    ranked twice; and ``{dropped: kept}``. Models with a single row are never merged (too little to tell)."""
+    fields = ["dataset", "resolution", "setting", "seed", "metric", "value", "std", "status"]
+    signature = {}
+    for model, part in task_rows.groupby("model", sort=False):
+        if len(part) < 2:
+            continue
+        frame = part[fields].astype(str).sort_values(fields[:5])
+        signature.setdefault(tuple(map(tuple, frame.to_numpy())), []).append(model)
+    duplicates = {copy: models[0] for models in signature.values() for copy in models[1:]}
+    return task_rows[~task_rows["model"].isin(duplicates)], duplicates
 
 
 def _memorisation_lines(task_rows: pd.DataFrame) -> list[str]:
