@@ -74,7 +74,7 @@ from baselines import wgan
 from baselines.conditional_vae import (CONDITION_ATTRIBUTES, ConditionCodec, LabelEmbedding, check_attributes,
                                        check_label_dropout, check_sample_size, check_training_set, decode_labelled,
                                        pack_training_rows, standard_normal_latents, unpack_training_rows)
-from baselines.nn.blocks import build_for_loading, check_positive_int, dtype_from_name, dtype_name, raise_if_nonfinite
+from baselines.nn.blocks import build_for_loading, check_positive_int, dtype_from_name, dtype_name
 from baselines.smartmeterfm import drop_labels
 from bench.api import ConditionalGenerator, Model
 from bench.context import RunContext
@@ -170,41 +170,17 @@ class ConditionalGAN(wgan.WGANGP, ConditionalGenerator):
         return {"generator": ConditionalGeneratorNet(length, vocab, self.latent_dim, self.emb_dim, self.base),
                 "critic": ProjectionCritic(length, vocab, self.base, self.spectral_norm)}
 
-    def training_step(self, batch: torch.Tensor, it: int, trainer: Trainer) -> dict:
-        """``n_critic`` critic updates then one generator update on packed batches (a ``Trainer.fit`` step)."""
-        generator, critic = trainer.networks["generator"], trainer.networks["critic"]
-        length, vocab = self._codec.length, self._codec.vocab
-        size = batch.shape[0]
-        critic_losses, distances, penalties = [], [], []
-        for k in range(self.n_critic):
-            real, valid, labels = unpack_training_rows(batch if k == 0 else self._real_batch(trainer, size), length)
-            labels = drop_labels(labels, vocab, self.label_dropout, trainer.rand(*labels.shape))
-            z = trainer.randn(size, self.latent_dim)
-            alpha = trainer.rand(size)
-            with torch.no_grad(), trainer.autocast():
-                fake = generator(z, labels).float()
-            fake = torch.where(valid, fake, torch.zeros_like(fake))
-            with trainer.autocast():
-                loss, distance, penalty = wgan.critic_loss(bind_labels(critic, labels), real, fake, alpha,
-                                                           self.gp_weight)
-            trainer.update(loss, "critic")
-            critic_losses.append(loss.detach())
-            distances.append(distance.detach())
-            penalties.append(penalty.detach())
+    def critic_round(self, rows: torch.Tensor, trainer: Trainer, generator: nn.Module, critic: nn.Module):
+        """Unpack packed rows into profiles, valid masks and labels (labels dropped at ``label_dropout``), and
+        bind the labels to both networks; generated profiles are zeroed on the real profiles' padding."""
+        real, valid, labels = unpack_training_rows(rows, self._codec.length)
+        labels = drop_labels(labels, self._codec.vocab, self.label_dropout, trainer.rand(*labels.shape))
 
-        z = trainer.randn(size, self.latent_dim)
-        critic.requires_grad_(False)  # the generator update needs no critic parameter gradients
-        try:
-            with trainer.autocast():
-                fake = generator(z, labels).float()
-                fake = torch.where(valid, fake, torch.zeros_like(fake))
-                gen_loss = -critic(fake, labels).float().mean()
-        finally:
-            critic.requires_grad_(True)
-        raise_if_nonfinite(self.name, it, {"critic": torch.stack(critic_losses), "generator": gen_loss})
-        trainer.update(gen_loss, "gen")
-        return {"critic": critic_losses[-1], "generator": gen_loss.detach(), "wasserstein": distances[-1],
-                "penalty": penalties[-1]}
+        def fake_from(z: torch.Tensor) -> torch.Tensor:
+            fake = generator(z, labels).float()
+            return torch.where(valid, fake, torch.zeros_like(fake))
+
+        return real, fake_from, bind_labels(critic, labels)
 
     def fit(self, train: ProfileSet, ctx: RunContext) -> None:
         """Train generator and critic on ``train`` (values in [-1, 1], ``mask`` = valid steps, meta = labels).

@@ -280,19 +280,29 @@ class WGANGP(api.Model, api.Generator):
         idx = torch.randint(0, len(self._data), (size,), generator=trainer.generator)
         return self._data[idx].to(trainer.device)
 
+    def critic_round(self, rows: torch.Tensor, trainer: Trainer, generator: nn.Module, critic: nn.Module
+                     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor],
+                                Callable[[torch.Tensor], torch.Tensor]]:
+        """``(real, fake_from_noise, judge)`` of one critic round on the batch ``rows``: the real profiles, the
+        generator as a function of the noise and the critic as a function of profiles. A conditional model
+        overrides this to unpack labels and bind them to both networks."""
+        return rows, lambda z: generator(z).float(), critic
+
     def training_step(self, batch: torch.Tensor, it: int, trainer: Trainer) -> dict:
-        """``n_critic`` critic updates then one generator update (a ``Trainer.fit`` step function)."""
+        """``n_critic`` critic updates then one generator update (a ``Trainer.fit`` step function); the
+        generator update uses the last round's conditions (:meth:`critic_round`)."""
         generator, critic = trainer.networks["generator"], trainer.networks["critic"]
         size = batch.shape[0]
         critic_losses, distances, penalties = [], [], []
         for k in range(self.n_critic):
-            real = batch if k == 0 else self._real_batch(trainer, size)
+            real, fake_from, judge = self.critic_round(batch if k == 0 else self._real_batch(trainer, size), trainer,
+                                                       generator, critic)
             z = trainer.randn(size, self.latent_dim)
             alpha = trainer.rand(size)
             with torch.no_grad(), trainer.autocast():
-                fake = generator(z).float()
+                fake = fake_from(z)
             with trainer.autocast():
-                loss, distance, penalty = critic_loss(critic, real, fake, alpha, self.gp_weight)
+                loss, distance, penalty = critic_loss(judge, real, fake, alpha, self.gp_weight)
             trainer.update(loss, "critic")
             critic_losses.append(loss.detach())
             distances.append(distance.detach())
@@ -302,7 +312,7 @@ class WGANGP(api.Model, api.Generator):
         critic.requires_grad_(False)  # the generator update needs no critic parameter gradients
         try:
             with trainer.autocast():
-                gen_loss = -critic(generator(z)).float().mean()
+                gen_loss = -judge(fake_from(z)).float().mean()
         finally:
             critic.requires_grad_(True)
         raise_if_nonfinite(self.name, it, {"critic": torch.stack(critic_losses), "generator": gen_loss})
