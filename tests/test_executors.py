@@ -69,8 +69,15 @@ def _results(run_dir: Path) -> pd.DataFrame:
 
 
 def _tables(run_dir: Path) -> list[str]:
-    """tables.md without its provenance line of the command (which names the executor flags)."""
-    return [line for line in (run_dir / "tables.md").read_text().splitlines() if not line.startswith("- command")]
+    """tables.md without its provenance line of the command (which names the executor flags) and without the
+    cost section (seconds and peak memory are measurements of each run, not results)."""
+    lines, in_cost = [], False
+    for line in (run_dir / "tables.md").read_text().splitlines():
+        if line.startswith("## "):
+            in_cost = line == "## cost"
+        if not in_cost and not line.startswith("- command"):
+            lines.append(line)
+    return lines
 
 
 def test_plan_groups_cells_by_training_run(tmp_path):

@@ -59,6 +59,10 @@ CASES = {
     "f1": (metrics.f1, (LABELS_TRUE, LABELS_PRED), {}, (0, 1)),
     "auroc": (metrics.auroc, (LABELS_TRUE, SCORES), {}, (0, 1)),
     "bootstrap": (metrics.bootstrap, (metrics.wasserstein_pooled, REAL, GEN), {"n_repeats": 2}, (1, 2)),
+    "distance_to_closest_record": (metrics.distance_to_closest_record, (REAL, GEN), {}, (0, 1)),
+    "dcr_ratio": (metrics.dcr_ratio, (REAL, GEN), {"train": GEN[:5]}, (0, 1)),
+    "memorisation_rate": (metrics.memorisation_rate, (REAL, GEN), {"train": GEN[:5]}, (0, 1)),
+    "tstr_ratio": (metrics.tstr_ratio, (REAL, GEN), {"train": GEN[:5]}, (0, 1)),
 }
 
 
