@@ -37,3 +37,11 @@ def test_blocks_drop_ignored_metrics_incomplete_blocks_and_sparse_models():
     wide = block_matrix(frame, {"MMD": "lower", "Cov90": "ignore"})
     assert list(wide.columns) == ["a", "b", "c"] and len(wide) == 2  # d mostly missing; the NaN block dropped
     assert friedman("generation", frame, {"MMD": "lower", "Cov90": "ignore"}) is None  # 2 blocks are too few
+
+
+def test_four_blocks_are_too_few_for_autorank():
+    """autorank needs five blocks; with four the task gets no test (and the report no paragraph), not an error."""
+    four = rows({"a": [1.0, 2.0, 3.0, 4.0], "b": [2.0, 3.0, 4.0, 5.0], "c": [3.0, 4.0, 5.0, 6.0]})
+    assert friedman("generation", four, {"MMD": "lower"}) is None
+    five = rows({"a": [1.0, 2.0, 3.0, 4.0, 5.0], "b": [2.0, 3.0, 4.0, 5.0, 6.0], "c": [3.0, 4.0, 5.0, 6.0, 7.0]})
+    assert friedman("generation", five, {"MMD": "lower"}) is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MIN_BLOCKS = 3
+MIN_BLOCKS = 5  # autorank refuses fewer blocks ("performance estimations")
 MIN_MODELS = 3
 
 
