@@ -71,10 +71,10 @@ import torch
 from torch import nn
 
 from baselines import wgan
-from baselines.conditional_vae import (CONDITION_ATTRIBUTES, ConditionCodec, LabelEmbedding, check_attributes,
-                                       check_label_dropout, check_sample_size, check_training_set, decode_labelled,
-                                       pack_training_rows, standard_normal_latents, unpack_training_rows)
-from baselines.nn.blocks import build_for_loading, check_positive_int, dtype_from_name, dtype_name
+from baselines.conditional_vae import (CONDITION_ATTRIBUTES, ConditionCodec, LabelEmbedding, check_conditioning,
+                                       check_sample_size, check_training_set, decode_labelled, pack_training_rows,
+                                       standard_normal_latents, unpack_training_rows)
+from baselines.nn.blocks import build_for_loading, dtype_from_name, dtype_name
 from baselines.smartmeterfm import drop_labels
 from bench.api import ConditionalGenerator, Model
 from bench.context import RunContext
@@ -141,9 +141,7 @@ class CGANParams(wgan.WGANGPParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int("emb_dim", self.emb_dim)
-        check_label_dropout(self.label_dropout)
-        check_attributes(self.attributes)
+        check_conditioning(self)
 
 
 @register_model("cgan")

@@ -129,6 +129,14 @@ def check_label_dropout(p: float) -> float:
     return p
 
 
+def check_conditioning(params) -> None:
+    """Check the conditioning hyper-parameters every conditional baseline shares: ``emb_dim`` (a positive
+    integer), ``label_dropout`` (a probability in [0, 1)) and ``attributes`` (distinct known names)."""
+    check_positive_int("emb_dim", params.emb_dim)
+    check_label_dropout(params.label_dropout)
+    check_attributes(params.attributes)
+
+
 @dataclass
 class ConditionCodec:
     """Maps condition frames to label indices and valid-step masks; fixed by the training set.
@@ -346,9 +354,7 @@ class CVAEParams(VAEParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int("emb_dim", self.emb_dim)
-        check_label_dropout(self.label_dropout)
-        check_attributes(self.attributes)
+        check_conditioning(self)
 
 
 @register_model("cvae")
