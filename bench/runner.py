@@ -27,6 +27,7 @@ from bench.resources import measure_peak_memory, model_size
 from bench.report.render import render_run
 from bench.suite import Suite, check_suite, suite_from_dict
 from bench.tasks import get_task
+from metrics.sets import metric_device
 
 
 
@@ -256,7 +257,9 @@ def _cell(base: dict, suffixes: tuple[str, ...], spec, overrides, task, data, cf
             outcome = task.run(model, data, ctx)
         outcome.diagnostics = model_diagnostics(model)
         cost = {**memory, "model_numbers": model_size(model) if outcome.status == "ok" else None}
-    rows = task.score(outcome, data, cfg, base["seed"])
+    # the set metrics run where the models do (values agree with the CPU's to float64 round-off)
+    with metric_device(device):
+        rows = task.score(outcome, data, cfg, base["seed"])
     result = {"rows": rows, "status": outcome.status, "note": outcome.note, "diagnostics": outcome.diagnostics,
               "seconds": time.perf_counter() - t0, "fit_seconds": outcome.fit_seconds,
               "sample_seconds": outcome.sample_seconds,

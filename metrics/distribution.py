@@ -24,11 +24,13 @@ Bad input (shapes, NaN / inf, values beyond :data:`metrics.errors.MAX_ABS_VALUE`
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from metrics.errors import MetricInputError, check_count, check_no_mask, check_result, check_values
+from metrics.sets import FRECHET_EPS, SetPair, mmd_from_sums
 
-FRECHET_EPS = 1e-6
-"""Ridge added to both covariance matrices of :func:`frechet_distance` (as in the EnergyDiff code)."""
+__all__ = ["FRECHET_EPS", "frechet_distance", "mmd_p_value", "mmd_pass", "mmd_permutation_test", "mmd_rbf",
+           "mmd_rbf_paper", "profile_pair", "rbf_bandwidth"]
 
 _PERMUTATION_CHUNK = 128
 
@@ -88,39 +90,6 @@ def rbf_bandwidth(real: np.ndarray) -> float:
     return bandwidth
 
 
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise squared Euclidean distances via the Gram matrix, clipped at 0 against round-off.
-
-    The Gram form can return a tiny negative number for two (nearly) equal rows; unclipped, ``exp(-d / bw)``
-    would then exceed 1, the value of a kernel at distance 0.
-    """
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.maximum(d, 0.0, out=d)
-
-
-def _centred(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # Distances are translation invariant; centring keeps the Gram-matrix form from cancelling large norms.
-    centre = np.concatenate([x, y]).mean(axis=0)
-    return x - centre, y - centre
-
-
-def _kernel_sums(x: np.ndarray, y: np.ndarray, bandwidth: float) -> tuple[float, float, float]:
-    """Sums of the kernel over the XX and YY blocks without their diagonals, and over the XY block."""
-    x, y = _centred(x, y)
-    kxx = np.exp(-_sq_dists(x, x) / bandwidth)
-    kyy = np.exp(-_sq_dists(y, y) / bandwidth)
-    kxy = np.exp(-_sq_dists(x, y) / bandwidth)
-    # k(a, a) = 1 exactly, so removing the diagonal is subtracting n (resp. m).
-    return float(kxx.sum() - len(x)), float(kyy.sum() - len(y)), float(kxy.sum())
-
-
-def _block_sums(x: np.ndarray, y: np.ndarray, bandwidth: float) -> tuple[float, float, float]:
-    """Sums of the kernel over the full XX, YY (diagonals included) and XY blocks."""
-    x, y = _centred(x, y)
-    return (float(np.exp(-_sq_dists(x, x) / bandwidth).sum()), float(np.exp(-_sq_dists(y, y) / bandwidth).sum()),
-            float(np.exp(-_sq_dists(x, y) / bandwidth).sum()))
-
-
 def mmd_rbf(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, bandwidth: float) -> float:
     """Unbiased estimate of the squared MMD between the distributions of ``real`` [m, T] and ``pred`` [n, T].
 
@@ -135,9 +104,8 @@ def mmd_rbf(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = Non
     check_no_mask(mask, "MMD")
     real, pred = profile_pair(real, pred, min_rows=2)
     bandwidth = _check_bandwidth(bandwidth)
-    n, m = len(pred), len(real)
-    sxx, syy, sxy = _kernel_sums(pred, real, bandwidth)
-    return float(check_result(sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m), "MMD"))
+    pair = SetPair(real, pred)
+    return float(pair.mmd(*pair.all_rows(), bandwidth)[0])
 
 
 def mmd_rbf_paper(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
@@ -162,25 +130,21 @@ def mmd_rbf_paper(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None
     real, pred = profile_pair(real, pred, min_rows=1)
     if len(real) < 2:
         raise MetricInputError(f"real needs at least 2 profiles for the bandwidth, got {len(real)}")
-    bandwidth = rbf_bandwidth(real)
-    n, m = len(pred), len(real)
-    sxx, syy, sxy = _block_sums(pred, real, bandwidth)
-    value = sxx / (n * max(n - 1, 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
-    return float(check_result(value, "MMD"))
+    rbf_bandwidth(real)  # refuses identical real profiles with the bandwidth's own message
+    pair = SetPair(real, pred)
+    return float(pair.mmd_paper(*pair.all_rows())[0])
 
 
-def _mmd_from_membership(k0: np.ndarray, row_sums: np.ndarray, total: float, member: np.ndarray,
-                         n: int, m: int) -> np.ndarray:
+def _mmd_from_membership(k0: torch.Tensor, row_sums: torch.Tensor, total: torch.Tensor, member: torch.Tensor,
+                         n: int, m: int) -> torch.Tensor:
     """Unbiased MMD for each column of ``member`` (0/1 indicators of the first group) on the joint kernel.
 
     ``k0`` is the joint kernel matrix with a zero diagonal. With a = indicators and b = 1 - a:
     a'K a is the XX sum, b'K b = 1'K 1 - 2 a'K 1 + a'K a the YY sum, a'K b = a'K 1 - a'K a the XY sum.
     """
-    sxx = np.einsum("ip,ip->p", member, k0 @ member)
+    sxx = (member * (k0 @ member)).sum(0)
     a_rows = row_sums @ member
-    syy = total - 2.0 * a_rows + sxx
-    sxy = a_rows - sxx
-    return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
+    return mmd_from_sums(sxx, total - 2.0 * a_rows + sxx, a_rows - sxx, n, m)
 
 
 def mmd_permutation_test(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, bandwidth: float,
@@ -205,26 +169,25 @@ def mmd_permutation_test(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray
     bandwidth = _check_bandwidth(bandwidth)
     n_permutations = check_count(n_permutations, "n_permutations", 1)
     n, m = len(pred), len(real)
-    xc, yc = _centred(pred, real)
-    joint = np.concatenate([xc, yc])
-    k0 = np.exp(-_sq_dists(joint, joint) / bandwidth)
-    np.fill_diagonal(k0, 0.0)
-    row_sums = k0.sum(axis=1)
-    total = float(row_sums.sum())
+    pair = SetPair(real, pred)
+    k0 = torch.exp(-pair.distances / bandwidth)
+    k0.fill_diagonal_(0.0)
+    row_sums = k0.sum(1)
+    total = row_sums.sum()
 
-    identity = np.zeros((n + m, 1))
+    identity = torch.zeros(n + m, 1, dtype=torch.float64, device=k0.device)
     identity[:n, 0] = 1.0
     # The observed statistic goes through the same arithmetic as the null, so that ties compare like with like.
-    statistic = float(check_result(_mmd_from_membership(k0, row_sums, total, identity, n, m)[0], "MMD"))
+    statistic = float(check_result(_mmd_from_membership(k0, row_sums, total, identity, n, m)[0].item(), "MMD"))
 
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)
     for start in range(0, n_permutations, _PERMUTATION_CHUNK):
         size = min(_PERMUTATION_CHUNK, n_permutations - start)
-        member = np.zeros((n + m, size))
-        for j in range(size):
-            member[rng.permutation(n + m)[:n], j] = 1.0
-        null[start:start + size] = _mmd_from_membership(k0, row_sums, total, member, n, m)
+        chosen = np.stack([rng.permutation(n + m)[:n] for _ in range(size)])
+        member = torch.zeros(n + m, size, dtype=torch.float64, device=k0.device)
+        member.scatter_(0, torch.from_numpy(chosen.T).to(k0.device), 1.0)
+        null[start:start + size] = _mmd_from_membership(k0, row_sums, total, member, n, m).cpu().numpy()
     p_value = (1.0 + float(np.count_nonzero(null >= statistic))) / (1.0 + n_permutations)
     return statistic, p_value
 
@@ -251,27 +214,14 @@ def mmd_pass(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = No
     return float(p_value > alpha)
 
 
-def _gaussian_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = z.mean(axis=0)
-    cov = np.atleast_2d(np.cov(z, rowvar=False))
-    cov = cov + FRECHET_EPS * np.eye(cov.shape[0])
-    return mean, check_result(cov, "the covariance of the Fréchet distance")
-
-
-def _psd_sqrt(c: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(c)
-    # Eigenvalues of a PSD matrix can come out slightly negative by round-off; their square root would be NaN.
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-
-
 def frechet_distance(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
     """Fréchet distance between Gaussians fitted to ``real`` [m, T] and ``pred`` [n, T] (float64); symmetric.
 
     ``FD = ||mu_x - mu_y||^2 + tr(C_x) + tr(C_y) - 2 tr((C_x C_y)^{1/2})`` (``x = pred``, ``y = real``) with
     sample means, ``ddof=1`` covariances of the time-step vectors and ``1e-6 I`` added to each covariance (the
     EnergyDiff convention). The trace term is ``sum_i sqrt(lambda_i)`` over the eigenvalues of the symmetric
-    positive semi-definite matrix ``C_x^{1/2} C_y C_x^{1/2}`` (same spectrum as ``C_x C_y``), with tiny negative
-    eigenvalues from round-off clipped to 0; this avoids the complex round-off of a general ``sqrtm``. The result
+    positive semi-definite matrix ``L^T C_y L`` with ``C_x = L L^T`` (Cholesky; same spectrum as ``C_x C_y``), with
+    tiny negative eigenvalues from round-off clipped to 0; this avoids the complex round-off of a general ``sqrtm``. The result
     is clipped at 0, so it is never negative or complex. Agrees with the EnergyDiff code's ``calculate_frechet``
     (``scipy.linalg.sqrtm``, imaginary part dropped) to round-off. Lower is better. Needs n, m >= 2.
 
@@ -280,17 +230,5 @@ def frechet_distance(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | N
     """
     check_no_mask(mask, "GFD")
     real, pred = profile_pair(real, pred, min_rows=2)
-    # Overflow is detected by the checks of each intermediate result below, so numpy's warnings are not needed.
-    with np.errstate(over="ignore", invalid="ignore"):
-        mu_x, c_x = _gaussian_moments(pred)
-        mu_y, c_y = _gaussian_moments(real)
-        root_x = check_result(_psd_sqrt(c_x), "the covariance square root of the Fréchet distance")
-        middle = check_result(root_x @ c_y @ root_x, "the covariance product of the Fréchet distance")
-    middle = 0.5 * (middle + middle.T)
-    # As in _psd_sqrt: round-off can leave tiny negative eigenvalues of this PSD matrix.
-    trace_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum())
-    diff = mu_x - mu_y
-    fd = check_result(float(diff @ diff) + float(np.trace(c_x)) + float(np.trace(c_y)) - 2.0 * trace_sqrt,
-                      "the Fréchet distance")
-    # Two (nearly) identical sets give 0 up to round-off, which may fall slightly below 0; a distance is >= 0.
-    return max(fd, 0.0)
+    pair = SetPair(real, pred)
+    return float(pair.frechet(*pair.all_rows())[0])

@@ -26,51 +26,36 @@ float32 round-off (~1e-6 relative). meterbench's own profiles are float32 alread
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-from scipy import stats
+import torch
 
 from metrics.distribution import profile_pair
-from metrics.errors import MetricInputError, check_count, check_no_mask
+from metrics.errors import check_count, check_no_mask
+from metrics.sets import KL_N_EDGES, SetPair, marginal_stats, sort_joint
 
-KL_N_EDGES = 200
-"""Default number of histogram *edges* of the KL: ``linspace(min, max, 200)`` over the joint range, i.e. 199
-equal-width bins (the EnergyDiff code's rule)."""
+__all__ = ["KL_N_EDGES", "kl_per_step", "kl_pooled", "ks_per_step", "ks_pooled", "wasserstein_per_step",
+           "wasserstein_pooled"]
 
-
-def _kl_1d(real: np.ndarray, pred: np.ndarray, n_edges: int) -> float:
-    """Histogram KL(pred || real) of two 1-D samples (the rule of :func:`kl_pooled`)."""
-    lo = min(pred.min(), real.min())
-    hi = max(pred.max(), real.max())
-    if lo == hi:
-        # Both samples are the same point mass.
-        return 0.0
-    edges = np.linspace(lo, hi, n_edges)
-    p = np.histogram(pred, bins=edges)[0].astype(np.float64)
-    q = np.histogram(real, bins=edges)[0].astype(np.float64)
-    keep = (p > 0) & (q > 0)
-    if not keep.any():
-        return float("inf")
-    p = p[keep] / p[keep].sum()
-    q = q[keep] / q[keep].sum()
-    return float(np.sum(p * np.log(p / q)))
 
 
 def _check_n_edges(n_edges: int) -> int:
     return check_count(n_edges, "n_edges", 2, "edges of at least one bin")
 
 
-def _pooled(real: np.ndarray, pred: np.ndarray, round_float32: bool) -> tuple[np.ndarray, np.ndarray]:
+def _pooled(real: np.ndarray, pred: np.ndarray, round_float32: bool, n_edges: int = KL_N_EDGES
+            ) -> tuple[float, float, float]:
+    """(KL, Wasserstein, KS) of all values pooled (:func:`metrics.sets.marginal_stats` on one sort)."""
     real, pred = profile_pair(real, pred)
-    if round_float32:
-        biggest = max(np.abs(pred).max(), np.abs(real).max())
-        if biggest > np.finfo(np.float32).max:
-            raise MetricInputError(f"values up to {biggest:.3g} exceed the float32 range: they cannot be rounded to "
-                                   "float32 as the EnergyDiff code does (pass round_float32=False)")
-        # As the EnergyDiff code: cast to float32 (ties included), then compute in float64.
-        real, pred = real.astype(np.float32).astype(np.float64), pred.astype(np.float32).astype(np.float64)
-    return real.ravel(), pred.ravel()
+    pair = SetPair(real, pred, round_float32=round_float32)
+    kl, wasserstein, ks = pair.pooled_marginals(*pair.all_rows(), n_edges=n_edges)
+    return float(kl[0]), float(wasserstein[0]), float(ks[0])
+
+
+def _per_step(real: np.ndarray, pred: np.ndarray, n_edges: int = KL_N_EDGES) -> tuple[float, float, float]:
+    """(KL, Wasserstein, KS) at each time step (values as given, float64), each averaged over the steps."""
+    real, pred = profile_pair(real, pred)
+    values, from_pred = sort_joint(torch.from_numpy(pred), torch.from_numpy(real))
+    return tuple(float(stat.mean()) for stat in marginal_stats(values, from_pred, n_edges))
 
 
 def kl_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None, n_edges: int = KL_N_EDGES,
@@ -87,13 +72,7 @@ def kl_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = N
     values of both sides. Lower is better.
     """
     check_no_mask(mask, "KL")
-    n_edges = _check_n_edges(n_edges)
-    real, pred = _pooled(real, pred, round_float32)
-    return _kl_1d(real, pred, n_edges)
-
-
-def _per_step(fn: Callable[[np.ndarray, np.ndarray], float], real: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean([fn(real[:, t], pred[:, t]) for t in range(real.shape[1])]))
+    return _pooled(real, pred, round_float32, _check_n_edges(n_edges))[0]
 
 
 def kl_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None,
@@ -103,9 +82,7 @@ def kl_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None =
     averaged over the time steps. A step where both sides are one constant contributes 0; ``inf`` if any step has
     no shared bin. Computed on the values as given (no float32 rounding). Lower is better."""
     check_no_mask(mask, "KL_step")
-    n_edges = _check_n_edges(n_edges)
-    real, pred = profile_pair(real, pred)
-    return _per_step(lambda r, g: _kl_1d(r, g, n_edges), real, pred)
+    return _per_step(real, pred, _check_n_edges(n_edges))[0]
 
 
 def wasserstein_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None,
@@ -114,20 +91,13 @@ def wasserstein_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray |
     (``scipy.stats.wasserstein_distance`` on the flattened arrays), in the units of the data (the EnergyDiff
     paper's "WD"; ``round_float32``: see the module docstring). Symmetric. Lower is better."""
     check_no_mask(mask, "WD")
-    real, pred = _pooled(real, pred, round_float32)
-    return float(stats.wasserstein_distance(pred, real))
+    return _pooled(real, pred, round_float32)[1]
 
 
 def wasserstein_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
     """1-Wasserstein distance at each time step, averaged over the time steps. Symmetric. Lower is better."""
     check_no_mask(mask, "WD_step")
-    real, pred = profile_pair(real, pred)
-    return _per_step(lambda r, g: float(stats.wasserstein_distance(g, r)), real, pred)
-
-
-def _ks_stat(real: np.ndarray, pred: np.ndarray) -> float:
-    # The statistic does not depend on how the p-value is computed; "asymp" skips the costly exact p-value.
-    return float(stats.ks_2samp(pred, real, method="asymp").statistic)
+    return _per_step(real, pred)[1]
 
 
 def ks_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None,
@@ -136,12 +106,10 @@ def ks_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = N
     values (``scipy.stats.ks_2samp``; the EnergyDiff paper's "KS"). ``round_float32`` (see the module docstring)
     matters here: ties made by the rounding change the statistic. Symmetric. Lower is better."""
     check_no_mask(mask, "KS")
-    real, pred = _pooled(real, pred, round_float32)
-    return _ks_stat(real, pred)
+    return _pooled(real, pred, round_float32)[2]
 
 
 def ks_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
     """Two-sample KS statistic at each time step, averaged over the time steps. Symmetric. Lower is better."""
     check_no_mask(mask, "KS_step")
-    real, pred = profile_pair(real, pred)
-    return _per_step(_ks_stat, real, pred)
+    return _per_step(real, pred)[2]

@@ -313,7 +313,7 @@ def test_paired_bootstrap_draws_from_its_stream():
     """The paired bootstrap's subsets come from the seed's paired-bootstrap stream, the same for every call."""
     from bench import seeds
     from bench.seeds import Stream
-    from bench.tasks.common import paired_bootstrap
+    from bench.tasks.common import paired_bootstrap_values, paired_row
 
     seen = []
 
@@ -321,14 +321,16 @@ def test_paired_bootstrap_draws_from_its_stream():
         seen.append(rows)
         return float(rows.sum())
 
-    mean, std = paired_bootstrap(fn, 20, 4, 0.5, seed=7)
+    row = paired_row("s", "m", paired_bootstrap_values(fn, 20, 4, 0.5, seed=7))
+    mean, std = row["value"], row["std"]
     rng = seeds.rng(7, Stream.PAIRED_BOOTSTRAP)
     expected = [np.sort(rng.choice(20, size=10, replace=False)) for _ in range(4)]
     for got, want in zip(seen, expected):
         np.testing.assert_array_equal(got, want)
     assert mean == pytest.approx(np.mean([w.sum() for w in expected]))
     assert std == pytest.approx(np.std([w.sum() for w in expected], ddof=1))
-    assert paired_bootstrap(fn, 20, 4, 0.5, seed=7) == (mean, std)
+    assert row["repeats"] == [float(w.sum()) for w in expected]
+    assert list(paired_bootstrap_values(fn, 20, 4, 0.5, seed=7)) == row["repeats"]
 
 
 def test_sr_is_also_scored_per_customer_category(sr_data):

@@ -13,9 +13,11 @@ from bench.data.scaling import MinMaxScaler
 from bench.tasks import expected_rows
 
 # ``setting`` distinguishes rows of one cell that a task scores under several conditions (a missing rate, an
-# up-sampling factor, a condition group); it is empty for tasks with a single setting.
+# up-sampling factor, a condition group); it is empty for tasks with a single setting. ``repeats`` is the metric's
+# value on each bootstrap repeat (a tuple of floats; None where a row has none), which lets the tables compare two
+# models repeat by repeat over the same resamples; results.csv stores it as space-separated floats.
 ROW_COLUMNS = ["suite", "task", "dataset", "resolution", "setting", "model", "seed", "metric", "value", "std",
-               "status", "note"]
+               "status", "note", "repeats"]
 
 
 def _provenance_lines(config: dict, environment: dict | None) -> list[str]:
@@ -96,7 +98,7 @@ def render_run(run_dir: str | Path, cache: CellCache) -> pd.DataFrame:
     env_file = run_dir / "environment.json"
     environment = json.loads(env_file.read_text()) if env_file.is_file() else None
     rows = collect_rows(config["cells"], cache)
-    rows.to_csv(run_dir / "results.csv", index=False)
+    write_results_csv(rows, run_dir / "results.csv")
 
     md = [f"# meterbench results: suite `{config['suite']['name']}`", "", *_provenance_lines(config, environment),
           ""]
@@ -468,8 +470,38 @@ def _ensemble_figures(cells: list[dict], cache: CellCache, plot_dir: Path, plots
     return figures
 
 
+def write_results_csv(rows: pd.DataFrame, path: str | Path) -> Path:
+    """Write tidy rows as ``results.csv``: ``repeats`` as space-separated floats (exact on reading back, empty
+    where a row has none), every other column as pandas writes it. Returns the path."""
+    from bench.report.tables import repeats_text
+
+    path = Path(path)
+    out = rows.copy()
+    if "repeats" in out.columns:
+        out["repeats"] = [repeats_text(v) for v in out["repeats"]]
+    out.to_csv(path, index=False)
+    return path
+
+
+def read_results_csv(path: str | Path) -> pd.DataFrame:
+    """Tidy rows from a ``results.csv`` as :func:`collect_rows` returns them: ``repeats`` back to tuples of
+    floats (None where empty; a file written before the column existed gets None throughout), the status
+    ``n/a`` and empty settings and notes kept as strings, values and stds exact."""
+    from bench.report.tables import parse_repeats
+
+    frame = pd.read_csv(path, keep_default_na=False, na_values={"value": [""], "std": [""]},
+                        dtype={"setting": str, "note": str, "repeats": str}, float_precision="round_trip")
+    column = frame["repeats"] if "repeats" in frame.columns else [None] * len(frame)
+    frame["repeats"] = pd.Series([parse_repeats(v) for v in column], index=frame.index, dtype=object)
+    return frame
+
+
 def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
-    """Tidy rows of every cell listed in a run's config, read from the cache alone."""
+    """Tidy rows of every cell listed in a run's config, read from the cache alone; ``repeats`` is a tuple of
+    floats where a cached row has per-repeat values and None otherwise (old cache entries, failed and n/a
+    rows)."""
+    from bench.report.tables import parse_repeats
+
     records = []
     for cell in cells_meta:
         base = {k: cell[k] for k in ("suite", "task", "dataset", "resolution", "model", "seed")}
@@ -488,4 +520,7 @@ def collect_rows(cells_meta: list[dict], cache: CellCache) -> pd.DataFrame:
                                     f"{cell['resolution']} min) is not in the cache {cache.root}; rerun the suite")
         for row in cache.load(cell["key"])["rows"]:
             records.append({**base, **row, "setting": setting(row.get("setting", ""))})
-    return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
+    frame = pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
+    # a tuple keeps the column hashable (drop_duplicates, groupby); absent repeats arrive as NaN
+    frame["repeats"] = pd.Series([parse_repeats(v) for v in frame["repeats"]], index=frame.index, dtype=object)
+    return frame

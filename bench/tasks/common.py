@@ -109,13 +109,13 @@ def checked_names(names: Sequence[str], known: Sequence[str], key: str) -> list[
     return names
 
 
-def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
-                     seed: int) -> tuple[float, float]:
-    """Mean and sample std (``ddof = 1``, as the papers' ``torch.std()``) of ``fn(rows)`` over ``n_repeats``
-    subsets of ``floor(frac * n_profiles)`` profile indices drawn without replacement (sorted) from the cell seed
-    ``seed``'s paired-bootstrap stream (:mod:`bench.seeds`); with ``frac == 1`` (or one repeat) it is the metric
-    on every profile and std 0. Paired: ``fn`` scores the same rows of truth and prediction, and every call with
-    one seed draws the same subsets, so a task's metrics and settings are compared on the same profiles."""
+def paired_bootstrap_values(fn: Callable[[np.ndarray], float], n_profiles: int, n_repeats: int, frac: float,
+                            seed: int) -> np.ndarray:
+    """``fn(rows)`` on each of ``n_repeats`` subsets of ``floor(frac * n_profiles)`` profile indices drawn without
+    replacement (sorted) from the cell seed ``seed``'s paired-bootstrap stream (:mod:`bench.seeds`); with
+    ``frac == 1`` (or one repeat) the one value of the metric on every profile. Paired: ``fn`` scores the same
+    rows of truth and prediction, and every call with one seed draws the same subsets, so a task's metrics,
+    settings and models are compared on the same profiles, repeat by repeat."""
     if not 0.0 < float(frac) <= 1.0:
         raise ValueError(f"bootstrap_frac must lie in (0, 1], got {frac}")
     if int(n_repeats) < 1:
@@ -124,11 +124,19 @@ def paired_bootstrap(fn: Callable[[np.ndarray], float], n_profiles: int, n_repea
     if size < 1:
         raise ValueError(f"bootstrap_frac={frac} leaves no profile of {n_profiles}")
     if size == n_profiles or int(n_repeats) == 1:
-        return float(fn(np.arange(n_profiles))), 0.0
+        return np.array([float(fn(np.arange(n_profiles)))])
     rng = seeds.rng(seed, Stream.PAIRED_BOOTSTRAP)
-    values = np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False)))
-                       for _ in range(int(n_repeats))])
-    return float(values.mean()), float(values.std(ddof=1))
+    return np.array([fn(np.sort(rng.choice(n_profiles, size=size, replace=False))) for _ in range(int(n_repeats))],
+                    dtype=np.float64)
+
+
+def paired_row(setting: str, metric: str, values: np.ndarray, note: str = "") -> dict:
+    """The tidy row of one (setting, metric) from :func:`paired_bootstrap_values`: mean, sample std (``ddof = 1``,
+    as the papers' ``torch.std()``; 0 for a single value) and ``repeats``, every repeat's value (None for a single
+    value: nothing to pair)."""
+    return {"setting": setting, "metric": metric, "value": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "status": "ok", "note": note,
+            "repeats": [float(v) for v in values] if len(values) > 1 else None}
 
 
 def failed_rows(pairs: list[tuple[str, str]], status: str, note: str) -> list[dict]:
@@ -139,17 +147,17 @@ def failed_rows(pairs: list[tuple[str, str]], status: str, note: str) -> list[di
 
 def bootstrap_row(setting: str, metric: str, fn: Callable[[np.ndarray], float], n_items: int, cfg: dict,
                   seed: int, may_be_undefined: bool = False) -> dict:
-    """The tidy row of one (setting, metric): the :func:`paired_bootstrap` mean ± std of ``fn`` over
+    """The tidy row of one (setting, metric) (:func:`paired_row`): the paired-bootstrap mean ± std of ``fn`` over
     ``n_items`` items with ``cfg``'s ``n_bootstrap`` and ``bootstrap_frac``. A metric that can be undefined on
     real data (``may_be_undefined``: MAPE when every true load is ~0, AUROC on a subset of one class) gives a
     ``failed`` row with the reason instead of raising."""
     try:
-        mean, std = paired_bootstrap(fn, n_items, cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+        values = paired_bootstrap_values(fn, n_items, cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
     except ValueError as err:
         if not may_be_undefined:
             raise
         return failed_rows([(setting, metric)], "failed", str(err))[0]
-    return {"setting": setting, "metric": metric, "value": mean, "std": std, "status": "ok", "note": ""}
+    return paired_row(setting, metric, values)
 
 
 def run_ensemble_settings(model: Model, train: ProfileSet, real: ProfileSet, settings: Sequence[str],

@@ -35,7 +35,7 @@ from bench.data.scaling import MinMaxScaler
 from bench.errors import DataError, ModelFitError
 from bench.seeds import Stream
 from bench.tasks import register_task
-from bench.tasks.common import SPLIT_DEFAULTS, failed_rows, paired_bootstrap, split_and_scale
+from bench.tasks.common import SPLIT_DEFAULTS, failed_rows, paired_bootstrap_values, paired_row, split_and_scale
 
 COND_COLUMNS = ("month", "weekday", "days", "category")
 SETTING_METRICS = {
@@ -194,10 +194,9 @@ def _constrained_rows(gen: np.ndarray | None, data: TaskData, cfg: dict, seed: i
     rows = []
     for metric in names:
         fn = METRICS[metric].fn
-        mean, std = paired_bootstrap(lambda r: fn(real_kw[r], gen_kw[r], mask=mask[r]), len(real_kw),
-                                     cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
-        rows.append({"setting": "constrained", "metric": metric, "value": mean, "std": std, "status": "ok",
-                     "note": ""})
+        rows.append(paired_row("constrained", metric, paired_bootstrap_values(
+            lambda r: fn(real_kw[r], gen_kw[r], mask=mask[r]), len(real_kw), cfg["n_bootstrap"],
+            cfg["bootstrap_frac"], seed)))
     return rows
 
 

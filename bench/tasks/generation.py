@@ -122,33 +122,45 @@ def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
     return outcome
 
 
-def _metric_fn(spec, bandwidth: float):
-    """``(real, pred) -> value`` of a registered metric, with the task's fixed bandwidth where it takes one."""
+def _metric_call(spec, bandwidth: float) -> tuple:
+    """``(fn, kwargs)`` of a registered metric, with the task's fixed bandwidth where it takes one."""
     if "bandwidth" in inspect.signature(spec.fn).parameters:
-        return lambda real, pred: spec.fn(real, pred, bandwidth=bandwidth)
-    return spec.fn
+        return spec.fn, {"bandwidth": bandwidth}
+    return spec.fn, {}
+
+
+def summary_row(metric: str, values: np.ndarray, note: str = "") -> dict:
+    """The tidy row of a bootstrapped metric: mean, ``ddof=1`` std and every repeat's value (the tables compare
+    models repeat by repeat: within a cell group, repeat r of every model scores the same real profiles)."""
+    from metrics.bootstrap import summarise
+
+    mean, std = summarise(values)
+    return {"metric": metric, "value": mean, "std": std, "status": "ok", "note": note,
+            "repeats": [float(v) for v in values]}
 
 
 def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
     """Bootstrapped mean ± std of each configured metric (registered set metrics,
-    :data:`metrics.registry.METRICS`); a failed outcome gives failed rows. Only ``status``, ``note`` and
-    ``samples`` are read, so an outcome rebuilt from cached samples scores the same."""
-    from metrics import METRICS, bootstrap
+    :data:`metrics.registry.METRICS`), all on the same subsamples (:func:`metrics.bootstrap.bootstrap_set_metrics`,
+    on the device of the enclosing :func:`metrics.sets.metric_device` block); a failed outcome gives failed rows.
+    Only ``status``, ``note`` and ``samples`` are read, so an outcome rebuilt from cached samples scores the
+    same."""
+    from metrics import METRICS
+    from metrics.bootstrap import bootstrap_set_metrics
 
     specs = [METRICS[name] for name in cfg["metrics"]]
     wrong = [s.name for s in specs if s.needs != "samples"]
     if wrong:
         raise ValueError(f"generation metrics compare sets of profiles; {', '.join(wrong)} score other outputs")
     boot_seed = seeds.int_seed(seed, Stream.GENERATION_BOOTSTRAP)
-    rows = []
-    for spec in specs:
-        if outcome.status != "ok":
-            rows.append({"metric": spec.name, "value": np.nan, "std": np.nan, "status": outcome.status,
-                         "note": outcome.note})
-            continue
-        mean, std = bootstrap(_metric_fn(spec, data.bandwidth), data.real.values, outcome.samples,
-                              n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=boot_seed)
-        rows.append({"metric": spec.name, "value": float(mean), "std": float(std), "status": "ok", "note": ""})
+    if outcome.status != "ok":
+        rows = [{"metric": spec.name, "value": np.nan, "std": np.nan, "status": outcome.status,
+                 "note": outcome.note} for spec in specs]
+    else:
+        values = bootstrap_set_metrics({spec.name: _metric_call(spec, data.bandwidth) for spec in specs},
+                                       data.real.values, outcome.samples, n_repeats=cfg["n_bootstrap"],
+                                       frac=cfg["bootstrap_frac"], seed=boot_seed)
+        rows = [summary_row(name, v) for name, v in values.items()]
     if cfg.get("privacy", True):
         rows += privacy_rows(outcome, data, cfg, boot_seed)
     if cfg.get("tstr", True):
@@ -159,7 +171,7 @@ def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
 def tstr_row(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) -> dict:
     """The ``TSTR`` row: the fixed forecaster trained on generated vs real training profiles, tested on the
     real evaluation profiles; mean ± std of the MAE ratio over subsamples of the test profiles."""
-    from metrics import bootstrap
+    from metrics.bootstrap import bootstrap_values
     from metrics.utility import forecast_errors, tstr_ratio_from_errors
 
     if outcome.status != "ok":
@@ -168,9 +180,9 @@ def tstr_row(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) -> dic
         data._real_forecast_errors = forecast_errors(data.train.values, data.real.values)
     pairs = np.stack([forecast_errors(outcome.samples, data.real.values), data._real_forecast_errors], axis=1)
     # paired: the same test profiles score both forecasters in every subsample
-    mean, std = bootstrap(lambda real, _: tstr_ratio_from_errors(real[:, 0], real[:, 1]), pairs, pairs,
-                          n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=boot_seed)
-    return {"metric": "TSTR", "value": float(mean), "std": float(std), "status": "ok", "note": ""}
+    values = bootstrap_values(lambda real, _: tstr_ratio_from_errors(real[:, 0], real[:, 1]), pairs, pairs,
+                              n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"], seed=boot_seed)
+    return summary_row("TSTR", values)
 
 
 PRIVACY_METRICS = ("DCR_ratio", "Memorised")
@@ -179,7 +191,7 @@ PRIVACY_METRICS = ("DCR_ratio", "Memorised")
 def privacy_rows(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) -> list[dict]:
     """``DCR_ratio`` and ``Memorised`` rows (module docstring); the note of ``Memorised`` says "memorising"
     when the binomial test rejects at ``memorisation_alpha``."""
-    from metrics import bootstrap
+    from metrics.bootstrap import bootstrap_values
     from metrics.privacy import (dcr_ratio_from_distances, distance_to_closest_record, memorisation_p_value,
                                  memorisation_rate_from_distances)
 
@@ -195,10 +207,10 @@ def privacy_rows(outcome: Outcome, data: TaskData, cfg: dict, boot_seed: int) ->
     verdict = "memorising" if p_value < alpha else "not memorising"
     rows = []
     for name, fn in fns.items():
-        mean, std = bootstrap(fn, held_out, generated, n_repeats=cfg["n_bootstrap"], frac=cfg["bootstrap_frac"],
-                              seed=boot_seed)
+        values = bootstrap_values(fn, held_out, generated, n_repeats=cfg["n_bootstrap"],
+                                  frac=cfg["bootstrap_frac"], seed=boot_seed)
         note = f"{verdict} (binomial p = {p_value:.2g} against {quantile:g})" if name == "Memorised" else ""
-        rows.append({"metric": name, "value": float(mean), "std": float(std), "status": "ok", "note": note})
+        rows.append(summary_row(name, values, note))
     return rows
 
 

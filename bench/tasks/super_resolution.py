@@ -30,8 +30,8 @@ from bench.context import RunContext
 from bench.data.profileset import MINUTES_PER_DAY, ProfileSet, steps_per_day
 from bench.data.scaling import MinMaxScaler
 from bench.tasks import register_task
-from bench.tasks.common import (SPLIT_DEFAULTS, ensemble_queries, failed_rows, fitting_set, paired_bootstrap,
-                                run_ensemble_settings)
+from bench.tasks.common import (SPLIT_DEFAULTS, ensemble_queries, failed_rows, fitting_set, paired_bootstrap_values,
+                                paired_row, run_ensemble_settings)
 from bench.tasks.queries import SuperResolutionQuery
 
 METRIC_NAMES = ("CRPS", "PeakCRPS", "RMSE")
@@ -175,9 +175,8 @@ def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
             median = np.median(ens, axis=0)
             for metric in METRIC_NAMES:
                 fn = _metric(METRICS[metric], truth[members], ens, median, valid[members])
-                mean, std = paired_bootstrap(fn, len(members), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
-                rows.append({"setting": setting + suffix, "metric": metric, "value": mean, "std": std,
-                             "status": "ok", "note": f"{len(members)} profiles" if suffix else ""})
+                values = paired_bootstrap_values(fn, len(members), cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+                rows.append(paired_row(setting + suffix, metric, values, f"{len(members)} profiles" if suffix else ""))
     return rows
 
 
