@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import scoringrules
 
 from metrics.errors import MetricInputError, check_no_mask, check_values
 
@@ -88,6 +87,10 @@ def crps_ensemble(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None
     flat_real, flat_pred = scored_entries(real, pred, mask)
     if estimator == "fair" and flat_pred.shape[0] < 2:
         raise MetricInputError("the fair CRPS needs at least 2 ensemble members; use estimator='nrg' for one")
+    # imported here: scoringrules compiles its numba kernels on import (seconds), which a run that scores no
+    # ensemble should not pay
+    import scoringrules
+
     scores = scoringrules.crps_ensemble(flat_real, flat_pred, m_axis=0,
                                         estimator=_SCORINGRULES_ESTIMATOR[estimator], backend="numpy")
     return float(np.mean(scores))

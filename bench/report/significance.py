@@ -12,6 +12,8 @@ Blocks where a model has no value are dropped; models missing from more than hal
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +59,11 @@ def friedman(task: str, task_rows: pd.DataFrame, goals: dict[str, str], alpha: f
     wide = block_matrix(task_rows, goals)
     if wide.shape[0] < MIN_BLOCKS or wide.shape[1] < MIN_MODELS:
         return None
-    ranked = autorank(wide.reset_index(drop=True), alpha=alpha, verbose=False, order="ascending",
-                      force_mode="nonparametric")
+    # autorank prints its test selection (and plot_stats its table) even with verbose=False: keep the run's
+    # output to the run's own lines
+    with contextlib.redirect_stdout(io.StringIO()):
+        ranked = autorank(wide.reset_index(drop=True), alpha=alpha, verbose=False, order="ascending",
+                          force_mode="nonparametric")
     return FriedmanResult(task=task, pvalue=float(ranked.pvalue), cd=float(ranked.cd or np.nan),
                           mean_ranks=ranked.rankdf["meanrank"].astype(float), n_blocks=int(wide.shape[0]),
                           alpha=alpha), ranked
@@ -73,7 +78,8 @@ def plot_cd(ranked, path: str | Path, title: str) -> Path | None:
     from autorank import plot_stats
 
     try:
-        ax = plot_stats(ranked, allow_insignificant=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ax = plot_stats(ranked, allow_insignificant=True)
     except (ValueError, TypeError):
         return None
     ax.set_title(title, fontsize=9)
