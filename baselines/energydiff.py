@@ -86,6 +86,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.diffusion import REPAINT_SAMPLERS, SAMPLERS, cosine_schedule, q_sample, sample_repaint, target
@@ -160,7 +161,12 @@ class EnergyDiffNet(nn.Module):
         h = h0
         for block in self.blocks:
             h = block(h, emb)
-        out = self.out(torch.cat([h0, self.final_norm(h)], dim=-1))
+        # out([h0, LN(h)]) as the sum of the two halves of its weight applied to each part: the same linear map
+        # without materialising the [B, L, 2 d] concatenation (nor splitting its gradient in the backward pass);
+        # out of place, so that autocast may give the two products different dtypes
+        d = h0.shape[-1]
+        weight = self.out.weight
+        out = F.linear(h0, weight[:, :d], self.out.bias) + F.linear(self.final_norm(h), weight[:, d:])
         return unfold(out, self.fold_factor).squeeze(-1)
 
 

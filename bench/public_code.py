@@ -34,6 +34,11 @@ def load_public_module(path: str | Path, package: str, absent_imports: dict[str,
             stand_in = types.ModuleType(name)
             stand_in.__dict__.update(attributes)
             sys.modules[name] = stand_in
+    existing = sys.modules.get(package)
+    if existing is not None and list(getattr(existing, "__path__", [])) != [str(path.parent)]:
+        # the same private name for another checkout: forget the modules loaded from the old one
+        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+            del sys.modules[name]
     if package not in sys.modules:
         pkg = types.ModuleType(package)
         pkg.__path__ = [str(path.parent)]  # relative imports resolve beside the file

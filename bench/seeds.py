@@ -41,6 +41,7 @@ class Stream(IntEnum):
     # -- harness: reports and measurements ----------------------------------------------------------------
     REPORT_FIGURES = 30  # bench.report.plots: which profiles a figure draws, subsamples of scatter plots
     PERF_INPUTS = 31  # bench.perf: the synthetic inputs and network initialisation of speed measurements
+    METRIC_SPEED_INPUTS = 32  # bench.metric_speed: the synthetic profile sets the metrics are timed on
     # -- models ------------------------------------------------------------------------------------------
     MODEL_FIT = 100  # randomness of a classical fit (EM initialisation, PCA solver)
     MODEL_INIT = 101  # torch global seed before building networks (weight initialisation), [.., part]

@@ -9,10 +9,12 @@ import torch
 
 from baselines.energydiff import EnergyDiff, EnergyDiffNet, resolve_fold
 from baselines.naive import IndependentMarginals
-from baselines.nn.transformer import FiLM, TokenConv1d, TransformerBlock, fold, sinusoidal_embedding, unfold
+from baselines.nn.transformer import (FiLM, TokenConv1d, TransformerBlock, fold, modulate, sinusoidal_embedding,
+                                      unfold)
 from bench.api import ParamError
 from bench.context import RunContext
 from bench.registry import get_model
+from bench.train import Trainer
 from bench.tasks.queries import ImputationQuery
 from metrics import mmd_rbf, rbf_bandwidth
 from tests.conftest import daily_set, sine_days
@@ -107,6 +109,46 @@ def test_network_shapes_and_final_skip():
     assert net.out.in_features == 2 * 16  # projection of [blocks' input, blocks' output]
     with pytest.raises(ValueError):
         net(torch.randn(5, 48), torch.zeros(5))
+
+
+def test_final_projection_is_the_linear_map_of_the_concatenation():
+    torch.manual_seed(0)
+    net = EnergyDiffNet(24, 60, 4, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0)
+    with torch.no_grad():  # move the zero-initialised projections off zero so every path contributes
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x, s = torch.randn(5, 24), torch.tensor([0.0, 1.0, 10.5, 500.0, 999.0])
+    emb = net.step_embed(s)
+    h0 = net.time_film(net.conv(net.input_film(fold(x, 4), emb.unsqueeze(1))), net.time_embed(net.minutes))
+    h = h0
+    for block in net.blocks:
+        h = block(h, emb)
+    expected = unfold(net.out(torch.cat([h0, net.final_norm(h)], dim=-1)), 4).squeeze(-1)
+    out = net(x, s)
+    torch.testing.assert_close(out, expected)
+    # and the gradients reach both halves of the projection
+    out.pow(2).sum().backward()
+    assert net.out.weight.grad[:, :16].abs().sum() > 0 and net.out.weight.grad[:, 16:].abs().sum() > 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision (LayerNorm stays float32) runs too
+        low = net(x, s)
+    assert low.shape == out.shape and torch.isfinite(low).all()
+
+
+def test_modulation_and_dropout_free_blocks():
+    x, scale, shift = torch.randn(3, 5, 8), torch.randn(3, 1, 8), torch.randn(3, 1, 8)
+    torch.testing.assert_close(modulate(x, scale, shift), (1 + scale) * x + shift)
+    plain, noisy = TransformerBlock(8, 2, 16, dropout=0.0, cond_dim=6), TransformerBlock(8, 2, 16, 0.5, cond_dim=6)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in plain.modules())
+    assert sum(isinstance(m, torch.nn.Dropout) for m in noisy.modules()) == 2
+    assert plain.state_dict().keys() == noisy.state_dict().keys()  # checkpoints load either way
+    y, cond = torch.randn(4, 5, 8), torch.randn(4, 6)
+    assert not torch.equal(noisy.train()(y, cond), noisy.eval()(y, cond))  # a dropout block still drops
+
+
+def test_training_uses_the_fused_optimizer_on_the_cpu():
+    model = tiny()
+    trainer = Trainer({"net": model.build_network(24, 60)}, None, model.train_config, RunContext(), ema=("net",))
+    assert trainer.optimizers["main"].defaults["fused"] is True
 
 
 # -- the model ------------------------------------------------------------------------------------------------

@@ -105,6 +105,18 @@ class SinusoidalMLP(nn.Module):
         return self.net(sinusoidal_embedding(positions, self.dim, self.max_period))
 
 
+def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``(1 + scale) * x + shift`` with ``scale`` and ``shift`` broadcasting against ``x``, in one fused
+    multiply-add over ``x`` (``addcmul``) instead of a multiply and an add."""
+    return torch.addcmul(shift, x, 1 + scale)
+
+
+def dropout_or_identity(p: float) -> nn.Module:
+    """``nn.Dropout(p)``, or ``nn.Identity()`` for ``p == 0`` (neither holds parameters, so the choice leaves
+    state dicts unchanged; the identity skips a module call per use in every training step)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class FiLM(nn.Module):
     """Feature-wise affine modulation from a condition: ``x <- (1 + scale(c)) * x + shift(c)``.
 
@@ -125,7 +137,7 @@ class FiLM(nn.Module):
         E.g. ``x [B, L, F]`` with ``cond [B, 1, C]`` (one per sequence) or ``[L, C]`` (one per position).
         """
         scale, shift = self.proj(F.silu(cond)).chunk(2, dim=-1)
-        return (1 + scale) * x + shift
+        return modulate(x, scale, shift)
 
 
 class TokenConv1d(nn.Module):
@@ -191,8 +203,9 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = MultiHeadSelfAttention(d_model, n_heads, dropout)
         self.norm2 = nn.LayerNorm(d_model)
-        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
-        self.drop = nn.Dropout(dropout)
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), dropout_or_identity(dropout),
+                                 nn.Linear(d_ff, d_model))
+        self.drop = dropout_or_identity(dropout)
         self.gated = gated
         self.modulation = None
         if cond_dim is not None:
@@ -215,11 +228,11 @@ class TransformerBlock(nn.Module):
             scale1, shift1, scale2, shift2 = parts[:4]
             if self.gated:
                 gate1, gate2 = parts[4:]
-            h1 = (1 + scale1) * h1 + shift1
+            h1 = modulate(h1, scale1, shift1)
         a = self.drop(self.attn(h1, key_mask))
         x = x + (a if gate1 is None else gate1 * a)
         h2 = self.norm2(x)
         if self.modulation is not None:
-            h2 = (1 + scale2) * h2 + shift2
+            h2 = modulate(h2, scale2, shift2)
         f = self.drop(self.ffn(h2))
         return x + (f if gate2 is None else gate2 * f)
