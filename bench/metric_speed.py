@@ -171,17 +171,63 @@ def papers_calls(real: np.ndarray, pred: np.ndarray, energydiff_src: str | None,
     return calls
 
 
+PAPERS_MEMORY_LIMIT = 20 * 2**30
+"""Address-space limit of the process that runs the papers' code: scipy's ``sqrtm`` in their Fréchet distance
+has been seen to grow without bound on these inputs; a limit turns that into a failed measurement, not a dead
+benchmark."""
+
+
 def measure_single(real: np.ndarray, pred: np.ndarray, *, repeats: int, energydiff_src: str | None,
-                   smartmeterfm_src: str | None) -> list[dict]:
-    """Each metric once on the whole sets: meterbench and, where a checkout is given, the papers' code."""
+                   smartmeterfm_src: str | None, threads: int | None = None) -> list[dict]:
+    """Each metric once on the whole sets: meterbench here and, where a checkout is given, the papers' code in a
+    child process (same inputs and threads, memory-limited), metric by metric."""
     rows = []
-    for implementation, calls in (("meterbench", single_metric_calls(real, pred)),
-                                  ("papers' code", papers_calls(real, pred, energydiff_src, smartmeterfm_src))):
-        for name, fn in calls.items():
-            seconds, value = median_seconds(fn, repeats)
-            rows.append({"measure": "single", "metric": name, "implementation": implementation,
-                         "seconds": seconds, "value": float(value)})
+    for name, fn in single_metric_calls(real, pred).items():
+        print(f"  meterbench: {name}", file=sys.stderr, flush=True)
+        seconds, value = median_seconds(fn, repeats)
+        rows.append({"measure": "single", "metric": name, "implementation": "meterbench", "seconds": seconds,
+                     "value": float(value)})
+    if not (energydiff_src or smartmeterfm_src):
+        return rows
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "real.npy", real)
+        np.save(Path(tmp) / "pred.npy", pred)
+        names = list(papers_calls(real[:2], pred[:2], energydiff_src, smartmeterfm_src))
+        for name in names:
+            print(f"  papers' code: {name}", file=sys.stderr, flush=True)
+            args = [sys.executable, "-m", "bench.metric_speed", "--papers-one", name, "--inputs", tmp,
+                    "--repeats", str(repeats)]
+            args += ["--energydiff-src", energydiff_src] if energydiff_src else []
+            args += ["--smartmeterfm-src", smartmeterfm_src] if smartmeterfm_src else []
+            done = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True,
+                                  env={**os.environ, **_thread_env(threads)}, preexec_fn=_limit_memory)
+            row = {"measure": "single", "metric": name, "implementation": "papers' code"}
+            if done.returncode == 0:
+                row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+            else:
+                row.update(seconds=np.nan, value=np.nan, note=f"failed (exit {done.returncode}): "
+                           + (done.stderr.strip().splitlines() or ["no message"])[-1][:200])
+            rows.append(row)
     return rows
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (PAPERS_MEMORY_LIMIT, PAPERS_MEMORY_LIMIT))
+
+
+def _papers_one(name: str, inputs: str, repeats: int, energydiff_src: str | None, smartmeterfm_src: str | None,
+                threads: int | None) -> None:
+    """Child-process side of :func:`measure_single`: time one of the papers' functions, print JSON."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    real, pred = np.load(Path(inputs) / "real.npy"), np.load(Path(inputs) / "pred.npy")
+    fn = papers_calls(real, pred, energydiff_src, smartmeterfm_src)[name]
+    seconds, value = median_seconds(fn, repeats)
+    print(json.dumps({"seconds": seconds, "value": float(value)}))
 
 
 def _markdown(rows: list[dict], header: dict) -> str:
@@ -262,7 +308,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-ref", help="git revision whose bootstrap to time on the same inputs")
     parser.add_argument("--no-single", action="store_true", help="skip the one-metric-at-a-time measurements")
     parser.add_argument("--out", default=str(OUT_DIR))
+    parser.add_argument("--papers-one", help=argparse.SUPPRESS)  # child process of measure_single
+    parser.add_argument("--inputs", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.papers_one:
+        _papers_one(args.papers_one, args.inputs, args.repeats, args.energydiff_src, args.smartmeterfm_src,
+                    args.threads)
+        return
 
     import torch
 
@@ -291,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         rows += measure_baseline(args.baseline_ref, real, pred, args.threads)
     if not args.no_single and args.device == "cpu":
         rows += measure_single(real, pred, repeats=args.repeats, energydiff_src=args.energydiff_src,
-                               smartmeterfm_src=args.smartmeterfm_src)
+                               smartmeterfm_src=args.smartmeterfm_src, threads=args.threads)
     _write(rows, header, Path(args.out))
     print(_markdown(rows, header))
 

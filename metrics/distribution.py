@@ -170,7 +170,7 @@ def mmd_permutation_test(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray
     n_permutations = check_count(n_permutations, "n_permutations", 1)
     n, m = len(pred), len(real)
     pair = SetPair(real, pred)
-    k0 = torch.exp(-pair.distances / bandwidth)
+    k0 = pair.joint_kernel(bandwidth)
     k0.fill_diagonal_(0.0)
     row_sums = k0.sum(1)
     total = row_sums.sum()

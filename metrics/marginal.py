@@ -42,13 +42,13 @@ def _check_n_edges(n_edges: int) -> int:
     return check_count(n_edges, "n_edges", 2, "edges of at least one bin")
 
 
-def _pooled(real: np.ndarray, pred: np.ndarray, round_float32: bool, n_edges: int = KL_N_EDGES
-            ) -> tuple[float, float, float]:
-    """(KL, Wasserstein, KS) of all values pooled (:func:`metrics.sets.marginal_stats` on one sort)."""
+def _pooled(real: np.ndarray, pred: np.ndarray, round_float32: bool, stat: str, n_edges: int = KL_N_EDGES) -> float:
+    """``stat`` (``"KL"``, ``"WD"`` or ``"KS"``) of all values pooled (:meth:`metrics.sets.SetPair.pooled_marginals`
+    on the resample that holds every row)."""
     real, pred = profile_pair(real, pred)
     pair = SetPair(real, pred, round_float32=round_float32)
-    kl, wasserstein, ks = pair.pooled_marginals(*pair.all_rows(), n_edges=n_edges)
-    return float(kl[0]), float(wasserstein[0]), float(ks[0])
+    values = pair.pooled_marginals(*pair.all_rows(), n_edges=n_edges, which=(stat,))
+    return float(values[("KL", "WD", "KS").index(stat)][0])
 
 
 def _per_step(real: np.ndarray, pred: np.ndarray, n_edges: int = KL_N_EDGES) -> tuple[float, float, float]:
@@ -72,7 +72,7 @@ def kl_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = N
     values of both sides. Lower is better.
     """
     check_no_mask(mask, "KL")
-    return _pooled(real, pred, round_float32, _check_n_edges(n_edges))[0]
+    return _pooled(real, pred, round_float32, "KL", _check_n_edges(n_edges))
 
 
 def kl_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None,
@@ -91,7 +91,7 @@ def wasserstein_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray |
     (``scipy.stats.wasserstein_distance`` on the flattened arrays), in the units of the data (the EnergyDiff
     paper's "WD"; ``round_float32``: see the module docstring). Symmetric. Lower is better."""
     check_no_mask(mask, "WD")
-    return _pooled(real, pred, round_float32)[1]
+    return _pooled(real, pred, round_float32, "WD")
 
 
 def wasserstein_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:
@@ -106,7 +106,7 @@ def ks_pooled(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = N
     values (``scipy.stats.ks_2samp``; the EnergyDiff paper's "KS"). ``round_float32`` (see the module docstring)
     matters here: ties made by the rounding change the statistic. Symmetric. Lower is better."""
     check_no_mask(mask, "KS")
-    return _pooled(real, pred, round_float32)[2]
+    return _pooled(real, pred, round_float32, "KS")
 
 
 def ks_per_step(real: np.ndarray, pred: np.ndarray, *, mask: np.ndarray | None = None) -> float:

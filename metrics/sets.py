@@ -84,6 +84,15 @@ def _chunks(n_items: int, per_item: int) -> list[slice]:
 # squared distances and RBF kernels
 
 
+def _gram(a: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``a @ b.T`` (``a @ a.T`` when ``b`` is None). On the CPU numpy's BLAS call is used: for ``a @ a.T`` it
+    computes one triangle (a symmetric rank-k update), half the work of a general product."""
+    if a.device.type == "cpu":
+        x = a.numpy()
+        return torch.from_numpy(x @ (x if b is None else b.numpy()).T)
+    return a @ (a if b is None else b).T
+
+
 def squared_distances(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """Pairwise squared Euclidean distances via the Gram matrix, clipped at 0 against round-off; with ``b`` omitted
     the distances of ``a`` to itself, with an exactly zero diagonal.
@@ -93,8 +102,9 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.T
     do not cancel.
     """
     same = b is None
-    b = a if same else b
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    norms_a = (a * a).sum(1)
+    norms_b = norms_a if same else (b * b).sum(1)
+    d = _gram(a, b).mul_(-2.0).add_(norms_a[:, None]).add_(norms_b[None, :])
     d.clamp_(min=0.0)
     if same:
         d.fill_diagonal_(0.0)
@@ -147,12 +157,12 @@ def _kl_from_counts(p: torch.Tensor, q: torch.Tensor, constant: torch.Tensor) ->
     return torch.where(constant, zero, kl)
 
 
-def _gap_stats(balance: torch.Tensor, gaps: torch.Tensor, run_end: torch.Tensor, scale: float
+def _gap_stats(balance: torch.Tensor, gaps: torch.Tensor, run_end: torch.Tensor | None, scale: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(Wasserstein, KS) from the running balance of sorted joint samples [B, L]: ``balance_i = n_real *
     #pred_{<=i} - n_pred * #real_{<=i}`` (exact integers), so ``F_pred - F_real = balance / scale`` with
     ``scale = n_pred n_real``; ``gaps`` [B, L - 1] are the steps between consecutive values and ``run_end`` [B, L]
-    marks the last entry of each run of equal values (where an empirical CDF is evaluated).
+    marks the last entry of each run of equal values (where an empirical CDF is evaluated; None: every entry).
 
     Wasserstein ``= sum_i |F_pred(v_i) - F_real(v_i)| (v_{i+1} - v_i)`` with right-continuous CDFs
     (``scipy.stats.wasserstein_distance``); KS ``= max |F_pred - F_real|`` over the distinct values
@@ -160,8 +170,9 @@ def _gap_stats(balance: torch.Tensor, gaps: torch.Tensor, run_end: torch.Tensor,
     """
     size = balance.abs()
     wasserstein = (size[:, :-1].to(torch.float64) * gaps).sum(1) / scale
-    ks = torch.where(run_end, size, torch.zeros((), dtype=size.dtype, device=size.device)).amax(1)
-    return wasserstein, ks.to(torch.float64) / scale
+    if run_end is not None:
+        size = torch.where(run_end, size, torch.zeros((), dtype=size.dtype, device=size.device))
+    return wasserstein, size.amax(1).to(torch.float64) / scale
 
 
 def _gaps_and_run_ends(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,6 +220,23 @@ def sort_joint(columns_pred: torch.Tensor, columns_real: torch.Tensor) -> tuple[
     joint = torch.cat([columns_pred, columns_real]).T
     values, order = torch.sort(joint, dim=1)
     return values, order < columns_pred.shape[0]
+
+
+def _sort_with_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every entry of the float32 matrix ``values`` [rows, steps] in ascending order, with the row it came from.
+
+    One sort of 64-bit keys instead of an argsort: the high half of a key is the float's bit pattern mapped to an
+    unsigned integer of the same order (sign bit flipped for non-negative numbers, all bits for negative
+    ones), the low half the row, so numpy's vectorised integer sort orders values and carries rows along.
+    """
+    bits = values.reshape(-1).view(np.uint32)
+    ordered = np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(0x80000000))
+    rows = np.repeat(np.arange(values.shape[0], dtype=np.uint64), values.shape[1])
+    keys = (ordered.astype(np.uint64) << np.uint64(32)) | rows
+    keys.sort()
+    high = (keys >> np.uint64(32)).astype(np.uint32)
+    restored = np.where(high >> np.uint32(31), high & np.uint32(0x7FFFFFFF), ~high).view(np.float32)
+    return restored, (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,7 +311,8 @@ class SetPair:
     device: str | torch.device | None = None
     round_float32: bool = True
     _joint: torch.Tensor | None = field(default=None, init=False, repr=False)
-    _distances: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _distances: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(default=None, init=False,
+                                                                                  repr=False)
     _sorted: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -307,22 +336,38 @@ class SetPair:
         return (torch.as_tensor(pred_index, device=self.device, dtype=torch.int64),
                 torch.as_tensor(real_index, device=self.device, dtype=torch.int64) + self.n)
 
-    @property
-    def distances(self) -> torch.Tensor:
+    def distance_blocks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Squared distances among generated rows, among real rows and between the two (``[n, n]``, ``[m, m]``,
+        ``[n, m]``), computed once: every MMD of every resample sums kernels over sub-blocks of these."""
         if self._distances is None:
-            self._distances = check_finite(squared_distances(self.joint), "the squared distances of the MMD")
+            x, y = self.joint[:self.n], self.joint[self.n:]
+            # finite without a check: inputs are bounded by MAX_ABS_VALUE (1e150), so a squared distance is at
+            # most 4e300 per step, far below the float64 maximum for any profile length in use
+            self._distances = (squared_distances(x), squared_distances(y), squared_distances(x, y))
         return self._distances
+
+    def joint_kernel(self, bandwidth: float) -> torch.Tensor:
+        """The RBF kernel among all ``n + m`` rows (generated first), for the permutation test."""
+        dxx, dyy, dxy = self.distance_blocks()
+        top = torch.cat([dxx, dxy], dim=1)
+        return torch.cat([top, torch.cat([dxy.T, dyy], dim=1)]).div_(-bandwidth).exp_()
+
+    def _is_everything(self, a_rows: torch.Tensor, b_rows: torch.Tensor) -> bool:
+        """Whether the only resample holds every row once, in order (a single score: no gathering needed)."""
+        return (len(a_rows) == 1 and a_rows.shape[1] == self.n and b_rows.shape[1] == self.m
+                and bool((a_rows[0] == torch.arange(self.n, device=a_rows.device)).all())
+                and bool((b_rows[0] == torch.arange(self.n, self.n + self.m, device=b_rows.device)).all()))
 
     def mmd(self, pred_index: np.ndarray, real_index: np.ndarray, bandwidth: float) -> np.ndarray:
         """Unbiased squared MMD with the fixed RBF ``bandwidth`` on each resample."""
         a_rows, b_rows = self._rows(pred_index, real_index)
-        kernel = torch.exp(-self.distances / bandwidth)
-        a, b = _indicators(a_rows, self.n + self.m), _indicators(b_rows, self.n + self.m)
-        ka = kernel @ a
+        dxx, dyy, dxy = self.distance_blocks()
+        a, b = _indicators(a_rows, self.n), _indicators(b_rows - self.n, self.m)
+        kxx, kyy, kxy = ((d / -bandwidth).exp_() for d in (dxx, dyy, dxy))
         # k(x, x) = 1 exactly (zero diagonal distance), so removing the diagonal is subtracting the set size
-        sxx = (a * ka).sum(0) - a_rows.shape[1]
-        syy = (b * (kernel @ b)).sum(0) - b_rows.shape[1]
-        sxy = (b * ka).sum(0)
+        sxx = (a * (kxx @ a)).sum(0) - a_rows.shape[1]
+        syy = (b * (kyy @ b)).sum(0) - b_rows.shape[1]
+        sxy = (a * (kxy @ b)).sum(0)
         out = mmd_from_sums(sxx, syy, sxy, a_rows.shape[1], b_rows.shape[1])
         return check_finite(out, "MMD").cpu().numpy()
 
@@ -332,14 +377,16 @@ class SetPair:
         :func:`metrics.distribution.mmd_rbf_paper`)."""
         a_rows, b_rows = self._rows(pred_index, real_index)
         n, m = a_rows.shape[1], b_rows.shape[1]
+        dxx, dyy, dxy = self.distance_blocks()
+        whole = self._is_everything(a_rows, b_rows)
         out = []
         for a, b in zip(a_rows, b_rows):
             bandwidth = rbf_bandwidth_of(self.joint[b])
             if not bool(bandwidth > 0):
                 raise MetricInputError("all real profiles are identical: the RBF bandwidth would be zero")
-            rows = torch.cat([a, b])
-            block = torch.exp(-self.distances[rows][:, rows] / bandwidth)
-            sxx, syy, sxy = block[:n, :n].sum(), block[n:, n:].sum(), block[:n, n:].sum()
+            b = b - self.n
+            blocks = (dxx, dyy, dxy) if whole else (dxx[a][:, a], dyy[b][:, b], dxy[a][:, b])
+            sxx, syy, sxy = ((d / -bandwidth).exp_().sum() for d in blocks)
             out.append(sxx / (n * max(n - 1, 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m))
         return check_finite(torch.stack(out), "MMD").cpu().numpy()
 
@@ -356,14 +403,17 @@ class SetPair:
         numbering (generated rows first), ``values`` rounded to float32 first where ``round_float32``."""
         if self._sorted is None:
             joint = self._pooled_values()
-            if self.device.type == "cpu":
-                # numpy's vectorised sort is several times faster than torch's on the CPU
-                order = torch.from_numpy(np.argsort(joint.reshape(-1)))
+            if self.device.type == "cpu" and joint.dtype == np.float32:
+                values, row = _sort_with_rows(joint)
+            elif self.device.type == "cpu":
+                order = np.argsort(joint.reshape(-1))
+                values, row = joint.reshape(-1)[order], order // joint.shape[1]
             else:
-                order = torch.argsort(torch.from_numpy(joint).to(self.device).reshape(-1))
-            values = torch.from_numpy(joint).to(self.device).reshape(-1)[order].to(torch.float64)
-            row = torch.div(order, joint.shape[1], rounding_mode="floor").to(torch.int32)
-            self._sorted = (values, row)
+                flat = torch.from_numpy(joint).to(self.device).reshape(-1)
+                values, order = torch.sort(flat)
+                values, row = values, torch.div(order, joint.shape[1], rounding_mode="floor")
+            self._sorted = (torch.as_tensor(values, device=self.device).to(torch.float64),
+                            torch.as_tensor(row, device=self.device).to(torch.int32))
         return self._sorted
 
     def _pooled_values(self) -> np.ndarray:
@@ -377,8 +427,8 @@ class SetPair:
         # as the EnergyDiff code: cast to float32 (ties included), then compute in float64
         return joint.astype(np.float32)
 
-    def pooled_marginals(self, pred_index: np.ndarray, real_index: np.ndarray, n_edges: int = KL_N_EDGES
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pooled_marginals(self, pred_index: np.ndarray, real_index: np.ndarray, n_edges: int = KL_N_EDGES,
+                         which: tuple[str, ...] = ("KL", "WD", "KS")) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pooled KL(pred || real), Wasserstein and KS on each resample, as :func:`marginal_stats` computes them
         on the resample's values.
 
@@ -387,31 +437,43 @@ class SetPair:
         The running sum of those weights is the exact CDF balance of :func:`_gap_stats` at every value, and
         entries of rows left out only add points where both CDFs are flat, which changes neither the maximum
         nor the integral. The KL histogram counts come from each row's own sorted values (one binary search per
-        row and edge).
+        row and edge). Statistics not named in ``which`` come back as NaN (a single score computes only its own).
         """
         a_rows, b_rows = self._rows(pred_index, real_index)
-        values, row = self._pooled_sorted()
         length = self.pred.shape[1]
-        gaps, run_end = _gaps_and_run_ends(values[None, :])
-        by_row = torch.sort(torch.from_numpy(self._pooled_values()).to(self.device, torch.float64), dim=1)[0]
-        row_low, row_high = by_row[:, 0], by_row[:, -1]
+        need_cdf = "WD" in which or "KS" in which
+        if need_cdf:
+            values, row = self._pooled_sorted()
+            gaps, run_end = _gaps_and_run_ends(values[None, :])
+            # with no ties every entry ends a run: the maximum needs no mask
+            run_end = None if bool(run_end.all()) else run_end
+        if "KL" in which:
+            if self.device.type == "cpu":
+                by_row = torch.from_numpy(np.sort(self._pooled_values(), axis=1).astype(np.float64))
+            else:
+                by_row = torch.sort(torch.from_numpy(self._pooled_values()).to(self.device, torch.float64), dim=1)[0]
+            row_low, row_high = by_row[:, 0], by_row[:, -1]
+        nan = np.full(1, np.nan)
         out = ([], [], [])
         for a, b in zip(a_rows, b_rows):
             n_pred, n_real = a.numel() * length, b.numel() * length
-            weight = torch.zeros(self.n + self.m, dtype=torch.int64, device=self.device)
-            weight[a] = n_real
-            weight[b] = -n_pred
-            balance = torch.cumsum(weight.index_select(0, row), dim=0)
-            wasserstein, ks = _gap_stats(balance[None, :], gaps, run_end, float(n_pred * n_real))
-
-            kept = torch.cat([a, b])
-            lo, hi = row_low[kept].amin(), row_high[kept].amax()
-            edges = _numpy_linspace(lo[None], hi[None], n_edges)
-            below = torch.searchsorted(by_row[kept], edges[:, :-1].expand(len(kept), -1).contiguous())
-            below = torch.cat([below, torch.full_like(below[:, :1], length)], dim=1)
-            p = torch.diff(below[:a.numel()].sum(0), dim=0).to(torch.float64)[None]
-            q = torch.diff(below[a.numel():].sum(0), dim=0).to(torch.float64)[None]
-            kl = _kl_from_counts(p, q, (lo == hi)[None])
+            wasserstein = ks = kl = nan
+            if need_cdf:
+                weight = torch.zeros(self.n + self.m, dtype=torch.int64, device=self.device)
+                weight[a] = n_real
+                weight[b] = -n_pred
+                balance = torch.cumsum(weight.index_select(0, row), dim=0)
+                wasserstein, ks = (t.cpu().numpy() for t in _gap_stats(balance[None, :], gaps, run_end,
+                                                                       float(n_pred * n_real)))
+            if "KL" in which:
+                kept = torch.cat([a, b])
+                lo, hi = row_low[kept].amin(), row_high[kept].amax()
+                edges = _numpy_linspace(lo[None], hi[None], n_edges)
+                below = torch.searchsorted(by_row[kept], edges[:, :-1].expand(len(kept), -1).contiguous())
+                below = torch.cat([below, torch.full_like(below[:, :1], length)], dim=1)
+                p = torch.diff(below[:a.numel()].sum(0), dim=0).to(torch.float64)[None]
+                q = torch.diff(below[a.numel():].sum(0), dim=0).to(torch.float64)[None]
+                kl = _kl_from_counts(p, q, (lo == hi)[None]).cpu().numpy()
             for acc, stat in zip(out, (kl, wasserstein, ks)):
-                acc.append(stat.cpu().numpy())
+                acc.append(stat)
         return tuple(np.concatenate(acc) for acc in out)
