@@ -169,7 +169,10 @@ def _gap_stats(balance: torch.Tensor, gaps: torch.Tensor, run_end: torch.Tensor 
     (``scipy.stats.ks_2samp``).
     """
     size = balance.abs()
-    wasserstein = (size[:, :-1].to(torch.float64) * gaps).sum(1) / scale
+    if len(size) == 1:  # one comparison: a dot product, no temporary of the full length
+        wasserstein = torch.dot(size[0, :-1].to(torch.float64), gaps[0])[None] / scale
+    else:
+        wasserstein = (size[:, :-1].to(torch.float64) * gaps).sum(1) / scale
     if run_end is not None:
         size = torch.where(run_end, size, torch.zeros((), dtype=size.dtype, device=size.device))
     return wasserstein, size.amax(1).to(torch.float64) / scale
@@ -459,7 +462,10 @@ class SetPair:
             n_pred, n_real = a.numel() * length, b.numel() * length
             wasserstein = ks = kl = nan
             if need_cdf:
-                weight = torch.zeros(self.n + self.m, dtype=torch.int64, device=self.device)
+                # float64 holds these integer sums exactly while |balance| <= n_pred n_real < 2^53 (sets of
+                # billions of values need int64)
+                exact = torch.float64 if n_pred * n_real < 2**53 else torch.int64
+                weight = torch.zeros(self.n + self.m, dtype=exact, device=self.device)
                 weight[a] = n_real
                 weight[b] = -n_pred
                 balance = torch.cumsum(weight.index_select(0, row), dim=0)
