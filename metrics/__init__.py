@@ -44,7 +44,7 @@ from metrics.probabilistic import (
     interval_coverage,
 )
 from metrics.registry import GENERATION_METRICS, METRICS, Metric, goal, register_metric
-from metrics.utility import tstr_ratio
+from metrics.utility import tstr_class_ratio, tstr_ratio
 
 __all__ = [
     "GENERATION_METRICS",
@@ -88,6 +88,7 @@ __all__ = [
     "recall",
     "register_metric",
     "rmse",
+    "tstr_class_ratio",
     "tstr_ratio",
     "wasserstein_per_step",
     "wasserstein_pooled",

@@ -76,6 +76,10 @@ for _metric in (
            "train on synthetic, test on real: MAE of a fixed ridge forecaster (evening from the rest of the day) "
            "trained on generated profiles over the same trained on real ones (about 1 = as useful)",
            (0.0, float("inf"))),
+    Metric("TSTR_class", utility.tstr_class_ratio, "lower",
+           "train on synthetic, test on real: error rate of a fixed logistic-regression classifier of the condition "
+           "(month) trained on generated profiles over the same trained on real ones (about 1 = as useful)",
+           (0.0, float("inf"))),
     # ensembles
     Metric("CRPS", probabilistic.crps_ensemble, "lower", "mean ensemble CRPS (fair estimator) over scored entries",
            needs="ensemble"),

@@ -106,6 +106,7 @@ REGISTRY = {
     "DCR_ratio": (privacy.dcr_ratio, "ignore", (0.0, math.inf), "samples"),
     "Memorised": (privacy.memorisation_rate, "ignore", (0.0, 1.0), "samples"),
     "TSTR": (utility.tstr_ratio, "lower", (0.0, math.inf), "samples"),
+    "TSTR_class": (utility.tstr_class_ratio, "lower", (0.0, math.inf), "samples"),
     "CRPS": (metrics.crps_ensemble, "lower", (0.0, math.inf), "ensemble"),
     "Cov90": (metrics.interval_coverage, "ignore", (0.0, 1.0), "ensemble"),
     "CovErr90": (metrics.coverage_error, "lower", (0.0, 0.9), "ensemble"),
@@ -127,6 +128,8 @@ REGISTRY = {
 
 _LABELS_TRUE = np.array([1, 1, 1, 1, 0, 0, 0, 0])
 _LABELS_PRED = np.array([1, 1, 0, 0, 1, 0, 0, 0])  # TP 2, FP 1, FN 2, TN 3
+_CLASS_TRAIN = np.array([[0.0, 0.1], [0.2, 0.0], [1.0, 1.1], [1.2, 0.9]])
+_CLASS_TEST = np.array([[0.1, 0.0], [0.0, 0.2], [1.1, 1.0], [0.9, 1.2]])  # two of four labelled against the side
 _DECILES = np.arange(10, dtype=float).reshape(10, 1, 1) * np.ones((1, 1, 4))
 _PROFILES_REAL = np.array([[1.0, 3.0, 2.0], [0.0, 0.5, 4.0]])
 _PROFILES_PRED = np.array([[2.5, 1.0, 0.0], [4.0, 0.0, 0.0]])
@@ -162,6 +165,10 @@ HAND_CASES = {
     # the generated profiles are the training ones: the same forecaster, ratio 1
     "TSTR": (lambda f: f(np.array([[1.0, 2.0], [2.0, 4.0]]), np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]),
                          train=np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]), horizon_frac=0.5), 1.0),
+    # generated = training profiles with the same labels: the same classifier, ratio 1 (errors on the test exist)
+    "TSTR_class": (lambda f: f(_CLASS_TEST, _CLASS_TRAIN, real_labels=np.array([0, 1, 0, 1]),
+                               pred_labels=np.array([0, 0, 1, 1]), train=_CLASS_TRAIN,
+                               train_labels=np.array([0, 0, 1, 1])), 1.0),
     # members {1, 3} at 0: mean |x - y| = 2, fair spread term 4 / (2 * 2 * 1) = 1
     "CRPS": (lambda f: f(np.zeros((1, 1)), np.array([[[1.0]], [[3.0]]])), 1.0),
     # linear 90 % interval of 0..9 is [0.45, 8.55]: two of four inside

@@ -108,3 +108,33 @@ def test_generation_task_tstr_of_the_copying_reference_is_about_one():
     assert tstr["ResampleTrain"]["value"] == pytest.approx(1.0, abs=0.05)
     # independent steps carry no link between the day and its evening: a worse forecaster
     assert tstr["IndependentMarginals"]["value"] > 1.2
+
+
+def test_tstr_classifier_ratio_is_one_for_real_profiles_and_high_for_wrong_labels():
+    """Two classes of daily curves (morning vs evening peak): generated profiles that carry their class score about
+    1; the same profiles under shuffled labels teach the classifier nothing and score far above 1."""
+    from metrics.utility import classification_errors, tstr_class_ratio
+
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 24)
+
+    def days(n, label):
+        centre = 0.45 if label == 0 else 0.55
+        return np.exp(-((t - centre) / 0.1) ** 2) + 0.8 * rng.standard_normal((n, 24))
+
+    def labelled(n):
+        x = np.concatenate([days(n, 0), days(n, 1)])
+        return x, np.repeat([0, 1], n)
+
+    train, train_y = labelled(60)
+    test, test_y = labelled(60)
+    good, good_y = labelled(60)
+    base = classification_errors(train, train_y, test, test_y).mean()
+    assert 0.1 < base < 0.35  # the classes can be told apart, not perfectly
+    ratio_good = tstr_class_ratio(test, good, real_labels=test_y, pred_labels=good_y, train=train, train_labels=train_y)
+    shuffled = rng.permutation(good_y)
+    ratio_bad = tstr_class_ratio(test, good, real_labels=test_y, pred_labels=shuffled, train=train,
+                                 train_labels=train_y)
+    assert 0.7 < ratio_good < 1.4 and ratio_bad > 1.5 * ratio_good
+    with pytest.raises(MetricInputError, match="one label only"):
+        classification_errors(train, np.zeros(len(train)), test, test_y)

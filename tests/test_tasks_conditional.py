@@ -66,7 +66,8 @@ def test_groups_and_expected_rows(data):
     assert labels == ["month=1", "month=2"]
     assert all(len(rows) >= 10 for _, rows in data.groups)
     assert conditional.expected_rows(CFG) == [("conditional", "MMD"), ("conditional", "MMD_p"),
-                                              ("conditional", "MMD_pass"), ("constrained", "PeakRMSE"),
+                                              ("conditional", "MMD_pass"), ("conditional", "TSTR_class"),
+                                              ("constrained", "PeakRMSE"),
                                               ("constrained", "MeanRMSE")]
     cond = data.conditions(constrained=True)
     assert list(cond.columns) == ["month", "weekday", "days", "category", "target_peak", "target_mean"]
@@ -122,9 +123,16 @@ def test_failed_fit(data):
         pass
 
     rows = conditional.score(conditional.run(Broken(), data, RunContext()), data, CFG, 0)
-    assert [r["status"] for r in rows] == ["failed"] * 3 + ["n/a"] * 2
+    assert [r["status"] for r in rows] == ["failed"] * 4 + ["n/a"] * 2
     rows = conditional.score(conditional.run(BrokenConstrained(), data, RunContext()), data, CFG, 0)
-    assert [r["status"] for r in rows] == ["failed"] * 5 and rows[0]["note"] == "no luck"
+    assert [r["status"] for r in rows] == ["failed"] * 6 and rows[0]["note"] == "no luck"
+
+
+def test_tstr_class_row_is_a_paired_ratio_of_error_rates(data):
+    rows = rows_by_key(conditional.score(conditional.run(SameGroupReal(data.real), data, RunContext()), data, CFG, 0))
+    row = rows[("conditional", "TSTR_class")]
+    assert row["status"] == "ok" and len(row["repeats"]) == CFG["n_bootstrap"]
+    assert row["value"] == pytest.approx(np.mean(row["repeats"])) and row["value"] >= 0
 
 
 def test_no_large_enough_group():

@@ -8,7 +8,10 @@ with ``cond`` the evaluation profiles' ``month, weekday, days, category``. Two s
   unbiased MMD and its seeded permutation test (one permutation stream per group, from the seed's
   condition-group stream), as the SmartMeterFM paper does. Rows: ``MMD`` (mean over groups, lower is better),
   ``MMD_p`` (mean p-value, higher = harder to tell apart) and ``MMD_pass`` (fraction of groups with
-  ``p > alpha``, :func:`metrics.mmd_pass`, higher is better); ``std`` is the spread over groups.
+  ``p > alpha``, :func:`metrics.mmd_pass`, higher is better); ``std`` is the spread over groups. And
+  ``TSTR_class`` (train on synthetic, test on real, :func:`metrics.utility.tstr_class_ratio`): a fixed classifier
+  of the month trained on the generated profiles against the same trained on the real training profiles, tested
+  on the real evaluation profiles, ratio of error rates (lower is better, about 1 = as useful as real data).
 * ``"constrained"`` (models with the ``constrained`` capability only; ``n/a`` rows otherwise): a second draw
   with ``target_peak`` / ``target_mean`` set to each real profile's peak and mean over its valid steps.
   Rows: ``PeakRMSE`` and ``MeanRMSE`` (:func:`metrics.peak_rmse`, :func:`metrics.mean_rmse`), RMSE in kW of the
@@ -39,7 +42,7 @@ from bench.tasks.common import SPLIT_DEFAULTS, failed_rows, paired_bootstrap_val
 
 COND_COLUMNS = ("month", "weekday", "days", "category")
 SETTING_METRICS = {
-    "conditional": ("MMD", "MMD_p", "MMD_pass"),
+    "conditional": ("MMD", "MMD_p", "MMD_pass", "TSTR_class"),
     "constrained": ("PeakRMSE", "MeanRMSE"),
 }
 DEFAULTS = {
@@ -156,7 +159,7 @@ def run(model: Model, data: TaskData, ctx: RunContext) -> Outcome:
 def _conditional_rows(gen: np.ndarray, data: TaskData, cfg: dict, seed: int) -> list[dict]:
     from metrics import mmd_permutation_test
 
-    names = SETTING_METRICS["conditional"]
+    names = SETTING_METRICS["conditional"][:3]
     if not data.groups:
         return failed_rows([("conditional", m) for m in names], "failed",
                            f"no {'/'.join(cfg['group_by'])} group with >= {cfg['min_group']} evaluation profiles")
@@ -177,6 +180,25 @@ def _conditional_rows(gen: np.ndarray, data: TaskData, cfg: dict, seed: int) -> 
     note = f"{len(stats)} groups by {'/'.join(cfg['group_by'])}"
     return [{"setting": "conditional", "metric": m, "value": float(v.mean()), "std": float(v.std()),
              "status": "ok", "note": note} for m, v in zip(names, (stats, p_values, passed))]
+
+
+def _tstr_class_row(gen: np.ndarray, data: TaskData, cfg: dict, seed: int) -> dict:
+    """``TSTR_class``: the fixed month classifier trained on the generated profiles (labelled with the months they
+    were generated under) against the same trained on the real training profiles, both tested on the real
+    evaluation profiles; the ratio of error rates, paired-bootstrap mean ± std over the evaluation profiles."""
+    from metrics.errors import MetricInputError
+    from metrics.utility import classification_errors, tstr_ratio_from_errors
+
+    label = "month"
+    test, test_labels = data.real.values.astype(np.float64), data.real.meta[label].to_numpy()
+    try:
+        synthetic = classification_errors(gen, test_labels, test, test_labels)
+        real = classification_errors(data.train.values, data.train.meta[label].to_numpy(), test, test_labels)
+    except MetricInputError as err:
+        return failed_rows([("conditional", "TSTR_class")], "failed", str(err))[0]
+    values = paired_bootstrap_values(lambda r: tstr_ratio_from_errors(synthetic[r], real[r]), len(test),
+                                     cfg["n_bootstrap"], cfg["bootstrap_frac"], seed)
+    return paired_row("conditional", "TSTR_class", values, "classifier of the month")
 
 
 def _constrained_rows(gen: np.ndarray | None, data: TaskData, cfg: dict, seed: int) -> list[dict]:
@@ -212,7 +234,7 @@ def score(outcome: Outcome, data: TaskData, cfg: dict, seed: int) -> list[dict]:
                                       outcome.status, outcome.note)
         return rows + _constrained_rows(None, data, cfg, seed)
     samples = outcome.samples
-    return (_conditional_rows(samples[0], data, cfg, seed)
+    return (_conditional_rows(samples[0], data, cfg, seed) + [_tstr_class_row(samples[0], data, cfg, seed)]
             + _constrained_rows(samples[1] if len(samples) > 1 else None, data, cfg, seed))
 
 
