@@ -63,6 +63,9 @@ CASES = {
     "dcr_ratio": (metrics.dcr_ratio, (REAL, GEN), {"train": GEN[:5]}, (0, 1)),
     "memorisation_rate": (metrics.memorisation_rate, (REAL, GEN), {"train": GEN[:5]}, (0, 1)),
     "tstr_ratio": (metrics.tstr_ratio, (REAL, GEN), {"train": GEN[:5]}, (0, 1)),
+    "tstr_class_ratio": (metrics.tstr_class_ratio, (REAL, GEN),
+                         {"real_labels": np.arange(len(REAL)) % 2, "pred_labels": np.arange(len(GEN)) % 2,
+                          "train": GEN, "train_labels": np.arange(len(GEN)) % 2}, (0, 1)),
 }
 
 

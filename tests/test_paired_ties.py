@@ -227,8 +227,10 @@ def test_results_csv_round_trips_the_repeats(tmp_path):
 
 
 def test_results_csv_without_the_column_still_reads(tmp_path):
-    # a results.csv written before the column existed, e.g. the committed quick run
-    old = read_results_csv("results/quick/results.csv")
+    # a results.csv written before the column existed: a committed run's file without it
+    committed = pd.read_csv("results/quick/results.csv", keep_default_na=False).drop(columns="repeats")
+    committed.to_csv(tmp_path / "committed.csv", index=False)
+    old = read_results_csv(tmp_path / "committed.csv")
     assert old["repeats"].map(lambda v: v is None).all() and len(old) > 0
     rows = _rows({"A": [1.0 + SHARED], "B": [1.05 + SHARED]}).drop(columns="repeats")
     rows.to_csv(tmp_path / "old.csv", index=False)
