@@ -16,6 +16,7 @@ import pytest
 
 from bench.report import tables
 from bench.report.render import collect_rows, read_results_csv, write_results_csv
+from tests.test_tie_rule import _flags, _markdown_column
 
 # one seed's shared resample noise: the repeats of every model move with it (same resample, same direction)
 SHARED = np.array([0.0, 0.4, -0.4, 0.2, -0.2])  # mean 0, var (ddof 1) 0.4 / 4 = 0.1, std 0.3162
@@ -33,15 +34,6 @@ def _rows(cells: dict[str, list], metric: str = "M", with_repeats: bool = True) 
                             "value": float(repeats.mean()), "std": float(repeats.std(ddof=1)),
                             "repeats": tuple(repeats) if with_repeats else None})
     return pd.DataFrame.from_records(records)
-
-
-def _flags(table: tables.TableData) -> tuple[list[bool], list[bool], list[float]]:
-    return table.best["M"].tolist(), table.tied["M"].tolist(), table.ranks["M"].tolist()
-
-
-def _markdown_column(table: tables.TableData) -> list[str]:
-    lines = [line for line in tables.to_markdown(table, "t").splitlines() if line.startswith("|")][2:]
-    return [line.strip("|").split("|")[3].strip() for line in lines]
 
 
 # ------------------------------------------------------------------------------------------- hand computed
