@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import seeds
 from bench.seeds import Stream
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +36,11 @@ SET_METRICS = ("MMD", "GFD", "KL", "WD", "KS")
 
 
 def profiles(n: int, length: int, seed: int) -> np.ndarray:
-    """Smooth daily curves with random amplitude and phase plus noise, in [-1, 1], float32: the shape and scale
-    of scaled load profiles (every value distinct, the hardest case for the sort-based marginals)."""
-    rng = seeds.rng(seed, Stream.METRIC_SPEED_INPUTS)
-    t = np.linspace(0, 2 * np.pi, length, endpoint=False)
-    x = rng.uniform(0.2, 0.8, (n, 1)) * np.sin(t + rng.uniform(0, 2 * np.pi, (n, 1)))
-    return np.clip(x + 0.05 * rng.standard_normal((n, length)), -1, 1).astype(np.float32)
+    """The timed sets: :func:`bench.perf.toy_profiles` (smooth daily curves plus noise in [-1, 1], float32, the
+    shape and scale of scaled load profiles) from this script's own stream."""
+    from bench.perf import toy_profiles
+
+    return toy_profiles(n, length, seed, stream=Stream.METRIC_SPEED_INPUTS)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, device: str = "cpu") -> tuple[float, object]:

@@ -51,9 +51,10 @@ TRAIN_STEP_DATA = 1024  # toy profiles the minibatches are drawn from
 PUBLIC_EMA_EVERY = 10  # the public trainer's default EMA period (ema_update_every)
 
 
-def toy_profiles(n: int, length: int, seed: int = 0) -> np.ndarray:
-    """Smooth daily curves with random amplitude and phase, in [-1, 1]: a stand-in of the right shape."""
-    rng = seeds.rng(seed, Stream.PERF_INPUTS)
+def toy_profiles(n: int, length: int, seed: int = 0, stream: Stream = Stream.PERF_INPUTS) -> np.ndarray:
+    """Smooth daily curves with random amplitude and phase, in [-1, 1]: a stand-in of the right shape, drawn
+    from ``stream`` of ``seed`` (each measurement script has its own)."""
+    rng = seeds.rng(seed, stream)
     t = np.linspace(0, 2 * np.pi, length, endpoint=False)
     amp = rng.uniform(0.2, 0.8, (n, 1))
     phase = rng.uniform(0, 2 * np.pi, (n, 1))

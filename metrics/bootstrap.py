@@ -101,7 +101,7 @@ def bootstrap(fn: Callable[..., float], real: np.ndarray, pred: np.ndarray, *, n
     return summarise(bootstrap_values(fn, real, pred, n_repeats=n_repeats, frac=frac, seed=seed))
 
 
-def _batched(pair: SetPair, name: str, fn: Callable, kwargs: dict, pred_index: np.ndarray,
+def _batched(pair: SetPair, fn: Callable, kwargs: dict, pred_index: np.ndarray,
              real_index: np.ndarray, memo: dict) -> np.ndarray | None:
     """Every repeat's value of a metric with a batched kernel in :mod:`metrics.sets`; None for other metrics."""
     if fn is distribution.mmd_rbf and set(kwargs) == {"bandwidth"}:
@@ -142,7 +142,7 @@ def bootstrap_set_metrics(metrics: Mapping[str, tuple[Callable[..., float], dict
     memo: dict = {}
     out = {}
     for name, (fn, kwargs) in metrics.items():
-        values = None if pair is None else _batched(pair, name, fn, dict(kwargs), pred_index, real_index, memo)
+        values = None if pair is None else _batched(pair, fn, dict(kwargs), pred_index, real_index, memo)
         if values is None:
             values = np.array([float(fn(real[r], pred[p], **kwargs)) for p, r in zip(pred_index, real_index)])
         out[name] = np.asarray(values, dtype=np.float64)

@@ -7,9 +7,9 @@ recomputes what the subsets share; here it is computed once:
 * MMD: the squared distances between all ``n + m`` profiles form one matrix; each repeat's kernel sums are
   products of its kernel with 0/1 membership vectors (fixed bandwidth) or sums over gathered blocks (the
   EnergyDiff variant, whose bandwidth follows each real subset).
-* Pooled marginals: all values of both sets are sorted once; a repeat keeps the entries of its rows, which are
-  then already in order, and KL, Wasserstein and KS come from one pass of cumulative counts over them
-  (no sort per repeat).
+* Pooled marginals: all values of both sets are sorted once; a repeat weighs each entry by its row's role, and
+  the running sum of those weights is its exact CDF balance (Wasserstein, KS); the KL counts come from each
+  row's own sorted values (no sort per repeat).
 * Fréchet: per repeat, one Cholesky factor and the eigenvalues (no eigenvectors) of a symmetric matrix, batched
   over repeats.
 
@@ -317,6 +317,7 @@ class SetPair:
     _distances: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(default=None, init=False,
                                                                                   repr=False)
     _sorted: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
+    _pooled: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device)
@@ -397,9 +398,8 @@ class SetPair:
         """Gaussian Fréchet distance on each resample (:func:`frechet_batch`)."""
         a_rows, b_rows = self._rows(pred_index, real_index)
         per_item = (a_rows.shape[1] + b_rows.shape[1] + 4 * self.joint.shape[1]) * self.joint.shape[1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.concatenate([frechet_batch(self.joint[a_rows[s]], self.joint[b_rows[s]]).cpu().numpy()
-                                   for s in _chunks(len(a_rows), per_item)])
+        return np.concatenate([frechet_batch(self.joint[a_rows[s]], self.joint[b_rows[s]]).cpu().numpy()
+                               for s in _chunks(len(a_rows), per_item)])
 
     def _pooled_sorted(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every value of both sets, sorted once: ``(values, row)`` with the row of each value in the joint
@@ -412,23 +412,26 @@ class SetPair:
                 order = np.argsort(joint.reshape(-1))
                 values, row = joint.reshape(-1)[order], order // joint.shape[1]
             else:
-                flat = torch.from_numpy(joint).to(self.device).reshape(-1)
-                values, order = torch.sort(flat)
-                values, row = values, torch.div(order, joint.shape[1], rounding_mode="floor")
+                values, order = torch.sort(torch.from_numpy(joint).to(self.device).reshape(-1))
+                row = torch.div(order, joint.shape[1], rounding_mode="floor")
             self._sorted = (torch.as_tensor(values, device=self.device).to(torch.float64),
                             torch.as_tensor(row, device=self.device).to(torch.int32))
         return self._sorted
 
     def _pooled_values(self) -> np.ndarray:
-        joint = np.concatenate([self.pred, self.real])
-        if not self.round_float32:
-            return joint
-        biggest = float(np.abs(joint).max())
-        if biggest > float(np.finfo(np.float32).max):
-            raise MetricInputError(f"values up to {biggest:.3g} exceed the float32 range: they cannot be rounded to "
-                                   "float32 as the EnergyDiff code does (pass round_float32=False)")
-        # as the EnergyDiff code: cast to float32 (ties included), then compute in float64
-        return joint.astype(np.float32)
+        """Both sets' profiles (generated first) as the pooled marginals see them, computed once: rounded to
+        float32 where ``round_float32``, as the EnergyDiff code does."""
+        if self._pooled is None:
+            joint = np.concatenate([self.pred, self.real])
+            if self.round_float32:
+                biggest = float(np.abs(joint).max())
+                if biggest > float(np.finfo(np.float32).max):
+                    raise MetricInputError(f"values up to {biggest:.3g} exceed the float32 range: they cannot be "
+                                           "rounded to float32 as the EnergyDiff code does (pass round_float32=False)")
+                # as the EnergyDiff code: cast to float32 (ties included), then compute in float64
+                joint = joint.astype(np.float32)
+            self._pooled = joint
+        return self._pooled
 
     def pooled_marginals(self, pred_index: np.ndarray, real_index: np.ndarray, n_edges: int = KL_N_EDGES,
                          which: tuple[str, ...] = ("KL", "WD", "KS")) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -344,8 +344,6 @@ def tied_cells(a: float, std_a: float, repeats_a: PerSeedRepeats | None, b: floa
     (:func:`tied_paired`) where both carry per-repeat values that pair up, else unpaired on the shown values
     and stds (:func:`tied_within_noise`)."""
     if repeats_a is not None and repeats_b is not None:
-        if tie_key(float(a)) == tie_key(float(b)):
-            return True
         verdict = tied_paired(repeats_a, repeats_b)
         if verdict is not None:
             return verdict
